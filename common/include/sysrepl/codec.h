@@ -4,7 +4,7 @@
  * Wire form of a record value: C3 01, the 8-byte little-endian CRC-64-AVRO
  * fingerprint of the writer schema's parsing canonical form, then the Avro
  * binary body. The registry knows writer schemas by fingerprint: ours are
- * compiled in (from schemas/*.avsc); others are added at run time (loaded
+ * compiled in (from the .avsc files in schemas/); others are added at run time (loaded
  * from the <prefix>.schemas topic). Decoding resolves by field name against
  * our schema of the same kind: defaults filled, unknown fields ignored.
  * avro-c's own resolver is never used (it aborts on schemas that do not
@@ -46,6 +46,11 @@ void srl_registry_free(srl_registry_t *reg); /* NULL accepted */
 bool srl_registry_add(srl_registry_t *reg, const char *schema_json,
                       uint64_t *fingerprint_out, char *errstr, size_t errstr_size);
 bool srl_registry_has(const srl_registry_t *reg, uint64_t fingerprint);
+/* A schema of one of our record types that cannot be read as ours (say, a
+ * field without default was added) is still added, so that its records
+ * fail to decode with the reason rather than as "unknown". This returns
+ * that reason, or NULL when the schema is readable (or unknown). */
+const char *srl_registry_unreadable_reason(const srl_registry_t *reg, uint64_t fingerprint);
 /* The JSON text of a known schema (owned by the registry), or NULL. */
 const char *srl_registry_schema_json(const srl_registry_t *reg, uint64_t fingerprint);
 /* Our current writer schema of a kind: its fingerprint, JSON and

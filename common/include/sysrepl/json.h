@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -24,5 +25,28 @@ json_t *srl_json_from_entity(const srl_entity_t *e, char *errstr, size_t errstr_
  * left cleared and errstr names the field. */
 bool srl_json_to_entity(const json_t *obj, srl_kind_t kind, srl_entity_t *e,
                         char *errstr, size_t errstr_size);
+
+/* Checks of form every entity must pass before it is stored or replicated
+ * (srl_json_to_entity runs them): required names non-empty; color
+ * "#rrggbb"; cvss_min/cvss_max within 0..10 and min <= max; PVRS
+ * categories 1..5; default_expiry_days 1..36500; a well-formed
+ * vulnerability id; scope.name present iff scope.kind is not global;
+ * outcome map names unique. errstr names the field. */
+bool srl_entity_validate(const srl_entity_t *e, char *errstr, size_t errstr_size);
+
+/* A vulnerability id is PREFIX-REST: PREFIX is an upper-case letter then
+ * upper-case letters or digits, REST is letters, digits and '-' (so never
+ * '|', which separates key parts), at most SRL_VULNERABILITY_ID_MAX bytes.
+ * Known prefixes are held to their own form: CVE-yyyy-nnnn (4+ digits),
+ * PGV-n (digits), GHSA-xxxx-xxxx-xxxx (lower-case letters and digits). */
+#define SRL_VULNERABILITY_ID_MAX 128
+bool srl_vulnerability_id_valid(const char *id);
+
+/* ms since the epoch <-> "2026-11-26T12:00:00.000Z". Formatting fails for
+ * times outside years 0000..9999 (JSON output then carries integer ms).
+ * Parsing accepts RFC 3339 with 'Z' or a +hh:mm/-hh:mm offset and any
+ * number of fraction digits (truncated to ms); it rejects anything else. */
+bool srl_json_format_time(int64_t ms, char *buf, size_t buf_size);
+bool srl_json_parse_time(const char *s, int64_t *ms_out);
 
 #endif

@@ -3,7 +3,7 @@
  *
  * These structs are the one in-memory form of an entity: the Avro codec
  * (codec.h), the JSON form (json.h), the store (store.h) and the CLI all
- * read and write them. Field names follow schemas/*.avsc one for one.
+ * read and write them. Field names follow the schemas/ .avsc files one for one.
  *
  * Ownership: every pointer inside a struct is owned by that struct and is
  * released by its srl_<kind>_clear(). A NULL string means "absent" for an
@@ -197,7 +197,9 @@ typedef struct srl_entity {
 } srl_entity_t;
 
 /* Release everything a struct owns and zero it; NULL is accepted. The
- * struct itself is not freed (it usually lives on the stack). */
+ * struct itself is not freed (it usually lives on the stack). A cleared
+ * assessment type has emitted_severity SRL_SEVERITY_UNSET; a cleared
+ * entity keeps its kind. */
 void srl_assessment_type_clear(srl_assessment_type_t *t);
 void srl_assessment_clear(srl_assessment_t *a);
 void srl_policy_clear(srl_policy_t *p);
@@ -216,5 +218,10 @@ const char *srl_outcome_name(srl_outcome_t v);
 bool srl_outcome_parse(const char *s, srl_outcome_t *out);
 const char *srl_risk_level_name(srl_risk_level_t v);
 bool srl_risk_level_parse(const char *s, srl_risk_level_t *out);
+const char *srl_auto_rule_kind_name(srl_auto_rule_kind_t v);
+bool srl_auto_rule_kind_parse(const char *s, srl_auto_rule_kind_t *out);
+/* One SRL_RULE_GROUP_* bit <-> "license", "deprecation", "unlisted". */
+const char *srl_rule_group_name(unsigned bit);
+bool srl_rule_group_parse(const char *s, unsigned *bit_out);
 
 #endif

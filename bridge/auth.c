@@ -1,0 +1,262 @@
+/*
+ * auth.c - API keys: who may call the bridge, and for what.
+ *
+ * bridge.keys_file holds one key per line, stored hashed:
+ *     # name  sha256-hex-of-the-key  perms       [kinds]
+ *     spoke-eu  9f86d0...  pull        assessment-types,vulnerability-assessments
+ *     hub-push  2c26b4...  pull,push
+ * `sysrepl-bridge --hash-key KEY` prints such a line. A request carries the
+ * key in X-ApiKey (ProGet's convention) or Authorization: Bearer <key>; the
+ * bridge hashes it and compares against every stored hash in constant time.
+ * The key itself is never kept, logged or echoed; logs name the key's name.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "bridge.h"
+
+struct srl_bridge_keys {
+    srl_bridge_key_t *items;
+    size_t count;
+};
+
+void srl_bridge_sha256_hex(const void *buf, size_t len, char hex[65])
+{
+    uint8_t d[32];
+    static const char digits[] = "0123456789abcdef";
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, buf, len, d);
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static bool parse_hash(const char *s, uint8_t out[32])
+{
+    if (strlen(s) != 64)
+        return false;
+    for (int i = 0; i < 32; i++) {
+        int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+static bool parse_perms(char *s, unsigned *out)
+{
+    *out = 0;
+    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (strcmp(tok, "pull") == 0)
+            *out |= SRL_PERM_PULL;
+        else if (strcmp(tok, "push") == 0)
+            *out |= SRL_PERM_PUSH;
+        else
+            return false;
+    }
+    return *out != 0;
+}
+
+static bool parse_kinds(char *s, unsigned *out, const char **bad)
+{
+    *out = 0;
+    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        srl_kind_t k;
+        if (!srl_kind_parse(tok, &k)) {
+            *bad = tok;
+            return false;
+        }
+        *out |= 1u << k;
+    }
+    return *out != 0;
+}
+
+srl_bridge_keys_t *srl_bridge_keys_load(const char *path, char *errstr, size_t errstr_size)
+{
+    FILE *f = fopen(path, "r");
+    srl_bridge_keys_t *keys = calloc(1, sizeof(*keys));
+    char line[1024];
+    int lineno = 0;
+    bool ok = false;
+
+    if (!f) {
+        snprintf(errstr, errstr_size, "bridge.keys_file %s: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    if (!keys) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto cleanup;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(errstr, errstr_size, "%s:%d: line too long", path, lineno);
+            goto cleanup;
+        }
+        char *hash_field = strchr(line, '#');
+        if (hash_field)
+            *hash_field = '\0';
+        char *fields[5];
+        int n = 0;
+        for (char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save); tok;
+             tok = strtok_r(NULL, " \t\r\n", &save)) {
+            if (n == 4) {
+                snprintf(errstr, errstr_size,
+                         "%s:%d: too many fields (want: name sha256-hex perms [kinds])", path,
+                         lineno);
+                goto cleanup;
+            }
+            fields[n++] = tok;
+        }
+        if (n == 0)
+            continue;
+        if (n < 3) {
+            snprintf(errstr, errstr_size,
+                     "%s:%d: too few fields (want: name sha256-hex perms [kinds])", path, lineno);
+            goto cleanup;
+        }
+        srl_bridge_key_t k = {0};
+        if (strlen(fields[0]) >= sizeof(k.name)) {
+            snprintf(errstr, errstr_size, "%s:%d: key name longer than %zu bytes", path, lineno,
+                     sizeof(k.name) - 1);
+            goto cleanup;
+        }
+        memcpy(k.name, fields[0], strlen(fields[0]) + 1);
+        if (!parse_hash(fields[1], k.hash)) {
+            snprintf(errstr, errstr_size,
+                     "%s:%d: key %s: hash is not 64 hex digits (make one with "
+                     "sysrepl-bridge --hash-key)",
+                     path, lineno, k.name);
+            goto cleanup;
+        }
+        if (!parse_perms(fields[2], &k.perms)) {
+            snprintf(errstr, errstr_size,
+                     "%s:%d: key %s: perms must be pull, push or pull,push", path, lineno, k.name);
+            goto cleanup;
+        }
+        k.kinds = (1u << SRL_KIND_COUNT) - 1;
+        const char *bad = NULL;
+        if (n == 4 && !parse_kinds(fields[3], &k.kinds, &bad)) {
+            snprintf(errstr, errstr_size,
+                     "%s:%d: key %s: unknown kind \"%s\" (kinds: assessment-types, "
+                     "vulnerability-assessments, policies)",
+                     path, lineno, k.name, bad ? bad : "");
+            goto cleanup;
+        }
+        for (size_t i = 0; i < keys->count; i++) {
+            if (strcmp(keys->items[i].name, k.name) == 0 ||
+                memcmp(keys->items[i].hash, k.hash, 32) == 0) {
+                snprintf(errstr, errstr_size, "%s:%d: key %s: duplicate name or hash", path,
+                         lineno, k.name);
+                goto cleanup;
+            }
+        }
+        srl_bridge_key_t *items = realloc(keys->items, (keys->count + 1) * sizeof(*items));
+        if (!items) {
+            snprintf(errstr, errstr_size, "out of memory");
+            goto cleanup;
+        }
+        keys->items = items;
+        keys->items[keys->count++] = k;
+    }
+    if (keys->count == 0) {
+        snprintf(errstr, errstr_size, "bridge.keys_file %s holds no keys", path);
+        goto cleanup;
+    }
+    ok = true;
+cleanup:
+    if (f)
+        fclose(f);
+    if (!ok) {
+        srl_bridge_keys_free(keys);
+        keys = NULL;
+    }
+    return keys;
+}
+
+void srl_bridge_keys_free(srl_bridge_keys_t *keys)
+{
+    if (!keys)
+        return;
+    free(keys->items);
+    free(keys);
+}
+
+size_t srl_bridge_keys_count(const srl_bridge_keys_t *keys)
+{
+    return keys ? keys->count : 0;
+}
+
+srl_auth_result_t srl_bridge_authorize(const srl_bridge_keys_t *keys, const char *x_apikey,
+                                       const char *authorization, unsigned perm, int kind,
+                                       const srl_bridge_key_t **key_out, char *errstr,
+                                       size_t errstr_size)
+{
+    const char *presented = NULL;
+    *key_out = NULL;
+    if (x_apikey && *x_apikey) {
+        presented = x_apikey;
+    } else if (authorization && *authorization) {
+        if (strncasecmp(authorization, "Bearer ", 7) != 0) {
+            snprintf(errstr, errstr_size,
+                     "Authorization header is not \"Bearer <key>\"; send the API key as "
+                     "Authorization: Bearer <key> or X-ApiKey: <key>");
+            return SRL_AUTH_UNAUTHENTICATED;
+        }
+        presented = authorization + 7;
+        while (*presented == ' ')
+            presented++;
+    }
+    if (!presented || !*presented) {
+        snprintf(errstr, errstr_size,
+                 "no API key: send it as X-ApiKey: <key> or Authorization: Bearer <key>");
+        return SRL_AUTH_UNAUTHENTICATED;
+    }
+    uint8_t h[32];
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, presented, strlen(presented), h);
+    /* Compare with every key, without stopping early, so the time taken
+     * does not tell which stored hash came close. */
+    const srl_bridge_key_t *match = NULL;
+    for (size_t i = 0; i < keys->count; i++) {
+        uint8_t diff = 0;
+        for (int j = 0; j < 32; j++)
+            diff |= (uint8_t)(h[j] ^ keys->items[i].hash[j]);
+        if (diff == 0)
+            match = &keys->items[i];
+    }
+    if (!match) {
+        snprintf(errstr, errstr_size, "unknown API key");
+        return SRL_AUTH_UNAUTHENTICATED;
+    }
+    *key_out = match;
+    if (perm && (match->perms & perm) != perm) {
+        snprintf(errstr, errstr_size, "API key %s lacks the %s permission", match->name,
+                 perm == SRL_PERM_PUSH ? "push" : "pull");
+        return SRL_AUTH_FORBIDDEN;
+    }
+    if (kind >= 0 && !(match->kinds & (1u << kind))) {
+        snprintf(errstr, errstr_size, "API key %s is not allowed the kind %s", match->name,
+                 srl_kind_name((srl_kind_t)kind));
+        return SRL_AUTH_FORBIDDEN;
+    }
+    return SRL_AUTH_OK;
+}

@@ -1,0 +1,670 @@
+/*
+ * http.c - the bridge's HTTP(S) server on libmicrohttpd: routing, limits,
+ * TLS, authorisation of each request, and JSON error replies.
+ *
+ * Every request ends in exactly one response with a status from the
+ * documented set and, for errors, a JSON body {"error": "..."} naming the
+ * problem. Limits, and what a client sees when it passes one:
+ *   body over bridge.max_body_bytes     413 (before reading it, when
+ *                                           Content-Length says so)
+ *   more than bridge.max_connections    503 "too many connections"
+ *   request slower than request_timeout 408 (or the connection is closed
+ *                                           when the client stalls mid-body)
+ *   idle connection                     closed by libmicrohttpd's timeout
+ *   headers over 32 KiB                 431, by libmicrohttpd
+ * libmicrohttpd's own connection limit is set a little above ours so the
+ * extra connections can be told why instead of being dropped.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "bridge.h"
+#include "sysrepl/log.h"
+
+#define CONNECTION_HEADROOM 64
+
+/* The PEM text given to libmicrohttpd; kept until the daemon stops. */
+static char *tls_cert_pem, *tls_key_pem;
+
+int64_t srl__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *srl__route_name(srl_route_t route)
+{
+    static const char *const names[SRL_ROUTE_COUNT] = {"pull",   "push",   "state",  "schemas",
+                                                       "health", "metrics", "other"};
+    return route < SRL_ROUTE_COUNT ? names[route] : "other";
+}
+
+enum MHD_Result srl__respond(srl_req_t *req, unsigned status, const char *content_type,
+                             char *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(body ? len : 0, body ? body : (void *)"",
+                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"sysrepl\"");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                req->route == SRL_ROUTE_PUSH ? "POST" : "GET, HEAD");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (req->route == SRL_ROUTE_PULL && req->ready_next >= 0 && status == MHD_HTTP_OK) {
+        char num[32];
+        snprintf(num, sizeof(num), "%" PRId64, req->ready_next);
+        MHD_add_response_header(resp, "X-Sysrepl-Next-Offset", num);
+        snprintf(num, sizeof(num), "%" PRId64, req->ready_high);
+        MHD_add_response_header(resp, "X-Sysrepl-High-Watermark", num);
+        snprintf(num, sizeof(num), "%zu", req->ready_count);
+        MHD_add_response_header(resp, "X-Sysrepl-Record-Count", num);
+    }
+    /* A request whose body we did not read cannot keep its connection. */
+    if (req->body_too_large || status == MHD_HTTP_SERVICE_UNAVAILABLE ||
+        status == MHD_HTTP_REQUEST_TIMEOUT || status == MHD_HTTP_CONTENT_TOO_LARGE)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    req->status = status;
+    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static char *error_json(const char *msg, void *extra, size_t *len)
+{
+    json_t *obj = extra ? (json_t *)extra : json_object();
+    json_object_set_new(obj, "error", json_string(msg));
+    char *s = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (!s)
+        s = strdup("{\"error\":\"out of memory\"}");
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    /* a newline so curl and terminals show it nicely */
+    char *t = realloc(s, n + 2);
+    if (t) {
+        t[n] = '\n';
+        t[n + 1] = '\0';
+        s = t;
+        n++;
+    }
+    *len = n;
+    return s;
+}
+
+enum MHD_Result srl__respond_error(srl_req_t *req, unsigned status, void *extra, const char *fmt,
+                                   ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    size_t len = 0;
+    char *body = error_json(msg, extra, &len);
+    if (status >= 500)
+        srl_log(SRL_LOG_WARN, "bridge", "request failed", "route=%s status=%u reason=%s",
+                srl__route_name(req->route), status, srl_log_q(msg));
+    return srl__respond(req, status, "application/json", body, len);
+}
+
+void srl__ready_error(srl_req_t *req, unsigned status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    free(req->ready_body);
+    req->ready_body = error_json(msg, NULL, &req->ready_len);
+    req->ready_type = "application/json";
+    req->ready_status = status;
+    req->ready_next = -1;
+}
+
+enum MHD_Result srl__respond_ready(srl_req_t *req)
+{
+    char *body = req->ready_body;
+    req->ready_body = NULL;
+    if (!req->ready_status) {
+        free(body);
+        return srl__respond_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+                                  "internal error: request resumed without a result");
+    }
+    return srl__respond(req, req->ready_status, req->ready_type, body, req->ready_len);
+}
+
+void srl__suspend(srl_req_t *req, srl_wait_t why)
+{
+    req->wait = why;
+    req->resumed = false;
+    req->suspended = true;
+    MHD_suspend_connection(req->conn);
+}
+
+void srl__resume(srl_req_t *req)
+{
+    req->resumed = true;
+    req->suspended = false;
+    MHD_resume_connection(req->conn);
+}
+
+/* ---- routing ---- */
+
+/* Parse a whole decimal number in [lo, hi]; no sign, no spaces. */
+static bool parse_num(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!s || !*s || strlen(s) > 19)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* The next path segment of *p (which points after a '/'), NUL-free copy. */
+static bool next_segment(const char **p, char *buf, size_t size)
+{
+    const char *s = *p;
+    const char *e = strchr(s, '/');
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    if (n == 0 || n >= size)
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    *p = e ? e + 1 : s + n;
+    return true;
+}
+
+typedef struct route_match {
+    srl_route_t route;
+    const char *method;   /* the method the route takes */
+    unsigned status;      /* 0: matched; else the error status */
+    char error[256];
+} route_match_t;
+
+static void match_route(srl_req_t *req, const char *url, route_match_t *m)
+{
+    srl_bridge_t *b = req->b;
+    char seg[128];
+    memset(m, 0, sizeof(*m));
+    m->route = SRL_ROUTE_OTHER;
+    m->method = "GET";
+
+    if (strcmp(url, "/health") == 0 || strcmp(url, SRL_BRIDGE_API_PREFIX "/health") == 0) {
+        m->route = SRL_ROUTE_HEALTH;
+        return;
+    }
+    if (strcmp(url, "/metrics") == 0 || strcmp(url, SRL_BRIDGE_API_PREFIX "/metrics") == 0) {
+        m->route = SRL_ROUTE_METRICS;
+        return;
+    }
+    size_t plen = strlen(SRL_BRIDGE_API_PREFIX);
+    if (strncmp(url, SRL_BRIDGE_API_PREFIX "/", plen + 1) != 0)
+        goto not_found;
+    const char *p = url + plen + 1;
+    if (strcmp(p, "state") == 0) {
+        m->route = SRL_ROUTE_STATE;
+        return;
+    }
+    if (strncmp(p, "schemas/", 8) == 0) {
+        m->route = SRL_ROUTE_SCHEMAS;
+        p += 8;
+        size_t n = strlen(p);
+        bool hex = n == 16;
+        for (size_t i = 0; hex && i < n; i++)
+            hex = (p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') ||
+                  (p[i] >= 'A' && p[i] <= 'F');
+        if (!hex) {
+            m->status = MHD_HTTP_BAD_REQUEST;
+            snprintf(m->error, sizeof(m->error),
+                     "schema fingerprint must be 16 hex digits, got \"%.40s\"", p);
+            return;
+        }
+        for (size_t i = 0; i < 16; i++)
+            req->fingerprint[i] = (char)((p[i] >= 'A' && p[i] <= 'F') ? p[i] + 32 : p[i]);
+        req->fingerprint[16] = '\0';
+        return;
+    }
+    if (strncmp(p, "topics/", 7) != 0)
+        goto not_found;
+    p += 7;
+    if (!next_segment(&p, seg, sizeof(seg)))
+        goto not_found;
+    srl_kind_t kind;
+    bool kind_ok = srl_kind_parse(seg, &kind);
+    if (strcmp(p, "records") == 0) {
+        m->route = SRL_ROUTE_PUSH;
+        m->method = "POST";
+    } else if (strncmp(p, "partitions/", 11) == 0) {
+        p += 11;
+        char pseg[32];
+        int64_t part = 0;
+        bool part_ok = next_segment(&p, pseg, sizeof(pseg));
+        if (strcmp(p, "records") != 0)
+            goto not_found;
+        m->route = SRL_ROUTE_PULL;
+        if (!part_ok || !parse_num(pseg, 0, INT32_MAX, &part)) {
+            m->status = MHD_HTTP_BAD_REQUEST;
+            snprintf(m->error, sizeof(m->error),
+                     "partition must be a non-negative integer, got \"%.40s\"",
+                     part_ok ? pseg : "");
+            return;
+        }
+        req->partition = (int32_t)part;
+    } else {
+        goto not_found;
+    }
+    if (!kind_ok) {
+        m->status = MHD_HTTP_NOT_FOUND;
+        snprintf(m->error, sizeof(m->error),
+                 "unknown kind \"%.60s\" (kinds: assessment-types, vulnerability-assessments, "
+                 "policies)",
+                 seg);
+        return;
+    }
+    if (!(b->kinds & (1u << kind))) {
+        m->status = MHD_HTTP_NOT_FOUND;
+        snprintf(m->error, sizeof(m->error), "kind %s is not replicated by this bridge",
+                 srl_kind_name(kind));
+        return;
+    }
+    req->kind = kind;
+    return;
+not_found:
+    m->route = SRL_ROUTE_OTHER;
+    m->status = MHD_HTTP_NOT_FOUND;
+    snprintf(m->error, sizeof(m->error), "no such route: %.120s (the API is under %s)", url,
+             SRL_BRIDGE_API_PREFIX);
+}
+
+/* First call of a request: its headers are in. Returns MHD_YES to read
+ * the body (or run the route on the next call), or queues an error. */
+static enum MHD_Result on_headers(srl_req_t *req, const char *url, const char *method)
+{
+    srl_bridge_t *b = req->b;
+    route_match_t m;
+    match_route(req, url, &m);
+    req->route = m.route;
+
+    if (atomic_load(&b->stopping))
+        return srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                  "the bridge is shutting down");
+    if (atomic_load(&b->connections) > (int)b->max_connections)
+        return srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                  "too many connections: the bridge serves at most %u at once "
+                                  "(bridge.max_connections); retry later",
+                                  b->max_connections);
+    if (m.status == MHD_HTTP_NOT_FOUND && m.route == SRL_ROUTE_OTHER)
+        return srl__respond_error(req, m.status, NULL, "%s", m.error);
+
+    bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    bool method_ok = strcmp(m.method, "POST") == 0 ? strcmp(method, "POST") == 0 : is_get;
+    if (!method_ok)
+        return srl__respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, NULL,
+                                  "method %.16s not allowed on %.120s (use %s)", method, url,
+                                  m.method);
+    req->head = strcmp(method, "HEAD") == 0;
+
+    if (req->route != SRL_ROUTE_HEALTH) {
+        const char *xkey = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-ApiKey");
+        const char *authz =
+            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        unsigned perm = req->route == SRL_ROUTE_PUSH   ? SRL_PERM_PUSH
+                        : req->route == SRL_ROUTE_PULL ? SRL_PERM_PULL
+                                                       : 0;
+        int kind = (req->route == SRL_ROUTE_PUSH || req->route == SRL_ROUTE_PULL) && !m.status
+                       ? (int)req->kind
+                       : -1;
+        char why[256];
+        srl_auth_result_t a =
+            srl_bridge_authorize(b->keys, xkey, authz, perm, kind, &req->key, why, sizeof(why));
+        if (a == SRL_AUTH_UNAUTHENTICATED)
+            return srl__respond_error(req, MHD_HTTP_UNAUTHORIZED, NULL, "%s", why);
+        if (a == SRL_AUTH_FORBIDDEN) {
+            srl_log(SRL_LOG_INFO, "bridge", "request forbidden", "key=%s route=%s reason=%s",
+                    srl_log_q(req->key->name), srl__route_name(req->route), srl_log_q(why));
+            return srl__respond_error(req, MHD_HTTP_FORBIDDEN, NULL, "%s", why);
+        }
+    }
+    /* Path errors (bad partition, unknown kind) come after authorisation,
+     * so an unauthenticated caller learns nothing about our kinds. */
+    if (m.status)
+        return srl__respond_error(req, m.status, NULL, "%s", m.error);
+
+    const char *cl =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int64_t clen = 0;
+    if (cl && parse_num(cl, 0, INT64_MAX, &clen) && (uint64_t)clen > b->max_body_bytes) {
+        req->body_too_large = true;
+        return srl__respond_error(req, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+                                  "request body of %" PRId64
+                                  " bytes exceeds bridge.max_body_bytes = %zu",
+                                  clen, b->max_body_bytes);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    srl_bridge_t *b = cls;
+    srl_req_t *req = *con_cls;
+    (void)version;
+
+    if (!req) {
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            return MHD_NO;
+        req->b = b;
+        req->conn = conn;
+        req->start_ms = srl__now_ms();
+        req->ready_next = -1;
+        req->partition = -1;
+        *con_cls = req;
+        return on_headers(req, url, method);
+    }
+    if (req->status)
+        return MHD_YES; /* an error was queued at the headers; drain */
+
+    if (*upload_data_size) {
+        if (b->request_timeout_ms && srl__now_ms() - req->start_ms > b->request_timeout_ms) {
+            /* libmicrohttpd cannot answer in the middle of a body: close. */
+            srl_log(SRL_LOG_INFO, "bridge", "request body too slow, closing",
+                    "route=%s timeout_ms=%" PRId64, srl__route_name(req->route),
+                    b->request_timeout_ms);
+            req->status = MHD_HTTP_REQUEST_TIMEOUT;
+            return MHD_NO;
+        }
+        if (req->body.len + *upload_data_size > b->max_body_bytes) {
+            req->body_too_large = true;
+            srl_framing_buf_free(&req->body);
+            /* A chunked body without a length: read and drop it up to a
+             * bound, then close. */
+            req->body.len = b->max_body_bytes + 1;
+        } else {
+            srl_framing_buf_append(&req->body, upload_data, *upload_data_size);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    /* The whole request is in, or it was resumed. */
+    if (req->resumed && req->wait != SRL_WAIT_DATA)
+        return srl__respond_ready(req);
+    if (req->body_too_large) {
+        req->body.len = 0;
+        return srl__respond_error(req, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+                                  "request body exceeds bridge.max_body_bytes = %zu",
+                                  b->max_body_bytes);
+    }
+    if (req->body.oom)
+        return srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                  "out of memory reading the request body");
+    if (!req->resumed && b->request_timeout_ms &&
+        srl__now_ms() - req->start_ms > b->request_timeout_ms)
+        return srl__respond_error(req, MHD_HTTP_REQUEST_TIMEOUT, NULL,
+                                  "request took longer than bridge.request_timeout_ms = %" PRId64
+                                  " ms to arrive",
+                                  b->request_timeout_ms);
+
+    switch (req->route) {
+    case SRL_ROUTE_PULL:
+        return srl__route_pull(req);
+    case SRL_ROUTE_PUSH:
+        return srl__route_push(req);
+    case SRL_ROUTE_STATE:
+        return srl__route_state(req);
+    case SRL_ROUTE_SCHEMAS:
+        return srl__route_schemas(req);
+    case SRL_ROUTE_HEALTH:
+        return srl__route_health(req);
+    case SRL_ROUTE_METRICS:
+        return srl__route_metrics(req);
+    default:
+        return srl__respond_error(req, MHD_HTTP_NOT_FOUND, NULL, "no such route");
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    srl_req_t *req = *con_cls;
+    if (!req)
+        return;
+    int64_t elapsed = srl__now_ms() - req->start_ms;
+    unsigned status = req->status;
+    if (!status || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        /* No response went out in full: count it as the client's or our
+         * failure so /metrics shows it. */
+        if (!status)
+            status = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499;
+        if (srl_log_enabled(SRL_LOG_DEBUG))
+            srl_log(SRL_LOG_DEBUG, "bridge", "request ended early", "route=%s status=%u toe=%d",
+                    srl__route_name(req->route), status, (int)toe);
+    }
+    srl_metrics_request(req->route, status, elapsed);
+    if (srl_log_enabled(SRL_LOG_DEBUG))
+        srl_log(SRL_LOG_DEBUG, "bridge", "request", "route=%s status=%u key=%s elapsed_ms=%" PRId64,
+                srl__route_name(req->route), status, req->key ? req->key->name : "-", elapsed);
+    if (req->route_free)
+        req->route_free(req);
+    srl_framing_buf_free(&req->body);
+    free(req->ready_body);
+    free(req);
+    *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    srl_bridge_t *b = cls;
+    (void)conn;
+    (void)socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&b->connections, 1);
+    else
+        atomic_fetch_sub(&b->connections, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    srl_log(SRL_LOG_DEBUG, "bridge", "libmicrohttpd", "detail=%s", srl_log_q(msg));
+}
+
+/* Read a whole PEM file; errstr names the config key. */
+static char *read_pem(const char *key, const char *path, char *errstr, size_t errstr_size)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    if (!f) {
+        snprintf(errstr, errstr_size, "%s = %s: %s", key, path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 || st.st_size > (1 << 20)) {
+        snprintf(errstr, errstr_size, "%s = %s: empty or larger than 1 MiB", key, path);
+        goto cleanup;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf || fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+        snprintf(errstr, errstr_size, "%s = %s: cannot read", key, path);
+        free(buf);
+        buf = NULL;
+        goto cleanup;
+    }
+    buf[st.st_size] = '\0';
+    if (!strstr(buf, "-----BEGIN ")) {
+        snprintf(errstr, errstr_size, "%s = %s: not a PEM file", key, path);
+        free(buf);
+        buf = NULL;
+    }
+cleanup:
+    fclose(f);
+    return buf;
+}
+
+bool srl_bridge_http_check(srl_bridge_t *b, char *errstr, size_t errstr_size)
+{
+    const char *cert_path = srl_config_get_str(b->cfg, "bridge.tls_cert");
+    const char *key_path = srl_config_get_str(b->cfg, "bridge.tls_key");
+    bool plain = srl_config_get_bool(b->cfg, "bridge.plain_http");
+    if (!plain && (!*cert_path || !*key_path)) {
+        snprintf(errstr, errstr_size,
+                 "no TLS: set bridge.tls_cert and bridge.tls_key (PEM files), or set "
+                 "bridge.plain_http = true to serve plain HTTP on purpose");
+        return false;
+    }
+    if (plain && (*cert_path || *key_path)) {
+        snprintf(errstr, errstr_size,
+                 "bridge.plain_http = true and bridge.tls_cert/bridge.tls_key are both set: "
+                 "choose one");
+        return false;
+    }
+    if (plain)
+        return true;
+    char *pem = read_pem("bridge.tls_cert", cert_path, errstr, errstr_size);
+    if (!pem)
+        return false;
+    free(pem);
+    pem = read_pem("bridge.tls_key", key_path, errstr, errstr_size);
+    if (!pem)
+        return false;
+    free(pem);
+    return true;
+}
+
+bool srl_bridge_http_start(srl_bridge_t *b, char *errstr, size_t errstr_size)
+{
+    const char *cert_path = srl_config_get_str(b->cfg, "bridge.tls_cert");
+    const char *key_path = srl_config_get_str(b->cfg, "bridge.tls_key");
+    bool plain = srl_config_get_bool(b->cfg, "bridge.plain_http");
+    const char *listen = srl_config_get_str(b->cfg, "bridge.listen");
+    int port = (int)srl_config_get_int(b->cfg, "bridge.port");
+    int threads = (int)srl_config_get_int(b->cfg, "bridge.http_threads");
+    char *cert = NULL, *key = NULL;
+    bool ok = false;
+
+    if (!srl_bridge_http_check(b, errstr, errstr_size))
+        return false;
+    if (!plain) {
+        cert = read_pem("bridge.tls_cert", cert_path, errstr, errstr_size);
+        if (!cert)
+            goto cleanup;
+        key = read_pem("bridge.tls_key", key_path, errstr, errstr_size);
+        if (!key)
+            goto cleanup;
+    }
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (inet_pton(AF_INET, listen, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, listen, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(errstr, errstr_size, "bridge.listen = %s: not an IPv4 or IPv6 address", listen);
+        goto cleanup;
+    }
+    if (!plain)
+        flags |= MHD_USE_TLS;
+
+    unsigned timeout_s = (unsigned)((b->request_timeout_ms + 999) / 1000);
+    if (timeout_s < 1)
+        timeout_s = 1;
+    struct MHD_OptionItem opts[16];
+    int n = 0;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                        (intptr_t)(b->max_connections + CONNECTION_HEADROOM), NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, b};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
+    if (threads > 1)
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
+    if (!plain) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+    b->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, b,
+                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!b->daemon) {
+        snprintf(errstr, errstr_size,
+                 "cannot serve on %s:%d (bridge.listen, bridge.port): address in use, no "
+                 "permission, or a TLS certificate/key that does not load (bridge.tls_cert, "
+                 "bridge.tls_key)",
+                 listen, port);
+        goto cleanup;
+    }
+    srl_log(SRL_LOG_INFO, "bridge", "listening", "address=%s port=%d tls=%s threads=%d",
+            srl_log_q(listen), port, plain ? "off" : "on", threads);
+    ok = true;
+cleanup:
+    if (ok) {
+        tls_cert_pem = cert;
+        tls_key_pem = key;
+    } else {
+        free(cert);
+        free(key);
+    }
+    return ok;
+}
+
+void srl_bridge_http_stop(srl_bridge_t *b)
+{
+    if (b->daemon) {
+        MHD_stop_daemon(b->daemon);
+        b->daemon = NULL;
+    }
+    free(tls_cert_pem);
+    free(tls_key_pem);
+    tls_cert_pem = tls_key_pem = NULL;
+}

@@ -1,0 +1,386 @@
+/*
+ * main.c - sysrepl-bridge: the Replication API over HTTP(S), next to the
+ * broker, for spokes and push instances that cannot reach Kafka.
+ *
+ * Start-up refuses, with a message naming the key, a config that cannot
+ * work: no TLS and no explicit bridge.plain_http, an unreadable keys file,
+ * a bad kafka.* property. A broker that is not reachable yet is waited for
+ * (logged), because the broker may start after the bridge.
+ *
+ * Signals: SIGINT/SIGTERM stop (waiting requests get their answer first),
+ * SIGPIPE is ignored. The main thread serves the producer's delivery
+ * reports (rd_kafka_poll) and writes the periodic stats line.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "sysrepl/kafka.h"
+#include "sysrepl/log.h"
+
+static srl_bridge_t *the_bridge;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (the_bridge)
+        the_bridge->stop = 1;
+}
+
+int srl__bridge_topic_kind(const srl_bridge_t *b, const char *topic)
+{
+    for (int k = 0; k < SRL_KIND_COUNT; k++)
+        if ((b->kinds & (1u << k)) && strcmp(b->topics[k], topic) == 0)
+            return k;
+    return -1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sysrepl-bridge [-c FILE] [-X key=value]...\n"
+            "       sysrepl-bridge --hash-key KEY|- [--name NAME] [--perms pull|push|pull,push] "
+            "[--kinds K1,K2]\n"
+            "\n"
+            "Serves the Replication API (" SRL_BRIDGE_API_PREFIX ") over HTTP(S) next to Kafka.\n"
+            "--hash-key prints a line for bridge.keys_file (KEY '-' reads the key from stdin).\n"
+            "\n");
+    srl_config_print_help(out, SRL_PROG_BRIDGE);
+}
+
+/* --hash-key: print "<name> <sha256> <perms> [kinds]" for the keys file. */
+static int hash_key_main(int argc, char **argv)
+{
+    const char *key = NULL, *name = "client", *perms = "pull", *kinds = NULL;
+    char line[1024];
+    for (int i = 1; i < argc; i++) {
+        const char **dst = strcmp(argv[i], "--hash-key") == 0 ? &key
+                           : strcmp(argv[i], "--name") == 0   ? &name
+                           : strcmp(argv[i], "--perms") == 0  ? &perms
+                           : strcmp(argv[i], "--kinds") == 0  ? &kinds
+                                                              : NULL;
+        if (!dst || i + 1 >= argc) {
+            fprintf(stderr, "sysrepl-bridge: unexpected argument \"%s\"\n", argv[i]);
+            return 2;
+        }
+        *dst = argv[++i];
+    }
+    if (key && strcmp(key, "-") == 0) {
+        if (!fgets(line, sizeof(line), stdin)) {
+            fprintf(stderr, "sysrepl-bridge: no key on stdin\n");
+            return 2;
+        }
+        line[strcspn(line, "\r\n")] = '\0';
+        key = line;
+    }
+    if (!key || !*key) {
+        fprintf(stderr, "sysrepl-bridge: --hash-key needs a non-empty key\n");
+        return 2;
+    }
+    char hex[65];
+    srl_bridge_sha256_hex(key, strlen(key), hex);
+    printf("%s %s %s%s%s\n", name, hex, perms, kinds ? " " : "", kinds ? kinds : "");
+    return 0;
+}
+
+static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    /* Connection trouble is reported once by the error callback or by
+     * the record loops; librdkafka's own lines are detail. */
+    srl_log(level <= 2 ? SRL_LOG_ERROR : SRL_LOG_DEBUG, "bridge",
+            "librdkafka", "client=producer facility=%s detail=%s", srl_log_q(fac),
+            srl_log_q(buf));
+}
+
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    srl_bridge_t *b = opaque;
+    char fatal[512];
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        srl_log(SRL_LOG_ERROR, "bridge", "fatal Kafka producer error", "reason=%s",
+                srl_log_q(fatal));
+        atomic_store(&b->fatal, true);
+        return;
+    }
+    srl_metrics_kafka_error();
+    srl_log(srl_kafka_err_is_retriable((rd_kafka_resp_err_t)err) ? SRL_LOG_WARN : SRL_LOG_ERROR,
+            "bridge", "Kafka error", "error=%s reason=%s",
+            rd_kafka_err2name((rd_kafka_resp_err_t)err), srl_log_q(reason));
+}
+
+static rd_kafka_t *make_producer(srl_bridge_t *b, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char eb[512], timeout[32];
+    /* A push answers within the request timeout: give librdkafka most of
+     * it for its retries. */
+    int64_t mt = b->request_timeout_ms - 1000;
+    snprintf(timeout, sizeof(timeout), "%" PRId64, mt < 1000 ? 1000 : mt);
+    const char *const defaults[][2] = {{"linger.ms", "5"},
+                                       {"compression.type", "lz4"},
+                                       {"queue.buffering.max.messages", "1000000"},
+                                       {"client.id", "sysrepl-bridge"},
+                                       {NULL, NULL}};
+    const char *const forced[][2] = {{"enable.idempotence", "true"},
+                                     {"acks", "all"},
+                                     {"partitioner", "murmur2_random"},
+                                     {"message.timeout.ms", timeout},
+                                     {NULL, NULL}};
+    for (size_t i = 0; defaults[i][0]; i++)
+        rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], eb, sizeof(eb));
+    if (!srl_config_kafka_conf(b->cfg, conf, errstr, errstr_size))
+        goto fail;
+    for (size_t i = 0; forced[i][0]; i++)
+        if (rd_kafka_conf_set(conf, forced[i][0], forced[i][1], eb, sizeof(eb)) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "librdkafka property %s: %s", forced[i][0], eb);
+            goto fail;
+        }
+    rd_kafka_conf_set_dr_msg_cb(conf, srl__push_delivery_report);
+    rd_kafka_conf_set_log_cb(conf, on_kafka_log);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
+    rd_kafka_conf_set_opaque(conf, b);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, eb, sizeof(eb));
+    if (!rk) {
+        snprintf(errstr, errstr_size, "creating the Kafka producer: %s", eb);
+        goto fail;
+    }
+    return rk;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static void sleep_ms(int ms)
+{
+    nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000}, NULL);
+}
+
+/* Wait for the broker, then create missing topics and check the others.
+ * false: a fatal problem (errstr), or stopped. */
+static bool prepare_topics(srl_bridge_t *b, char *errstr, size_t errstr_size)
+{
+    srl_topic_settings_t s = {
+        .partitions = (int)srl_config_get_int(b->cfg, "topic.partitions"),
+        .replication_factor = (int)srl_config_get_int(b->cfg, "topic.replication_factor"),
+        .min_insync_replicas = (int)srl_config_get_int(b->cfg, "topic.min_insync_replicas"),
+        .segment_ms = srl_config_get_int(b->cfg, "topic.segment_ms"),
+        .delete_retention_ms = srl_config_get_int(b->cfg, "topic.delete_retention_ms"),
+    };
+    const char *names[SRL_KIND_COUNT + 1];
+    int parts[SRL_KIND_COUNT + 1] = {0};
+    size_t n = 0;
+    for (int k = 0; k < SRL_KIND_COUNT; k++)
+        if (b->kinds & (1u << k))
+            names[n++] = b->topics[k];
+    parts[n] = 1; /* the schema topic: one partition keeps it in order */
+    names[n++] = b->schemas_topic;
+
+    int backoff = 500;
+    while (!b->stop) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(b->rk, 0, NULL, &md, 5000);
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (srl_kafka_ensure_topics(b->rk, &s, names, parts, n, 15000, errstr, errstr_size))
+                return true;
+            /* A topic with a wrong cleanup.policy or a refused ACL stays
+             * wrong: stop. Anything else (a new topic not in metadata
+             * yet, a timeout) passes with time. */
+            if (strstr(errstr, "cleanup.policy") || strstr(errstr, "uthoriz"))
+                return false;
+        } else {
+            snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
+        }
+        srl_log(SRL_LOG_WARN, "bridge", "broker not reachable yet; retrying",
+                "retry_ms=%d reason=%s", backoff, srl_log_q(errstr));
+        for (int waited = 0; waited < backoff && !b->stop; waited += 100)
+            sleep_ms(100);
+        if (backoff < 10000)
+            backoff *= 2;
+    }
+    snprintf(errstr, errstr_size, "stopped before the broker was reachable");
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    srl_bridge_t bridge;
+    srl_bridge_t *b = &bridge;
+    char err[1024];
+    int rc = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--hash-key") == 0)
+            return hash_key_main(argc, argv);
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("sysrepl-bridge %s\n", SRL_VERSION);
+            return 0;
+        }
+    }
+
+    memset(b, 0, sizeof(*b));
+    pthread_mutex_init(&b->reg_lock, NULL);
+    b->cfg = srl_config_new(SRL_PROG_BRIDGE);
+    if (!b->cfg) {
+        fprintf(stderr, "sysrepl-bridge: out of memory\n");
+        return 1;
+    }
+    if (!srl_config_parse_args(b->cfg, &argc, argv, err, sizeof(err))) {
+        srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
+        goto cleanup;
+    }
+    if (argc > 1) {
+        srl_log(SRL_LOG_ERROR, "bridge", "unexpected argument", "argument=%s (see --help)",
+                srl_log_q(argv[1]));
+        goto cleanup;
+    }
+    srl_log_set_level((srl_log_level_t)srl_config_get_enum(b->cfg, "log.level"));
+    if (!srl_config_require(b->cfg, "instance.id", err, sizeof(err)) ||
+        !srl_config_require(b->cfg, "bridge.keys_file", err, sizeof(err))) {
+        srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
+        goto cleanup;
+    }
+    b->prefix = srl_config_get_str(b->cfg, "topic.prefix");
+    unsigned rep = srl_config_get_list_mask(b->cfg, "replicate");
+    if (rep & SRL_REPLICATE_ASSESSMENTS)
+        b->kinds |= 1u << SRL_KIND_ASSESSMENT_TYPE | 1u << SRL_KIND_ASSESSMENT;
+    if (rep & SRL_REPLICATE_POLICIES)
+        b->kinds |= 1u << SRL_KIND_POLICY;
+    for (int k = 0; k < SRL_KIND_COUNT; k++)
+        if (!srl_topic_name(b->prefix, (srl_kind_t)k, b->topics[k], sizeof(b->topics[k]))) {
+            srl_log(SRL_LOG_ERROR, "bridge", "bad configuration",
+                    "reason=\"topic.prefix is too long\"");
+            goto cleanup;
+        }
+    srl_topic_name_schemas(b->prefix, b->schemas_topic, sizeof(b->schemas_topic));
+    b->max_body_bytes = (size_t)srl_config_get_int(b->cfg, "bridge.max_body_bytes");
+    b->max_batch_records = (size_t)srl_config_get_int(b->cfg, "bridge.max_batch_records");
+    b->max_connections = (unsigned)srl_config_get_int(b->cfg, "bridge.max_connections");
+    b->request_timeout_ms = srl_config_get_int(b->cfg, "bridge.request_timeout_ms");
+    b->long_poll_max_ms = srl_config_get_int(b->cfg, "bridge.long_poll_max_ms");
+
+    if (!srl_bridge_http_check(b, err, sizeof(err))) {
+        srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
+        goto cleanup;
+    }
+    b->keys = srl_bridge_keys_load(srl_config_get_str(b->cfg, "bridge.keys_file"), err,
+                                   sizeof(err));
+    if (!b->keys) {
+        srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
+        goto cleanup;
+    }
+    b->reg = srl_registry_new(err, sizeof(err));
+    if (!b->reg) {
+        srl_log(SRL_LOG_ERROR, "bridge", "cannot load the compiled-in schemas", "reason=%s",
+                srl_log_q(err));
+        goto cleanup;
+    }
+    b->rk = make_producer(b, err, sizeof(err));
+    if (!b->rk) {
+        srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
+        goto cleanup;
+    }
+
+    the_bridge = b;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* The server starts before the broker is known to be there: TLS and
+     * listen problems are config errors and stop us at once, and /health
+     * answers (degraded) while the broker is away. */
+    b->tail = srl_bridge_tail_start(b, (size_t)srl_config_get_int(b->cfg, "bridge.window_bytes"),
+                                    err, sizeof(err));
+    if (!b->tail) {
+        srl_log(SRL_LOG_ERROR, "bridge", "cannot start tailing", "reason=%s", srl_log_q(err));
+        goto cleanup;
+    }
+    b->readers = srl_bridge_readers_start(b, (int)srl_config_get_int(b->cfg, "bridge.readers"),
+                                          err, sizeof(err));
+    if (!b->readers) {
+        srl_log(SRL_LOG_ERROR, "bridge", "cannot start the readers", "reason=%s", srl_log_q(err));
+        goto cleanup;
+    }
+    if (!srl_bridge_http_start(b, err, sizeof(err))) {
+        srl_log(SRL_LOG_ERROR, "bridge", "cannot serve HTTP", "reason=%s", srl_log_q(err));
+        goto cleanup;
+    }
+    if (!prepare_topics(b, err, sizeof(err))) {
+        if (b->stop)
+            rc = 0; /* stopped while waiting for the broker */
+        else
+            srl_log(SRL_LOG_ERROR, "bridge", "cannot prepare the topics", "reason=%s",
+                    srl_log_q(err));
+        goto cleanup;
+    }
+    srl_log(SRL_LOG_INFO, "bridge", "started",
+            "instance=%s prefix=%s keys=%zu max_connections=%u long_poll_max_ms=%" PRId64,
+            srl_log_q(srl_config_get_str(b->cfg, "instance.id")), srl_log_q(b->prefix),
+            srl_bridge_keys_count(b->keys), b->max_connections, b->long_poll_max_ms);
+
+    int64_t stats_every = srl_config_get_int(b->cfg, "stats.interval_ms");
+    int64_t next_stats = srl__now_ms() + stats_every;
+    int64_t next_publish = 0;
+    while (!b->stop && !atomic_load(&b->fatal)) {
+        rd_kafka_poll(b->rk, 100);
+        /* Pushes wait for our writer schemas to be on <prefix>.schemas. */
+        if (!b->schemas_published && srl__now_ms() >= next_publish) {
+            if (srl__bridge_publish_schemas(b, err, sizeof(err)))
+                srl_log(SRL_LOG_INFO, "bridge", "writer schemas published", "topic=%s",
+                        srl_log_q(b->schemas_topic));
+            else
+                srl_log(SRL_LOG_WARN, "bridge", "writer schemas not published yet; retrying",
+                        "reason=%s", srl_log_q(err));
+            next_publish = srl__now_ms() + 5000;
+        }
+        if (stats_every > 0 && srl__now_ms() >= next_stats) {
+            srl_metrics_log_stats(b);
+            next_stats = srl__now_ms() + stats_every;
+        }
+    }
+    rc = atomic_load(&b->fatal) ? 1 : 0;
+    srl_log(SRL_LOG_INFO, "bridge", "stopping", "reason=%s", rc ? "fatal-error" : "signal");
+
+cleanup:
+    /* Answer every waiting request before the server stops: new requests
+     * (503), long polls (empty answer), queued reads (503), pushes (their
+     * acks, or 503 after message.timeout.ms). */
+    atomic_store(&b->stopping, true);
+    if (b->tail)
+        srl_bridge_tail_wake_all(b->tail);
+    srl_bridge_readers_stop(b->readers);
+    if (b->rk)
+        rd_kafka_flush(b->rk, (int)b->request_timeout_ms);
+    if (b->daemon) {
+        if (b->rk)
+            rd_kafka_poll(b->rk, 0);
+        sleep_ms(200); /* let resumed requests send their answers */
+    }
+    srl_bridge_http_stop(b);
+    srl_bridge_readers_free(b->readers);
+    srl_bridge_tail_stop(b->tail);
+    if (b->rk)
+        rd_kafka_destroy(b->rk);
+    srl_registry_free(b->reg);
+    srl_bridge_keys_free(b->keys);
+    srl_config_free(b->cfg);
+    pthread_mutex_destroy(&b->reg_lock);
+    return rc;
+}

@@ -1,0 +1,266 @@
+/*
+ * routes_pull.c - GET /api/replication/v1/topics/{kind}/partitions/{p}/records
+ *                     ?offset=N[&max=M][&wait_ms=T]
+ *
+ * Records of one partition from offset N on, at most M (default 1000,
+ * capped at bridge.max_batch_records). With wait_ms > 0 and nothing at N
+ * yet, the request waits (suspended, no thread) up to T ms, capped at
+ * bridge.long_poll_max_ms, for the first record. The offsets are the
+ * client's: the bridge keeps no state per client. Every 200 answer carries
+ *   X-Sysrepl-Next-Offset     the offset to ask for next (past compacted gaps)
+ *   X-Sysrepl-High-Watermark  the partition's high watermark as last seen
+ *   X-Sysrepl-Record-Count    records in the body
+ * Body: the binary framing (framing.h) with the values exactly as on the
+ * topic, or with Accept: application/json a JSON object for people and
+ * scripts (values decoded; value_base64 when a value does not decode).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "bridge.h"
+#include "sysrepl/json.h"
+#include "sysrepl/log.h"
+
+#define DEFAULT_MAX 1000
+
+static char *base64(const uint8_t *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+    if (!out)
+        return NULL;
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = tab[v >> 18];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = tab[(v >> 6) & 63];
+        *o++ = tab[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        *o++ = tab[v >> 18];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static json_t *record_json(srl_bridge_t *b, const srl_record_t *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "offset", json_integer(r->offset));
+    json_t *key = json_stringn(r->key, r->key_len);
+    if (key) {
+        json_object_set_new(o, "key", key);
+    } else { /* not UTF-8 */
+        char *k = base64((const uint8_t *)r->key, r->key_len);
+        json_object_set_new(o, "key_base64", json_string(k ? k : ""));
+        free(k);
+    }
+    json_object_set_new(o, "version", json_integer(r->version));
+    json_object_set_new(o, "origin", r->origin ? json_string(r->origin) : json_null());
+    char ts[40];
+    if (r->timestamp_ms > 0 && srl_json_format_time(r->timestamp_ms, ts, sizeof(ts)))
+        json_object_set_new(o, "timestamp", json_string(ts));
+    if (!r->value) {
+        json_object_set_new(o, "value", json_null());
+        return o;
+    }
+    srl_entity_t e;
+    char err[512];
+    json_t *v = NULL;
+    pthread_mutex_lock(&b->reg_lock);
+    bool ok = srl_codec_decode(b->reg, r->value, r->value_len, &e, err, sizeof(err));
+    pthread_mutex_unlock(&b->reg_lock);
+    if (ok) {
+        v = srl_json_from_entity(&e, err, sizeof(err));
+        srl_entity_clear(&e);
+    }
+    if (v) {
+        json_object_set_new(o, "value", v);
+    } else {
+        char *s = base64(r->value, r->value_len);
+        json_object_set_new(o, "value_base64", json_string(s ? s : ""));
+        json_object_set_new(o, "value_error", json_string(err));
+        free(s);
+    }
+    return o;
+}
+
+bool srl__pull_encode(srl_req_t *req, const srl_record_t *records, size_t count,
+                      int64_t next_offset, int64_t high)
+{
+    char err[256];
+    req->ready_next = next_offset;
+    req->ready_high = high;
+    req->ready_count = count;
+    free(req->ready_body);
+    req->ready_body = NULL;
+    if (req->want_json) {
+        json_t *o = json_object();
+        json_t *arr = json_array();
+        json_object_set_new(o, "kind", json_string(srl_kind_name(req->kind)));
+        json_object_set_new(o, "partition", json_integer(req->partition));
+        json_object_set_new(o, "offset", json_integer(req->offset));
+        json_object_set_new(o, "next_offset", json_integer(next_offset));
+        json_object_set_new(o, "high_watermark", json_integer(high));
+        for (size_t i = 0; i < count; i++)
+            json_array_append_new(arr, record_json(req->b, &records[i]));
+        json_object_set_new(o, "records", arr);
+        req->ready_body = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!req->ready_body) {
+            srl__ready_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+            return false;
+        }
+        req->ready_len = strlen(req->ready_body);
+        req->ready_type = "application/json";
+    } else {
+        srl_framing_buf_t buf = {0};
+        size_t start = srl_framing_begin(&buf);
+        uint32_t added = 0;
+        for (size_t i = 0; i < count; i++) {
+            if (!srl_framing_add(&buf, &records[i], err, sizeof(err))) {
+                if (buf.oom)
+                    break;
+                /* A record we cannot frame (key over 4 KiB): skip it, but
+                 * say so, never silently. */
+                srl_log(SRL_LOG_WARN, "bridge", "record not served", "kind=%s partition=%d "
+                        "offset=%" PRId64 " reason=%s", srl_kind_name(req->kind),
+                        (int)req->partition, records[i].offset, srl_log_q(err));
+                continue;
+            }
+            added++;
+        }
+        if (!srl_framing_finish(&buf, start, added)) {
+            srl_framing_buf_free(&buf);
+            srl__ready_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+            return false;
+        }
+        req->ready_body = (char *)buf.data;
+        req->ready_len = buf.len;
+        req->ready_type = SRL_FRAMING_MEDIA_TYPE;
+    }
+    req->ready_status = MHD_HTTP_OK;
+    srl_metrics_records_served(req->kind, count);
+    return true;
+}
+
+typedef struct query_check {
+    char bad[64];
+} query_check_t;
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    query_check_t *q = cls;
+    (void)kind;
+    (void)value;
+    if (strcmp(key, "offset") && strcmp(key, "max") && strcmp(key, "wait_ms")) {
+        snprintf(q->bad, sizeof(q->bad), "%.60s", key);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+static bool parse_arg(srl_req_t *req, const char *name, int64_t lo, int64_t hi, int64_t *out,
+                      bool required, char *err, size_t err_size)
+{
+    const char *s = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!s) {
+        if (required)
+            snprintf(err, err_size, "query parameter %s is required", name);
+        return !required;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi || s[0] == '+' || s[0] == ' ') {
+        snprintf(err, err_size, "query parameter %s must be an integer in %" PRId64 "..%" PRId64
+                 ", got \"%.40s\"", name, lo, hi, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Parse ?offset, max, wait_ms and Accept; false with a 400 queued. */
+static bool parse_request(srl_req_t *req, enum MHD_Result *rc)
+{
+    srl_bridge_t *b = req->b;
+    char err[256];
+    query_check_t q = {{0}};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
+    if (q.bad[0]) {
+        *rc = srl__respond_error(req, MHD_HTTP_BAD_REQUEST, NULL,
+                                 "unknown query parameter \"%s\" (known: offset, max, wait_ms)",
+                                 q.bad);
+        return false;
+    }
+    int64_t offset = 0, max = DEFAULT_MAX, wait_ms = 0;
+    if (!parse_arg(req, "offset", 0, INT64_MAX - 1, &offset, true, err, sizeof(err)) ||
+        !parse_arg(req, "max", 1, 1000000000, &max, false, err, sizeof(err)) ||
+        !parse_arg(req, "wait_ms", 0, 24LL * 3600 * 1000, &wait_ms, false, err, sizeof(err))) {
+        *rc = srl__respond_error(req, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
+        return false;
+    }
+    req->offset = offset;
+    req->max = (size_t)max > b->max_batch_records ? b->max_batch_records : (size_t)max;
+    req->wait_ms = wait_ms > b->long_poll_max_ms ? b->long_poll_max_ms : wait_ms;
+    const char *accept = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept");
+    req->want_json = accept && strstr(accept, "application/json") &&
+                     !strstr(accept, SRL_FRAMING_MEDIA_TYPE);
+    return true;
+}
+
+enum MHD_Result srl__route_pull(srl_req_t *req)
+{
+    srl_bridge_t *b = req->b;
+    enum MHD_Result rc = MHD_YES;
+    bool woken = req->resumed && req->wait == SRL_WAIT_DATA;
+    if (!woken && !parse_request(req, &rc))
+        return rc;
+    req->resumed = false;
+    req->wait = SRL_WAIT_NONE;
+    if (++req->attempts > 4)
+        /* The window moved past us more than once between wake and serve:
+         * the readers serve it. */
+        goto below;
+    int64_t high = -1;
+    switch (srl_bridge_tail_pull(b->tail, req, !woken, &high)) {
+    case SRL_TAIL_SERVED:
+        return srl__respond_ready(req);
+    case SRL_TAIL_WAITING:
+        return MHD_YES;
+    case SRL_TAIL_BELOW:
+        goto below;
+    case SRL_TAIL_NOT_READY:
+        if (req->partition >= 0 && srl_bridge_tail_ready(b->tail) &&
+            req->partition >= srl_bridge_tail_partitions(b->tail, req->kind))
+            return srl__respond_error(req, MHD_HTTP_NOT_FOUND, NULL,
+                                      "topic %s has no partition %d (it has %d)",
+                                      b->topics[req->kind], (int)req->partition,
+                                      srl_bridge_tail_partitions(b->tail, req->kind));
+        return srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                  "the bridge is not reading topic %s yet (broker not reachable?)",
+                                  b->topics[req->kind]);
+    case SRL_TAIL_BEYOND: {
+        json_t *extra = json_pack("{sI}", "high_watermark", (json_int_t)high);
+        return srl__respond_error(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, extra,
+                                  "offset %" PRId64 " is beyond the high watermark %" PRId64
+                                  " of %s partition %d (was the topic recreated? rebuild from 0)",
+                                  req->offset, high, b->topics[req->kind], (int)req->partition);
+    }
+    }
+below:
+    srl_bridge_readers_pull(b->readers, req);
+    return MHD_YES;
+}

@@ -1,0 +1,176 @@
+/*
+ * config.h - the one configuration loader of every sysrepl program.
+ *
+ * Sources, later wins: the key table's defaults, one file of `key = value`
+ * lines (-c FILE), then `-X key=value` overrides from the command line.
+ * Every key lives in one table (common/config_keys.c); parsing, validation,
+ * --help, the example config and docs/config-reference.md all come from it.
+ * Values are typed and checked at load time, so a program never sees a bad
+ * value: an unknown key, a bad number, a bad enum value, a key the program
+ * does not use, a duplicate key in a file or a kafka.* value librdkafka
+ * rejects stops the program at start with a message naming the file and line
+ * (or "-X") and the key:
+ *     sysrepl.conf:12: unknown key "topic.prefx" (did you mean "topic.prefix"?)
+ *     sysrepl.conf:3: key "topic.partitions": value "abc" is not an integer
+ *     -X: key "kafka.acks": Invalid value "banana" for configuration property "acks"
+ *
+ * File syntax, one setting per line:
+ *     # a comment line; blank lines are ignored
+ *     key = value                 # a comment after whitespace
+ *     key = "a value # with hash" # quoted: \" and \\ are the escapes
+ * Unquoted values run to the end of the line or to a '#' preceded by
+ * whitespace; surrounding whitespace is trimmed. Keys are lower case,
+ * namespaced ("topic.partitions"); `kafka.<property>` passes <property>
+ * through to librdkafka.
+ *
+ * Value types:
+ *   string       any text ("" allowed)
+ *   int          decimal integer in [min, max]
+ *   bool         true|false|yes|no|on|off|1|0
+ *   enum         one of the listed choices
+ *   list         comma-separated choices, each at most once, at least min
+ *   duration_ms  milliseconds: an integer, or a number with a unit
+ *                ms|s|m|h|d ("1500", "30s", "1h", "7d"), in [min, max]
+ *
+ * Errors: functions returning bool write a reason into errstr (caller-owned,
+ * errstr_size bytes) on failure. After a failed load or override the config
+ * may be partly updated; programs stop at start, so it is not rolled back.
+ *
+ * Misuse is a programming error, not a config error: an accessor called with
+ * a key that is not in the table, or of another type, prints the key and
+ * aborts (a test catches it at once rather than a silent zero in production).
+ *
+ * Secrets: keys marked secret in the table (bridge.api_key) and kafka.*
+ * properties whose name contains "password" or "secret" are never echoed in
+ * error messages nor in srl_config_write_effective(). Callers must not log
+ * them either (see log.h).
+ *
+ * Thread-safety: load, then share read-only; accessors do not modify.
+ */
+#ifndef SRL_CONFIG_H
+#define SRL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <librdkafka/rdkafka.h>
+
+/* The programs, as a bitmask: each key names the programs that use it. */
+#define SRL_PROG_PRODUCER 0x1u /* sysrepl-producer */
+#define SRL_PROG_CONSUMER 0x2u /* sysrepl-consumer */
+#define SRL_PROG_BRIDGE 0x4u   /* sysrepl-bridge */
+#define SRL_PROG_CLI 0x8u      /* sysrepl (admin CLI) */
+#define SRL_PROG_ALL 0xfu
+
+typedef enum {
+    SRL_CONF_STRING,
+    SRL_CONF_INT,
+    SRL_CONF_BOOL,
+    SRL_CONF_ENUM,
+    SRL_CONF_LIST,
+    SRL_CONF_DURATION_MS,
+    SRL_CONF_KAFKA, /* the "kafka." prefix: properties passed to librdkafka */
+} srl_conf_type_t;
+
+/* One row of the key table. */
+typedef struct srl_config_key {
+    const char *name;      /* "topic.partitions"; "kafka." for the passthrough */
+    srl_conf_type_t type;
+    const char *def;       /* default in config syntax ("3", "1h", "hub"); for
+                            * SRL_CONF_KAFKA an example "property = value" */
+    long long min, max;    /* int, duration_ms: range; list: min items */
+    const char *choices;   /* enum, list: "hub|spoke" (index = position) */
+    unsigned progs;        /* SRL_PROG_* using the key */
+    bool reloadable;       /* may change without a restart */
+    bool secret;           /* value never echoed */
+    const char *desc;      /* one line */
+} srl_config_key_t;
+
+/* The key table (common/config_keys.c) and its length. */
+extern const srl_config_key_t srl_config_keys[];
+extern const size_t srl_config_key_count;
+
+/* The row of a key, or NULL; "kafka.<anything>" gives the kafka. row. */
+const srl_config_key_t *srl_config_key_find(const char *name);
+
+/* Enum indices, in the order of the table's choices (a unit test checks). */
+enum { SRL_ROLE_HUB, SRL_ROLE_SPOKE };           /* role */
+enum { SRL_TRANSPORT_KAFKA, SRL_TRANSPORT_HTTP }; /* transport */
+/* log.level is in srl_log_level_t order (log.h). */
+/* Bits of srl_config_get_list_mask(cfg, "replicate"). */
+#define SRL_REPLICATE_ASSESSMENTS 0x1u
+#define SRL_REPLICATE_POLICIES 0x2u
+
+typedef struct srl_config srl_config_t;
+
+/* A config for the programs in prog_mask, holding the defaults. Keys not
+ * used by any of them are rejected ("unknown for this program"). Returns
+ * NULL only when out of memory. */
+srl_config_t *srl_config_new(unsigned prog_mask);
+void srl_config_free(srl_config_t *cfg); /* NULL accepted */
+
+/* Apply a file. A key given twice in the same file is an error; a key set
+ * by an earlier file or override is replaced. */
+bool srl_config_load_file(srl_config_t *cfg, const char *path,
+                          char *errstr, size_t errstr_size);
+
+/* Apply one "key=value" (as given to -X; the value is taken verbatim, no
+ * quotes or comments). Later overrides of the same key win. */
+bool srl_config_set_override(srl_config_t *cfg, const char *key_value,
+                             char *errstr, size_t errstr_size);
+
+/* Handle `-c FILE`, `-cFILE`, `--config FILE`, `--config=FILE`, `-X k=v`
+ * and `-Xk=v` anywhere before a `--`: loads the file (at most one -c), then
+ * applies the -X overrides in order, so -X always wins over the file. The
+ * consumed arguments are removed from argv (argv[0] and the rest keep their
+ * order; *argc is updated and argv[*argc] is NULL). Without -c, only
+ * defaults and overrides apply. */
+bool srl_config_parse_args(srl_config_t *cfg, int *argc, char **argv,
+                           char *errstr, size_t errstr_size);
+
+/* Accessors. Pointers returned stay valid until the config is freed or the
+ * key is set again. */
+const char *srl_config_get_str(const srl_config_t *cfg, const char *key); /* string, enum */
+long long srl_config_get_int(const srl_config_t *cfg, const char *key);   /* int, duration_ms */
+bool srl_config_get_bool(const srl_config_t *cfg, const char *key);
+int srl_config_get_enum(const srl_config_t *cfg, const char *key);        /* index into choices */
+/* List items in the order given; *items (may be NULL) points to an array
+ * the config owns. Returns the count. */
+size_t srl_config_get_list(const srl_config_t *cfg, const char *key, const char *const **items);
+/* Bit i set when the i-th choice is in the list. */
+unsigned srl_config_get_list_mask(const srl_config_t *cfg, const char *key);
+/* True when the key was given in a file or with -X (not just a default). */
+bool srl_config_is_set(const srl_config_t *cfg, const char *key);
+
+/* Fails, naming the key, when a string key is empty ("instance.id"). */
+bool srl_config_require(const srl_config_t *cfg, const char *key,
+                        char *errstr, size_t errstr_size);
+
+/* kafka.* properties, in the order first given, "kafka." stripped. */
+size_t srl_config_kafka_count(const srl_config_t *cfg);
+bool srl_config_kafka_get(const srl_config_t *cfg, size_t i, const char **name, const char **value);
+/* Apply every kafka.* property to conf with rd_kafka_conf_set. conf stays
+ * the caller's; on failure it holds the properties applied before the
+ * failing one and errstr names the key. */
+bool srl_config_kafka_conf(const srl_config_t *cfg, rd_kafka_conf_t *conf,
+                           char *errstr, size_t errstr_size);
+
+/* Fails, naming the first key, when a key that is not reloadable differs
+ * between the running config and a newly loaded one. */
+bool srl_config_check_reload(const srl_config_t *running, const srl_config_t *reloaded,
+                             char *errstr, size_t errstr_size);
+
+/* Generated text, all from the key table. */
+/* --help section: the keys used by the programs in prog_mask. */
+void srl_config_print_help(FILE *out, unsigned prog_mask);
+/* An example config: every key of prog_mask commented out with its
+ * description, type, default and allowed values. Loads cleanly as is, and
+ * also with every "#key = value" line uncommented. */
+void srl_config_write_example(FILE *out, unsigned prog_mask);
+/* docs/config-reference.md: a markdown table of every key. */
+void srl_config_write_reference(FILE *out);
+/* The effective config, "key = value" per line, secrets as "<redacted>". */
+void srl_config_write_effective(const srl_config_t *cfg, FILE *out);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * kafka.h - what the producer, the consumer and the bridge share about
+ * Kafka: topic names, the record headers we write, topic creation and
+ * checking through the Admin API, and the one place where librdkafka
+ * errors are classified as retriable or fatal.
+ */
+#ifndef SRL_KAFKA_H
+#define SRL_KAFKA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "sysrepl/model.h"
+
+/* Record headers. Values are ASCII so any Kafka tool shows them:
+ *   sysrepl.version  decimal version of the change (on every record, and
+ *                    the only carrier of the version on a tombstone)
+ *   sysrepl.origin   instance id of the hub that wrote the record */
+#define SRL_HDR_VERSION "sysrepl.version"
+#define SRL_HDR_ORIGIN "sysrepl.origin"
+
+/* Topic suffix of the schema topic: <prefix>.schemas, keyed by the
+ * fingerprint as 16 lowercase hex digits, value the schema JSON. */
+#define SRL_SCHEMAS_SUFFIX "schemas"
+
+/* "<prefix>.<kind name>" into buf; returns false if it does not fit. */
+bool srl_topic_name(const char *prefix, srl_kind_t kind, char *buf, size_t buf_size);
+bool srl_topic_name_schemas(const char *prefix, char *buf, size_t buf_size);
+/* The kind a topic carries, from its name and the prefix. */
+bool srl_topic_kind(const char *prefix, const char *topic, srl_kind_t *kind);
+
+/* Settings of the topics the hub creates. */
+typedef struct srl_topic_settings {
+    int partitions;
+    int replication_factor;
+    int min_insync_replicas;
+    int64_t segment_ms;
+    int64_t delete_retention_ms;
+} srl_topic_settings_t;
+
+/* Create each topic that is missing (compacted, with the settings above);
+ * check each that exists: its cleanup.policy must include "compact", or
+ * it is refused ("topic sysrepl.policies has cleanup.policy=delete: ...").
+ * partitions_override: when not NULL, the schema topic and such single-
+ * partition topics can pass their own count (index-aligned with topics;
+ * 0 = use s->partitions). Blocks up to timeout_ms. */
+bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
+                             const char *const *topics, const int *partitions_override,
+                             size_t count, int timeout_ms, char *errstr, size_t errstr_size);
+
+/* Read one config value of a topic (e.g. "delete.retention.ms") from the
+ * broker into value (NUL-terminated). */
+bool srl_kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name,
+                            char *value, size_t value_size, int timeout_ms,
+                            char *errstr, size_t errstr_size);
+
+/* Number of partitions of a topic, from metadata; -1 with errstr if the
+ * topic does not exist or the broker did not answer. */
+int srl_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                              char *errstr, size_t errstr_size);
+
+/* Find a header's value as a NUL-terminated copy in buf. */
+bool srl_kafka_header_str(const rd_kafka_message_t *m, const char *name, char *buf,
+                          size_t buf_size);
+/* The sysrepl.version header of a message, or -1 when missing/malformed. */
+int64_t srl_kafka_header_version(const rd_kafka_message_t *m);
+
+/* The one classification of librdkafka errors: true when waiting and
+ * retrying can succeed (broker away, timeouts, leader changes), false when
+ * it cannot (authorization, unknown topic after creation, config). */
+bool srl_kafka_err_is_retriable(rd_kafka_resp_err_t err);
+
+#endif

@@ -1,0 +1,310 @@
+/*
+ * kafka.c - topic names, headers, topic creation and checking, and the
+ * classification of librdkafka errors (see kafka.h).
+ */
+#include "sysrepl/kafka.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool srl_topic_name(const char *prefix, srl_kind_t kind, char *buf, size_t buf_size)
+{
+    const char *name = srl_kind_name(kind);
+    if (!name)
+        return false;
+    int n = snprintf(buf, buf_size, "%s.%s", prefix, name);
+    return n > 0 && (size_t)n < buf_size;
+}
+
+bool srl_topic_name_schemas(const char *prefix, char *buf, size_t buf_size)
+{
+    int n = snprintf(buf, buf_size, "%s.%s", prefix, SRL_SCHEMAS_SUFFIX);
+    return n > 0 && (size_t)n < buf_size;
+}
+
+bool srl_topic_kind(const char *prefix, const char *topic, srl_kind_t *kind)
+{
+    size_t plen = strlen(prefix);
+    if (strncmp(topic, prefix, plen) != 0 || topic[plen] != '.')
+        return false;
+    return srl_kind_parse(topic + plen + 1, kind);
+}
+
+/* Wait for one admin result event of the given type on q. */
+static rd_kafka_event_t *wait_admin_result(rd_kafka_queue_t *q, rd_kafka_event_type_t type,
+                                           int timeout_ms)
+{
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    if (ev && rd_kafka_event_type(ev) != type) {
+        rd_kafka_event_destroy(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* Describe the configs of topics[0..count) in one request; the caller
+ * destroys the returned event. */
+static rd_kafka_event_t *describe_topics(rd_kafka_t *rk, const char *const *topics, size_t count,
+                                         int timeout_ms, char *errstr, size_t errstr_size)
+{
+    rd_kafka_ConfigResource_t **res = calloc(count ? count : 1, sizeof(*res));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_event_t *ev = NULL;
+    char eb[256];
+
+    if (!res) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto cleanup;
+    }
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, eb, sizeof(eb));
+    for (size_t i = 0; i < count; i++)
+        res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topics[i]);
+    rd_kafka_DescribeConfigs(rk, res, count, opts, q);
+    ev = wait_admin_result(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, timeout_ms);
+    if (!ev) {
+        snprintf(errstr, errstr_size, "broker did not answer DescribeConfigs within %d ms",
+                 timeout_ms);
+    } else if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errstr_size, "DescribeConfigs failed: %s", rd_kafka_event_error_string(ev));
+        rd_kafka_event_destroy(ev);
+        ev = NULL;
+    }
+cleanup:
+    if (res) {
+        for (size_t i = 0; i < count; i++)
+            rd_kafka_ConfigResource_destroy(res[i]);
+        free(res);
+    }
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    return ev;
+}
+
+static const char *resource_config(const rd_kafka_ConfigResource_t *r, const char *name)
+{
+    size_t n;
+    const rd_kafka_ConfigEntry_t **entries = rd_kafka_ConfigResource_configs(r, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rd_kafka_ConfigEntry_name(entries[i]), name) == 0)
+            return rd_kafka_ConfigEntry_value(entries[i]);
+    return NULL;
+}
+
+bool srl_kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name, char *value,
+                            size_t value_size, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    const char *topics[1] = {topic};
+    rd_kafka_event_t *ev = describe_topics(rk, topics, 1, timeout_ms, errstr, errstr_size);
+    bool ok = false;
+    if (!ev)
+        return false;
+    size_t n;
+    const rd_kafka_DescribeConfigs_result_t *result = rd_kafka_event_DescribeConfigs_result(ev);
+    const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(result, &n);
+    if (n != 1 || rd_kafka_ConfigResource_error(rs[0])) {
+        snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                 n == 1 ? rd_kafka_ConfigResource_error_string(rs[0]) : "no result");
+        goto cleanup;
+    }
+    const char *v = resource_config(rs[0], name);
+    if (!v) {
+        snprintf(errstr, errstr_size, "topic %s has no config %s", topic, name);
+        goto cleanup;
+    }
+    if ((size_t)snprintf(value, value_size, "%s", v) >= value_size) {
+        snprintf(errstr, errstr_size, "topic %s: config %s value too long", topic, name);
+        goto cleanup;
+    }
+    ok = true;
+cleanup:
+    rd_kafka_event_destroy(ev);
+    return ok;
+}
+
+int srl_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
+                              size_t errstr_size)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int count = -1;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (err) {
+        snprintf(errstr, errstr_size, "metadata for topic %s: %s", topic, rd_kafka_err2str(err));
+        goto cleanup;
+    }
+    if (md->topic_cnt != 1 || md->topics[0].err) {
+        snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                 md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "not in metadata");
+        goto cleanup;
+    }
+    count = md->topics[0].partition_cnt;
+cleanup:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return count;
+}
+
+/* A topic we can keep state in must be compacted; "compact,delete" also
+ * deletes by retention time and would silently lose old keys, so it is
+ * refused as well unless retention is infinite (checked by the caller
+ * through retention.ms == -1). */
+static bool cleanup_policy_ok(const char *policy, const char *retention_ms)
+{
+    if (!policy || !strstr(policy, "compact"))
+        return false;
+    if (strstr(policy, "delete"))
+        return retention_ms && strcmp(retention_ms, "-1") == 0;
+    return true;
+}
+
+bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
+                             const char *const *topics, const int *partitions_override,
+                             size_t count, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    rd_kafka_NewTopic_t **nt = calloc(count ? count : 1, sizeof(*nt));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_event_t *ev = NULL;
+    bool ok = false;
+    char eb[256], num[32];
+
+    if (!nt) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto cleanup;
+    }
+    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, eb, sizeof(eb));
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, eb, sizeof(eb));
+    for (size_t i = 0; i < count; i++) {
+        int parts = partitions_override && partitions_override[i] > 0 ? partitions_override[i]
+                                                                       : s->partitions;
+        nt[i] = rd_kafka_NewTopic_new(topics[i], parts, s->replication_factor, eb, sizeof(eb));
+        if (!nt[i]) {
+            snprintf(errstr, errstr_size, "topic %s: %s", topics[i], eb);
+            goto cleanup;
+        }
+        rd_kafka_NewTopic_set_config(nt[i], "cleanup.policy", "compact");
+        snprintf(num, sizeof(num), "%d", s->min_insync_replicas);
+        rd_kafka_NewTopic_set_config(nt[i], "min.insync.replicas", num);
+        snprintf(num, sizeof(num), "%" PRId64, s->segment_ms);
+        rd_kafka_NewTopic_set_config(nt[i], "segment.ms", num);
+        snprintf(num, sizeof(num), "%" PRId64, s->delete_retention_ms);
+        rd_kafka_NewTopic_set_config(nt[i], "delete.retention.ms", num);
+    }
+    rd_kafka_CreateTopics(rk, nt, count, opts, q);
+    ev = wait_admin_result(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, timeout_ms);
+    if (!ev) {
+        snprintf(errstr, errstr_size, "broker did not answer CreateTopics within %d ms", timeout_ms);
+        goto cleanup;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errstr_size, "CreateTopics failed: %s", rd_kafka_event_error_string(ev));
+        goto cleanup;
+    }
+    size_t n;
+    const rd_kafka_topic_result_t **tr =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_resp_err_t err = rd_kafka_topic_result_error(tr[i]);
+        if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            snprintf(errstr, errstr_size, "creating topic %s: %s", rd_kafka_topic_result_name(tr[i]),
+                     rd_kafka_topic_result_error_string(tr[i]));
+            goto cleanup;
+        }
+    }
+    rd_kafka_event_destroy(ev);
+
+    /* Check every topic, new or old: a pre-existing topic with a
+     * non-compacting cleanup policy would lose state without a word. */
+    ev = describe_topics(rk, topics, count, timeout_ms, errstr, errstr_size);
+    if (!ev)
+        goto cleanup;
+    const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(
+        rd_kafka_event_DescribeConfigs_result(ev), &n);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = rd_kafka_ConfigResource_name(rs[i]);
+        if (rd_kafka_ConfigResource_error(rs[i])) {
+            snprintf(errstr, errstr_size, "topic %s: %s", name,
+                     rd_kafka_ConfigResource_error_string(rs[i]));
+            goto cleanup;
+        }
+        const char *policy = resource_config(rs[i], "cleanup.policy");
+        const char *retention = resource_config(rs[i], "retention.ms");
+        if (!cleanup_policy_ok(policy, retention)) {
+            snprintf(errstr, errstr_size,
+                     "topic %s has cleanup.policy=%s: it would delete records by age and lose "
+                     "state; set cleanup.policy=compact (or use another topic.prefix)",
+                     name, policy ? policy : "(unknown)");
+            goto cleanup;
+        }
+    }
+    ok = true;
+cleanup:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    if (nt) {
+        for (size_t i = 0; i < count; i++)
+            if (nt[i])
+                rd_kafka_NewTopic_destroy(nt[i]);
+        free(nt);
+    }
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    return ok;
+}
+
+bool srl_kafka_header_str(const rd_kafka_message_t *m, const char *name, char *buf, size_t buf_size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val;
+    size_t size;
+    if (rd_kafka_message_headers(m, &hdrs) || !hdrs)
+        return false;
+    if (rd_kafka_header_get_last(hdrs, name, &val, &size) || !val || size >= buf_size)
+        return false;
+    memcpy(buf, val, size);
+    buf[size] = '\0';
+    return true;
+}
+
+int64_t srl_kafka_header_version(const rd_kafka_message_t *m)
+{
+    char buf[32], *end;
+    if (!srl_kafka_header_str(m, SRL_HDR_VERSION, buf, sizeof(buf)) || !buf[0])
+        return -1;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end || v < 0)
+        return -1;
+    return v;
+}
+
+bool srl_kafka_err_is_retriable(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+    case RD_KAFKA_RESP_ERR__WAIT_COORD:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: /* metadata not propagated yet */
+        return true;
+    default:
+        return false;
+    }
+}

@@ -1,0 +1,512 @@
+/*
+ * apply.c - one batch of records into the store, version-guarded, in one
+ * transaction with its offsets (see apply.h for the rule and the plan).
+ */
+#include "apply.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sysrepl/log.h"
+
+/* One upsert or tombstone of the batch. Strings live in a->text. */
+typedef struct item {
+    srl_kind_t kind;
+    bool deleted;
+    bool superseded; /* a higher version of the same key is in the batch */
+    int64_t version;
+    size_t key_off;  /* NUL-terminated key in a->text */
+    size_t row_off, row_len; /* COPY row in a->text */
+} item_t;
+
+struct srl_apply {
+    char *local_origin;
+    item_t *items;
+    size_t count, cap;
+    srl_buf_t text;      /* keys and rows */
+    /* open-addressing index of (kind, key) -> item + 1; 0 = empty */
+    size_t *slots;
+    size_t nslots;
+    srl_buf_t copy;      /* scratch: the COPY data of one staging table */
+    srl_buf_t sql;       /* scratch: the statements */
+};
+
+srl_apply_t *srl_apply_new(const char *local_origin)
+{
+    srl_apply_t *a = calloc(1, sizeof(*a));
+    if (!a || !(a->local_origin = strdup(local_origin ? local_origin : ""))) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void srl_apply_free(srl_apply_t *a)
+{
+    if (!a)
+        return;
+    free(a->local_origin);
+    free(a->items);
+    free(a->slots);
+    srl_buf_free(&a->text);
+    srl_buf_free(&a->copy);
+    srl_buf_free(&a->sql);
+    free(a);
+}
+
+void srl_apply_reset(srl_apply_t *a)
+{
+    a->count = 0;
+    a->text.len = 0;
+    if (a->slots)
+        memset(a->slots, 0, a->nslots * sizeof(*a->slots));
+}
+
+size_t srl_apply_count(const srl_apply_t *a)
+{
+    return a->count;
+}
+
+static uint64_t key_hash(srl_kind_t kind, const char *key)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+/* Rebuild the index at twice the size. */
+static bool grow_index(srl_apply_t *a)
+{
+    size_t n = a->nslots ? a->nslots * 2 : 1024;
+    size_t *s = calloc(n, sizeof(*s));
+    if (!s)
+        return false;
+    for (size_t i = 0; i < a->count; i++) {
+        item_t *it = &a->items[i];
+        if (it->superseded)
+            continue;
+        size_t j = key_hash(it->kind, a->text.data + it->key_off) & (n - 1);
+        while (s[j])
+            j = (j + 1) & (n - 1);
+        s[j] = i + 1;
+    }
+    free(a->slots);
+    a->slots = s;
+    a->nslots = n;
+    return true;
+}
+
+/* Append an item; keep only the highest version per (kind, key) live. */
+static bool add_item(srl_apply_t *a, srl_kind_t kind, bool deleted, int64_t version,
+                     const char *key, size_t row_off, size_t row_len)
+{
+    if (a->count == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 1024;
+        item_t *it = realloc(a->items, cap * sizeof(*it));
+        if (!it)
+            return false;
+        a->items = it;
+        a->cap = cap;
+    }
+    if ((a->count + 1) * 2 > a->nslots && !grow_index(a))
+        return false;
+    size_t key_off = a->text.len;
+    if (!srl_buf_add(&a->text, key, strlen(key) + 1))
+        return false;
+    item_t *it = &a->items[a->count];
+    *it = (item_t){kind, deleted, false, version, key_off, row_off, row_len};
+    size_t j = key_hash(kind, key) & (a->nslots - 1);
+    while (a->slots[j]) {
+        item_t *old = &a->items[a->slots[j] - 1];
+        if (old->kind == kind && strcmp(a->text.data + old->key_off, key) == 0) {
+            if (old->version >= version) {
+                it->superseded = true; /* the batch already has a newer one */
+            } else {
+                old->superseded = true;
+                a->slots[j] = a->count + 1;
+            }
+            a->count++;
+            return true;
+        }
+        j = (j + 1) & (a->nslots - 1);
+    }
+    a->slots[j] = a->count + 1;
+    a->count++;
+    return true;
+}
+
+bool srl_apply_add_upsert(srl_apply_t *a, const srl_entity_t *e, const char *key,
+                          char *errstr, size_t errstr_size)
+{
+    size_t row_off = a->text.len;
+    if (!srl_rows_format(&a->text, e, e->kind == SRL_KIND_ASSESSMENT, key, errstr, errstr_size))
+        return false;
+    const srl_meta_t *m = e->kind == SRL_KIND_ASSESSMENT_TYPE ? &e->u.type.meta
+                          : e->kind == SRL_KIND_ASSESSMENT    ? &e->u.assessment.meta
+                                                              : &e->u.policy.meta;
+    if (!add_item(a, e->kind, false, m->version, key, row_off, a->text.len - row_off)) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+bool srl_apply_tomb_row(srl_buf_t *b, srl_kind_t kind, const char *key, int64_t version,
+                        const char *origin, int64_t changed_at)
+{
+    char num[32];
+    int n = snprintf(num, sizeof(num), "%d", (int)kind);
+    bool ok = srl_rows_field(b, num, (size_t)n, '\t') &&
+              srl_rows_field(b, key, strlen(key), '\t');
+    n = snprintf(num, sizeof(num), "%" PRId64, version);
+    ok = ok && srl_rows_field(b, num, (size_t)n, '\t') &&
+         srl_rows_field(b, origin ? origin : "", origin ? strlen(origin) : 0, '\t');
+    n = snprintf(num, sizeof(num), "%" PRId64, changed_at);
+    return ok && srl_rows_field(b, num, (size_t)n, '\n');
+}
+
+bool srl_apply_add_tombstone(srl_apply_t *a, srl_kind_t kind, const char *key, int64_t version,
+                             const char *origin, int64_t changed_at)
+{
+    size_t row_off = a->text.len;
+    if (!srl_apply_tomb_row(&a->text, kind, key, version, origin, changed_at))
+        return false;
+    return add_item(a, kind, true, version, key, row_off, a->text.len - row_off);
+}
+
+/* ---- SQL ---- */
+
+static const char *const stage_table[SRL_KIND_COUNT] = {"srl_stage_types", "srl_stage_assessments",
+                                                        "srl_stage_policies"};
+
+const char *srl_apply_stage_copy_sql(srl_kind_t kind)
+{
+    switch (kind) {
+    case SRL_KIND_ASSESSMENT_TYPE:
+        return "COPY srl_stage_types (name, description, color, severity_class, "
+               "emitted_severity, auto_rule, cvss_min, cvss_max, pvrs_categories, "
+               "default_expiry_days, inactive, built_in, origin, version, changed_at) FROM STDIN";
+    case SRL_KIND_ASSESSMENT:
+        return "COPY srl_stage_assessments (key, vulnerability_id, assessment_type, comment, "
+               "scope_kind, scope_name, package_name, package_version_range, expires_at, "
+               "automatic, assessed_by, assessed_at, origin, version, changed_at) FROM STDIN";
+    case SRL_KIND_POLICY:
+        return "COPY srl_stage_policies (name, description, feeds, unassessed, "
+               "by_assessment_type, license_undetected, license_other, by_license, deprecated, "
+               "unlisted, exceptions, risk_profile, origin, version, changed_at) FROM STDIN";
+    default:
+        return NULL;
+    }
+}
+
+const char srl_apply_tomb_copy_sql[] =
+    "COPY srl_stage_tombstones (kind, key, version, origin, changed_at) FROM STDIN";
+
+srl_store_rc_t srl_apply_prepare(PGconn *conn, char *errstr, size_t errstr_size)
+{
+    /* LIKE copies columns and types but no constraints, defaults or
+     * generation expressions: the staging copy of vulnerability_assessments
+     * has "key" as a plain column, filled from the record key. */
+    static const char sql[] =
+        "SET client_min_messages = warning;"
+        "CREATE TEMP TABLE IF NOT EXISTS srl_stage_types (LIKE assessment_types)"
+        " ON COMMIT DELETE ROWS;"
+        "CREATE TEMP TABLE IF NOT EXISTS srl_stage_assessments"
+        " (LIKE vulnerability_assessments) ON COMMIT DELETE ROWS;"
+        "CREATE TEMP TABLE IF NOT EXISTS srl_stage_policies (LIKE policies)"
+        " ON COMMIT DELETE ROWS;"
+        "CREATE TEMP TABLE IF NOT EXISTS srl_stage_tombstones (kind smallint, key text,"
+        " version bigint, origin text, changed_at bigint) ON COMMIT DELETE ROWS;"
+        "RESET client_min_messages;";
+    PGresult *res = PQexec(conn, sql);
+    srl_store_rc_t rc = SRL_STORE_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = srl_store_classify(conn, res, "creating the staging tables", errstr, errstr_size);
+    PQclear(res);
+    return rc;
+}
+
+/* "SET a = EXCLUDED.a, ..." for every column of cols. */
+static bool set_list(srl_buf_t *sql, const char *cols)
+{
+    bool ok = true, first = true;
+    const char *p = cols;
+    while (ok && *p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *start = p;
+        while (*p && *p != ',')
+            p++;
+        size_t n = (size_t)(p - start);
+        if (n == 0)
+            break;
+        char piece[128];
+        int m = snprintf(piece, sizeof(piece), "%s%.*s = EXCLUDED.%.*s", first ? "" : ", ",
+                         (int)n, start, (int)n, start);
+        ok = m > 0 && (size_t)m < sizeof(piece) && srl_buf_add(sql, piece, (size_t)m);
+        first = false;
+    }
+    return ok;
+}
+
+static bool addf(srl_buf_t *sql, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool addf(srl_buf_t *sql, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !srl_buf_reserve(sql, (size_t)n + 1))
+        return false;
+    va_start(ap, fmt);
+    vsnprintf(sql->data + sql->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sql->len += (size_t)n;
+    return true;
+}
+
+bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tombstones,
+                        const char *local)
+{
+    const char *table = srl_rows_table(kind);
+    const char *kc = srl_rows_key_column(kind);
+    const char *cols = srl_rows_columns(kind);
+    const char *stage = stage_table[kind];
+    bool ok = true;
+
+    if (tombstones) {
+        /* The newest tombstone per key removes an older row (or a local
+         * edit); a tombstone is kept unless a row at least as new stays. */
+        ok = ok && addf(sql,
+                        "DELETE FROM %s c USING (SELECT key, max(version) AS version"
+                        " FROM srl_stage_tombstones WHERE kind = %d GROUP BY key) s"
+                        " WHERE c.%s = s.key AND (c.version < s.version OR c.origin = %s);",
+                        table, (int)kind, kc, local);
+        ok = ok && addf(sql,
+                        "INSERT INTO tombstones (kind, key, version, origin, changed_at)"
+                        " SELECT DISTINCT ON (s.key) %d, s.key, s.version, s.origin, s.changed_at"
+                        " FROM srl_stage_tombstones s WHERE s.kind = %d"
+                        " AND NOT EXISTS (SELECT 1 FROM %s c WHERE c.%s = s.key)"
+                        " ORDER BY s.key, s.version DESC"
+                        " ON CONFLICT (kind, key) DO UPDATE SET version = EXCLUDED.version,"
+                        " origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,"
+                        " deleted_at = now() WHERE tombstones.version < EXCLUDED.version;",
+                        (int)kind, (int)kind, table, kc);
+    }
+    if (upserts) {
+        /* Type names are unique case-insensitively: a record of another
+         * spelling is the same type (the hub renames it the same way). */
+        const char *dedup = kind == SRL_KIND_ASSESSMENT_TYPE ? "lower(s.name)" : NULL;
+        const char *target = kind == SRL_KIND_ASSESSMENT_TYPE ? "((lower(name)))"
+                             : kind == SRL_KIND_ASSESSMENT    ? "(key)"
+                                                              : "(name)";
+        char dedup_buf[32];
+        if (!dedup) {
+            snprintf(dedup_buf, sizeof(dedup_buf), "s.%s", kc);
+            dedup = dedup_buf;
+        }
+        ok = ok && addf(sql, "INSERT INTO %s (%s) SELECT DISTINCT ON (%s) %s FROM %s s"
+                             " WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.kind = %d"
+                             " AND t.key = s.%s AND t.version >= s.version)"
+                             " ORDER BY %s, s.version DESC ON CONFLICT %s DO UPDATE SET ",
+                        table, cols, dedup, cols, stage, (int)kind, kc, dedup, target);
+        ok = ok && set_list(sql, cols);
+        ok = ok && addf(sql, " WHERE %s.version < EXCLUDED.version OR %s.origin = %s;", table,
+                        table, local);
+        ok = ok && addf(sql,
+                        "DELETE FROM tombstones t USING %s s WHERE t.kind = %d AND t.key = s.%s"
+                        " AND t.version < s.version;",
+                        stage, (int)kind, kc);
+    }
+    return ok;
+}
+
+/* The offsets statement: one multi-row upsert. */
+static bool offsets_sql(srl_buf_t *sql, PGconn *conn, const srl_offset_update_t *offs,
+                        size_t noffs, bool lag_columns)
+{
+    if (noffs == 0)
+        return true;
+    bool ok = addf(sql, "INSERT INTO consumer_offsets (topic, partition, next_offset, updated_at,"
+                        " caught_up_at%s) VALUES ",
+                   lag_columns ? ", high_watermark, lag_seconds" : "");
+    for (size_t i = 0; ok && i < noffs; i++) {
+        char *topic = PQescapeLiteral(conn, offs[i].topic, strlen(offs[i].topic));
+        if (!topic)
+            return false;
+        ok = addf(sql, "%s(%s, %d, %" PRId64 ", now(), %s", i ? ", " : "", topic,
+                  (int)offs[i].partition, offs[i].next_offset,
+                  offs[i].caught_up ? "now()" : "NULL::timestamptz");
+        PQfreemem(topic);
+        if (ok && lag_columns) {
+            char hw[32] = "NULL", lag[40] = "NULL";
+            if (offs[i].high_watermark >= 0)
+                snprintf(hw, sizeof(hw), "%" PRId64, offs[i].high_watermark);
+            if (offs[i].lag_seconds >= 0)
+                snprintf(lag, sizeof(lag), "%.3f", offs[i].lag_seconds);
+            ok = addf(sql, ", %s::bigint, %s::float8", hw, lag);
+        }
+        ok = ok && addf(sql, ")");
+    }
+    ok = ok && addf(sql, " ON CONFLICT (topic, partition) DO UPDATE SET"
+                         " next_offset = EXCLUDED.next_offset, updated_at = now(),"
+                         " caught_up_at = coalesce(EXCLUDED.caught_up_at,"
+                         " consumer_offsets.caught_up_at)%s;",
+                    lag_columns ? ", high_watermark = coalesce(EXCLUDED.high_watermark,"
+                                  " consumer_offsets.high_watermark),"
+                                  " lag_seconds = coalesce(EXCLUDED.lag_seconds,"
+                                  " consumer_offsets.lag_seconds)"
+                                : "");
+    return ok;
+}
+
+static srl_store_rc_t exec_simple(PGconn *conn, const char *sql, const char *what, char *errstr,
+                                  size_t errstr_size)
+{
+    PGresult *res = PQexec(conn, sql);
+    srl_store_rc_t rc = SRL_STORE_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = srl_store_classify(conn, res, what, errstr, errstr_size);
+    PQclear(res);
+    return rc;
+}
+
+/* What each statement of the batch counts towards. */
+typedef enum { COUNT_NONE, COUNT_DELETED, COUNT_UPSERTED } count_t;
+
+srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_update_t *offs,
+                                size_t noffs, bool lag_columns, srl_deadletters_t *dl,
+                                const char *extra_sql, srl_apply_stats_t *stats,
+                                char *errstr, size_t errstr_size)
+{
+    srl_store_rc_t rc;
+    bool ups[SRL_KIND_COUNT] = {false}, tombs[SRL_KIND_COUNT] = {false};
+    char *local = NULL;
+    srl_apply_stats_t st = {0};
+
+    st.records = (int64_t)a->count;
+    rc = exec_simple(conn, "BEGIN; SET LOCAL sysrepl.applying = 'on'", "BEGIN", errstr,
+                     errstr_size);
+    if (rc != SRL_STORE_OK)
+        goto fail;
+
+    /* Stage the winners, one COPY per table that has any. */
+    for (int k = 0; k <= SRL_KIND_COUNT; k++) {
+        bool tomb_pass = k == SRL_KIND_COUNT;
+        a->copy.len = 0;
+        for (size_t i = 0; i < a->count; i++) {
+            const item_t *it = &a->items[i];
+            if (it->superseded || it->deleted != tomb_pass || (!tomb_pass && (int)it->kind != k))
+                continue;
+            if (!srl_buf_add(&a->copy, a->text.data + it->row_off, it->row_len)) {
+                snprintf(errstr, errstr_size, "out of memory");
+                rc = SRL_STORE_FATAL;
+                goto fail;
+            }
+            if (tomb_pass)
+                tombs[it->kind] = true;
+            else
+                ups[k] = true;
+        }
+        if (a->copy.len == 0)
+            continue;
+        rc = srl_copy_send(conn, tomb_pass ? srl_apply_tomb_copy_sql
+                                           : srl_apply_stage_copy_sql((srl_kind_t)k),
+                           a->copy.data, a->copy.len, errstr, errstr_size);
+        if (rc != SRL_STORE_OK)
+            goto fail;
+    }
+    if (dl && (rc = srl_deadletter_write(dl, conn, errstr, errstr_size)) != SRL_STORE_OK)
+        goto fail;
+
+    /* One round trip for the statements and the commit. */
+    local = PQescapeLiteral(conn, a->local_origin, strlen(a->local_origin));
+    if (!local) {
+        rc = srl_store_classify(conn, NULL, "escaping the instance id", errstr, errstr_size);
+        goto fail;
+    }
+    count_t counts[64];
+    srl_kind_t count_kind[64];
+    size_t nstmt = 0;
+    a->sql.len = 0;
+    bool ok = true;
+    for (int k = 0; k < SRL_KIND_COUNT && ok; k++) {
+        if (!ups[k] && !tombs[k])
+            continue;
+        ok = srl_apply_kind_sql(&a->sql, (srl_kind_t)k, ups[k], tombs[k], local);
+        if (tombs[k]) {
+            counts[nstmt] = COUNT_DELETED, count_kind[nstmt++] = (srl_kind_t)k;
+            counts[nstmt] = COUNT_NONE, count_kind[nstmt++] = (srl_kind_t)k;
+        }
+        if (ups[k]) {
+            counts[nstmt] = COUNT_UPSERTED, count_kind[nstmt++] = (srl_kind_t)k;
+            counts[nstmt] = COUNT_NONE, count_kind[nstmt++] = (srl_kind_t)k;
+        }
+    }
+    ok = ok && offsets_sql(&a->sql, conn, offs, noffs, lag_columns);
+    if (ok && extra_sql)
+        ok = srl_buf_add(&a->sql, extra_sql, strlen(extra_sql));
+    ok = ok && addf(&a->sql, "COMMIT;");
+    if (!ok) {
+        snprintf(errstr, errstr_size, "out of memory building the apply statements");
+        rc = SRL_STORE_FATAL;
+        goto fail;
+    }
+    if (!PQsendQuery(conn, a->sql.data)) {
+        rc = srl_store_classify(conn, NULL, "sending the apply statements", errstr, errstr_size);
+        goto fail;
+    }
+    PGresult *res;
+    size_t n = 0;
+    bool committed = false;
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            if (rc == SRL_STORE_OK)
+                rc = srl_store_classify(conn, res, "applying the batch", errstr, errstr_size);
+        } else {
+            const char *status = PQcmdStatus(res);
+            if (strcmp(status, "COMMIT") == 0)
+                committed = true;
+            else if (strcmp(status, "ROLLBACK") == 0 && rc == SRL_STORE_OK) {
+                snprintf(errstr, errstr_size, "applying the batch: transaction rolled back");
+                rc = SRL_STORE_RETRY;
+            }
+            if (n < nstmt) {
+                int64_t t = strtoll(PQcmdTuples(res), NULL, 10);
+                if (counts[n] == COUNT_DELETED)
+                    st.deleted[count_kind[n]] += t;
+                else if (counts[n] == COUNT_UPSERTED)
+                    st.upserted[count_kind[n]] += t;
+            }
+        }
+        n++;
+        PQclear(res);
+    }
+    if (rc == SRL_STORE_OK && !committed) {
+        rc = srl_store_classify(conn, NULL, "committing the batch", errstr, errstr_size);
+        if (rc == SRL_STORE_OK)
+            rc = SRL_STORE_RETRY;
+    }
+    if (rc != SRL_STORE_OK)
+        goto fail;
+    int64_t effective = 0;
+    for (int k = 0; k < SRL_KIND_COUNT; k++)
+        effective += st.upserted[k] + st.deleted[k];
+    st.stale = st.records > effective ? st.records - effective : 0;
+    if (stats)
+        *stats = st;
+    PQfreemem(local);
+    return SRL_STORE_OK;
+fail:
+    if (local)
+        PQfreemem(local);
+    if (PQstatus(conn) == CONNECTION_OK) {
+        PGresult *r = PQexec(conn, "ROLLBACK");
+        PQclear(r);
+    }
+    return rc;
+}

@@ -1,0 +1,106 @@
+/*
+ * apply.h - private to sysrepl-consumer: apply a batch of upserts and
+ * tombstones to the store, version-guarded, in one transaction together
+ * with the offsets that produced it and the batch's dead letters.
+ *
+ * The rule: an upsert or a tombstone whose version is higher than what the
+ * store holds for its key (the row's version, or the tombstones table's)
+ * wins; anything else is a no-op, so duplicates and replays are harmless.
+ * A row that carries this spoke's own instance id as origin (a local edit)
+ * always loses to the hub's record.
+ *
+ * How: within the batch only the highest version per key is kept; the
+ * winners are streamed with COPY into temporary staging tables, then a few
+ * set-based statements per kind (deletes first, then upserts, types before
+ * assessments) apply them against the content and tombstones tables, the
+ * offsets are upserted, and the transaction commits. Every statement runs
+ * with `SET LOCAL sysrepl.applying = 'on'`, so the capture triggers keep
+ * the record's origin/version/changed_at and write no outbox row.
+ */
+#ifndef SRL_CONSUMER_APPLY_H
+#define SRL_CONSUMER_APPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "sysrepl/model.h"
+#include "sysrepl/store.h"
+
+#include "deadletter.h"
+#include "rows.h"
+
+/* Where a partition stands after the batch, written in the same
+ * transaction. caught_up: the read reached the partition's end (sets
+ * caught_up_at = now()). high_watermark -1 and lag_seconds < 0: unknown. */
+typedef struct srl_offset_update {
+    const char *topic;
+    int32_t partition;
+    int64_t next_offset;
+    bool caught_up;
+    int64_t high_watermark;
+    double lag_seconds;
+} srl_offset_update_t;
+
+/* What a commit did, per kind. */
+typedef struct srl_apply_stats {
+    int64_t records;                /* upserts + tombstones added */
+    int64_t upserted[SRL_KIND_COUNT];  /* rows inserted or replaced */
+    int64_t deleted[SRL_KIND_COUNT];   /* rows removed by tombstones */
+    int64_t stale;                  /* records that changed nothing */
+} srl_apply_stats_t;
+
+typedef struct srl_apply srl_apply_t;
+
+/* local_origin: this spoke's instance id (its local edits lose). */
+srl_apply_t *srl_apply_new(const char *local_origin);
+void srl_apply_free(srl_apply_t *a); /* NULL accepted */
+
+/* Forget the items added so far. */
+void srl_apply_reset(srl_apply_t *a);
+size_t srl_apply_count(const srl_apply_t *a);
+
+/* Add an upsert of e (key: its record key). The entity is formatted at
+ * once; the caller keeps e. False on out of memory or an unformattable
+ * entity (errstr). */
+bool srl_apply_add_upsert(srl_apply_t *a, const srl_entity_t *e, const char *key,
+                          char *errstr, size_t errstr_size);
+/* Add a delete of (kind, key) at version. origin may be NULL. */
+bool srl_apply_add_tombstone(srl_apply_t *a, srl_kind_t kind, const char *key, int64_t version,
+                             const char *origin, int64_t changed_at);
+
+/* Apply the items, write dl (may be NULL) and the offsets, run extra_sql
+ * (may be NULL: statements ending in ';', e.g. replication_log inserts),
+ * and commit, all in one transaction on conn. On failure the transaction
+ * is rolled back and nothing is applied; the items stay for a retry.
+ * lag_columns: consumer_offsets has high_watermark and lag_seconds.
+ * conn must have been through srl_apply_prepare (once per session). */
+srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_update_t *offs,
+                                size_t noffs, bool lag_columns, srl_deadletters_t *dl,
+                                const char *extra_sql, srl_apply_stats_t *stats,
+                                char *errstr, size_t errstr_size);
+
+/* ---- shared with rebuild.c ---- */
+
+/* Create the staging tables on conn if this session lacks them
+ * (temporary, ON COMMIT DELETE ROWS). */
+srl_store_rc_t srl_apply_prepare(PGconn *conn, char *errstr, size_t errstr_size);
+
+/* Staging table of a kind's upserts, and of tombstones (all kinds), with
+ * the COPY statements that fill them. */
+const char *srl_apply_stage_copy_sql(srl_kind_t kind);
+extern const char srl_apply_tomb_copy_sql[];
+
+/* Append a tombstone as a COPY row of the tombstone staging table. */
+bool srl_apply_tomb_row(srl_buf_t *b, srl_kind_t kind, const char *key, int64_t version,
+                        const char *origin, int64_t changed_at);
+
+/* Append the statements that apply the staged rows of kind to sql
+ * (deletes, then upserts; each ends in ';'). local_origin_literal: the
+ * instance id as an SQL literal (PQescapeLiteral). */
+bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tombstones,
+                        const char *local_origin_literal);
+
+#endif

@@ -1,0 +1,253 @@
+/*
+ * outbox.c - drain the outbox (see outbox.h).
+ *
+ * One statement reads a batch: the outbox rows above a version, in version
+ * order, each LEFT JOINed to the content row of its key, so the batch is
+ * one consistent snapshot of outbox and content. Rules per row:
+ *   - kind not replicated here: deleted with the batch, not published;
+ *   - upsert whose content row is gone or has a higher version: superseded
+ *     (the later outbox row publishes the key), deleted with the batch;
+ *   - delete whose key exists again: superseded likewise;
+ *   - otherwise published: the content row's current values and version,
+ *     or a tombstone carrying the outbox row's version.
+ * Publishing the current content under the current version is what makes a
+ * re-read after a failure or a crash safe: per key, nothing older than what
+ * the topic already holds is ever appended after it.
+ */
+#include "outbox.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rows.h"
+#include "sysrepl/log.h"
+
+int64_t srl_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Columns of the batch query: 4 outbox columns, then each kind's content
+ * columns (rows.h) in srl_kind_t order. */
+#define COL_VERSION 0
+#define COL_KIND 1
+#define COL_KEY 2
+#define COL_DELETED 3
+#define COL_TYPE 4
+#define COL_ASSESSMENT (COL_TYPE + ROWS_TYPE_NCOLS)
+#define COL_POLICY (COL_ASSESSMENT + ROWS_ASSESSMENT_NCOLS)
+
+static const char fetch_sql[] =
+    "WITH b AS (SELECT version, kind, key, deleted FROM outbox WHERE version > $1"
+    "           ORDER BY version LIMIT $2)"
+    " SELECT b.version, b.kind, b.key, b.deleted, " ROWS_TYPE_COLS("t") ", " ROWS_ASSESSMENT_COLS(
+        "a") ", " ROWS_POLICY_COLS("p") " FROM b"
+                                        " LEFT JOIN assessment_types t ON b.kind = 0 AND t.name = b.key"
+                                        " LEFT JOIN vulnerability_assessments a ON b.kind = 1 AND "
+                                        "a.key = b.key"
+                                        " LEFT JOIN policies p ON b.kind = 2 AND p.name = b.key"
+                                        " ORDER BY b.version";
+
+static const int kind_col0[SRL_KIND_COUNT] = {COL_TYPE, COL_ASSESSMENT, COL_POLICY};
+
+void srl_outbox_batch_clear(srl_outbox_batch_t *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->sink.count; i++) {
+        free((void *)b->sink.records[i].key);
+        free((void *)b->sink.records[i].value);
+    }
+    free(b->sink.records);
+    free(b->versions);
+    memset(b, 0, sizeof(*b));
+}
+
+bool srl_outbox_batch_add(srl_outbox_batch_t *b, srl_kind_t kind, const char *key,
+                          uint8_t *value, size_t value_len, int64_t version,
+                          const char *origin)
+{
+    size_t n = b->sink.count;
+    if (n == b->capacity) {
+        size_t cap = n ? n * 2 : 64;
+        srl_record_t *r = realloc(b->sink.records, cap * sizeof(*r));
+        if (!r) {
+            free(value);
+            return false;
+        }
+        b->sink.records = r;
+        b->capacity = cap;
+    }
+    char *k = strdup(key);
+    if (!k) {
+        free(value);
+        return false;
+    }
+    b->sink.records[n] = (srl_record_t){
+        .kind = kind,
+        .partition = -1,
+        .offset = -1,
+        .key = k,
+        .key_len = strlen(k),
+        .value = value,
+        .value_len = value ? value_len : 0,
+        .version = version,
+        .origin = origin,
+    };
+    b->sink.count = n + 1;
+    if (!value)
+        b->tombstones++;
+    if (version > b->max_published)
+        b->max_published = version;
+    return true;
+}
+
+static bool parse_int64(const char *s, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+srl_store_rc_t srl_outbox_fetch(PGconn *conn, srl_registry_t *reg, unsigned kind_mask,
+                                const char *origin, int64_t after, int limit,
+                                srl_outbox_batch_t *b, srl_outbox_timing_t *timing,
+                                char *errstr, size_t errstr_size)
+{
+    char after_s[32], limit_s[32];
+    const char *params[2] = {after_s, limit_s};
+    srl_store_rc_t rc = SRL_STORE_OK;
+    int64_t t0 = srl_now_us(), encode_us = 0;
+
+    memset(b, 0, sizeof(*b));
+    snprintf(after_s, sizeof(after_s), "%" PRId64, after);
+    snprintf(limit_s, sizeof(limit_s), "%d", limit);
+    PGresult *res = PQexecParams(conn, fetch_sql, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = srl_store_classify(conn, res, "reading the outbox", errstr, errstr_size);
+        goto cleanup;
+    }
+    int nrows = PQntuples(res);
+    b->rows = (size_t)nrows;
+    b->versions = malloc((nrows ? (size_t)nrows : 1) * sizeof(int64_t));
+    if (!b->versions) {
+        snprintf(errstr, errstr_size, "out of memory reading the outbox");
+        rc = SRL_STORE_FATAL;
+        goto cleanup;
+    }
+    for (int i = 0; i < nrows; i++) {
+        int64_t version, kind_i;
+        if (!parse_int64(PQgetvalue(res, i, COL_VERSION), &version) ||
+            !parse_int64(PQgetvalue(res, i, COL_KIND), &kind_i) || kind_i < 0 ||
+            kind_i >= SRL_KIND_COUNT) {
+            snprintf(errstr, errstr_size, "outbox row %d: bad version or kind", i);
+            rc = SRL_STORE_FATAL;
+            goto cleanup;
+        }
+        srl_kind_t kind = (srl_kind_t)kind_i;
+        const char *key = PQgetvalue(res, i, COL_KEY);
+        bool deleted = PQgetvalue(res, i, COL_DELETED)[0] == 't';
+        int col0 = kind_col0[kind];
+        bool present = srl_rows_present(res, i, col0);
+        if (version > b->max_version)
+            b->max_version = version;
+
+        if (!(kind_mask & (1u << kind))) {
+            b->not_replicated++;
+            b->versions[b->version_count++] = version;
+            continue;
+        }
+        if (deleted) {
+            if (present) {
+                b->superseded++;
+            } else if (!srl_outbox_batch_add(b, kind, key, NULL, 0, version, origin)) {
+                goto oom;
+            }
+            b->versions[b->version_count++] = version;
+            continue;
+        }
+        int64_t row_version = 0;
+        if (present)
+            parse_int64(PQgetvalue(res, i, col0), &row_version);
+        if (!present || row_version > version) {
+            b->superseded++;
+            b->versions[b->version_count++] = version;
+            continue;
+        }
+        int64_t te = srl_now_us();
+        srl_entity_t e;
+        uint8_t *value = NULL;
+        size_t value_len = 0;
+        char why[256];
+        bool ok = srl_rows_parse(res, i, col0, kind, &e, why, sizeof(why)) &&
+                  srl_codec_encode(reg, &e, &value, &value_len, why, sizeof(why));
+        srl_entity_clear(&e);
+        encode_us += srl_now_us() - te;
+        if (!ok) {
+            /* Left in the outbox: dropping it would lose the change
+             * silently; the log and producer_state say why. */
+            b->unpublishable++;
+            srl_log(SRL_LOG_ERROR, "producer", "outbox row cannot be published",
+                    "kind=%s key=%s version=%" PRId64 " reason=%s", srl_kind_name(kind),
+                    srl_log_q(key), version, srl_log_q(why));
+            snprintf(errstr, errstr_size, "%s %s version %" PRId64 ": %s", srl_kind_name(kind),
+                     key, version, why);
+            continue;
+        }
+        if (!srl_outbox_batch_add(b, kind, key, value, value_len, row_version, origin))
+            goto oom;
+        b->versions[b->version_count++] = version;
+    }
+    goto cleanup;
+oom:
+    snprintf(errstr, errstr_size, "out of memory building a batch");
+    rc = SRL_STORE_FATAL;
+cleanup:
+    PQclear(res);
+    if (rc != SRL_STORE_OK)
+        srl_outbox_batch_clear(b);
+    if (timing) {
+        timing->encode_us += encode_us;
+        timing->read_us += srl_now_us() - t0 - encode_us;
+    }
+    return rc;
+}
+
+srl_store_rc_t srl_outbox_delete(PGconn *conn, const int64_t *versions, size_t n,
+                                 srl_outbox_timing_t *timing, char *errstr, size_t errstr_size)
+{
+    if (n == 0)
+        return SRL_STORE_OK;
+    int64_t t0 = srl_now_us();
+    srl_store_rc_t rc = SRL_STORE_OK;
+    /* "{v1,v2,...}": at most 20 digits and a comma per version. */
+    size_t cap = n * 21 + 3, len = 0;
+    char *arr = malloc(cap);
+    if (!arr) {
+        snprintf(errstr, errstr_size, "out of memory deleting outbox rows");
+        return SRL_STORE_FATAL;
+    }
+    arr[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(arr + len, cap - len, "%s%" PRId64, i ? "," : "", versions[i]);
+    arr[len++] = '}';
+    arr[len] = '\0';
+    const char *params[1] = {arr};
+    PGresult *res = PQexecParams(conn, "DELETE FROM outbox WHERE version = ANY($1::bigint[])", 1,
+                                 NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = srl_store_classify(conn, res, "deleting delivered outbox rows", errstr, errstr_size);
+    PQclear(res);
+    free(arr);
+    if (timing)
+        timing->delete_us += srl_now_us() - t0;
+    return rc;
+}
