@@ -41,6 +41,10 @@
 
 #define SRL_BRIDGE_API_PREFIX "/api/replication/v1"
 #define SRL_BRIDGE_TOPIC_MAX 250
+/* The schema topic, served by the pull route under the name "schemas"
+ * (key: fingerprint hex, value: schema JSON) so an http spoke reads it like
+ * a Kafka spoke does. Used as a kind index into topics[]. */
+#define SRL_BRIDGE_SCHEMAS ((srl_kind_t)SRL_KIND_COUNT)
 
 typedef struct srl_bridge_keys srl_bridge_keys_t;
 typedef struct srl_bridge_tail srl_bridge_tail_t;
@@ -89,7 +93,7 @@ typedef struct srl_bridge {
     srl_config_t *cfg;
     const char *prefix;
     unsigned kinds;                        /* replicated kinds: bit (1 << kind) */
-    char topics[SRL_KIND_COUNT][SRL_BRIDGE_TOPIC_MAX + 1];
+    char topics[SRL_KIND_COUNT + 1][SRL_BRIDGE_TOPIC_MAX + 1]; /* + SRL_BRIDGE_SCHEMAS */
     char schemas_topic[SRL_BRIDGE_TOPIC_MAX + 1];
 
     srl_bridge_keys_t *keys;

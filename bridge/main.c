@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +233,10 @@ int main(int argc, char **argv)
         }
     }
 
+    /* Few malloc arenas: the reader and HTTP threads free what other
+     * threads allocated, and one arena per thread would keep the bridge's
+     * RSS high after every rebuild. */
+    mallopt(M_ARENA_MAX, 2);
     memset(b, 0, sizeof(*b));
     pthread_mutex_init(&b->reg_lock, NULL);
     b->cfg = srl_config_new(SRL_PROG_BRIDGE);
@@ -267,6 +272,7 @@ int main(int argc, char **argv)
             goto cleanup;
         }
     srl_topic_name_schemas(b->prefix, b->schemas_topic, sizeof(b->schemas_topic));
+    memcpy(b->topics[SRL_BRIDGE_SCHEMAS], b->schemas_topic, sizeof(b->schemas_topic));
     b->max_body_bytes = (size_t)srl_config_get_int(b->cfg, "bridge.max_body_bytes");
     b->max_batch_records = (size_t)srl_config_get_int(b->cfg, "bridge.max_batch_records");
     b->max_connections = (unsigned)srl_config_get_int(b->cfg, "bridge.max_connections");

@@ -187,7 +187,16 @@ static void read_partition(reader_t *r, srl_req_t *req)
     if (!job_continues(r, &(job_t){.req = req})) {
         rd_kafka_topic_partition_list_t *tpl = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(tpl, topic, req->partition)->offset = req->offset;
-        rd_kafka_resp_err_t e = rd_kafka_assign(r->rk, tpl);
+        rd_kafka_resp_err_t e;
+        if (r->kind == (int)req->kind && r->partition == req->partition) {
+            /* Same partition, another offset: a seek keeps the fetcher. */
+            rd_kafka_error_t *se = rd_kafka_seek_partitions(r->rk, tpl, 5000);
+            e = se ? rd_kafka_error_code(se) : tpl->elems[0].err;
+            if (se)
+                rd_kafka_error_destroy(se);
+        } else {
+            e = rd_kafka_assign(r->rk, tpl);
+        }
         rd_kafka_topic_partition_list_destroy(tpl);
         if (e) {
             srl__ready_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot read %s partition %d: %s",
@@ -331,7 +340,11 @@ static rd_kafka_t *reader_consumer(srl_bridge_t *b, int id, char *errstr, size_t
     char eb[512], group[300];
     snprintf(group, sizeof(group), "sysrepl-bridge.%s.reader%d",
              srl_config_get_str(b->cfg, "instance.id"), id);
-    const char *const defaults[][2] = {{"queued.max.messages.kbytes", "8192"},
+    /* A reader serves one partition at a time and a batch is at most
+     * bridge.max_batch_records: a small prefetch queue is enough, and keeps
+     * the bridge's memory flat however many rebuilds come and go. */
+    const char *const defaults[][2] = {{"queued.max.messages.kbytes", "2048"},
+                                       {"fetch.max.bytes", "4194304"},
                                        {"fetch.wait.max.ms", "100"},
                                        {NULL, NULL}};
     const char *const forced[][2] = {{"group.id", group},

@@ -13,6 +13,10 @@
  * Body: the binary framing (framing.h) with the values exactly as on the
  * topic, or with Accept: application/json a JSON object for people and
  * scripts (values decoded; value_base64 when a value does not decode).
+ *
+ * kind "schemas" reads <prefix>.schemas (key: fingerprint hex, value: the
+ * schema JSON), always from Kafka through the readers and without long
+ * polling: it is small and read once at a spoke's start.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -74,6 +78,12 @@ static json_t *record_json(srl_bridge_t *b, const srl_record_t *r)
         json_object_set_new(o, "value", json_null());
         return o;
     }
+    if (r->kind == SRL_BRIDGE_SCHEMAS) {
+        json_t *schema = json_loadb((const char *)r->value, r->value_len, 0, NULL);
+        json_object_set_new(o, "value", schema ? schema : json_stringn((const char *)r->value,
+                                                                          r->value_len));
+        return o;
+    }
     srl_entity_t e;
     char err[512];
     json_t *v = NULL;
@@ -107,7 +117,9 @@ bool srl__pull_encode(srl_req_t *req, const srl_record_t *records, size_t count,
     if (req->want_json) {
         json_t *o = json_object();
         json_t *arr = json_array();
-        json_object_set_new(o, "kind", json_string(srl_kind_name(req->kind)));
+        json_object_set_new(o, "kind", json_string(req->kind == SRL_BRIDGE_SCHEMAS
+                                                       ? "schemas"
+                                                       : srl_kind_name(req->kind)));
         json_object_set_new(o, "partition", json_integer(req->partition));
         json_object_set_new(o, "offset", json_integer(req->offset));
         json_object_set_new(o, "next_offset", json_integer(next_offset));
@@ -230,6 +242,8 @@ enum MHD_Result srl__route_pull(srl_req_t *req)
         return rc;
     req->resumed = false;
     req->wait = SRL_WAIT_NONE;
+    if (req->kind == SRL_BRIDGE_SCHEMAS)
+        goto below;
     if (++req->attempts > 4)
         /* The window moved past us more than once between wake and serve:
          * the readers serve it. */

@@ -5,7 +5,9 @@
  *                              an http spoke applies the same tombstone-
  *                              horizon rule as a Kafka spoke)
  *   GET .../schemas/{fp-hex}   the writer schema JSON of a fingerprint
- *   GET /health                no key needed: broker reachable, topics, version
+ *   GET /health                no key needed: broker reachable, tailing, our
+ *                              writer schemas published (pushes need them),
+ *                              topics, version; 200 when all is well, else 503
  * /state and /health ask the broker, so they run on a reader thread
  * (readers.c), never on the HTTP threads.
  */
@@ -40,8 +42,8 @@ static void state_job(srl_bridge_t *b, rd_kafka_t *rk, srl_req_t *req)
 {
     char err[512], retention[32];
     json_t *topics = json_array();
-    for (int k = 0; k < SRL_KIND_COUNT; k++) {
-        if (!(b->kinds & (1u << k)))
+    for (int k = 0; k <= SRL_KIND_COUNT; k++) {
+        if (k < SRL_KIND_COUNT && !(b->kinds & (1u << k)))
             continue;
         const char *topic = b->topics[k];
         int n = srl_kafka_partition_count(rk, topic, BROKER_TIMEOUT_MS, err, sizeof(err));
@@ -74,7 +76,9 @@ static void state_job(srl_bridge_t *b, rd_kafka_t *rk, srl_req_t *req)
                                                    (json_int_t)hi));
         }
         json_array_append_new(
-            topics, json_pack("{sssssisIso}", "kind", srl_kind_name((srl_kind_t)k), "topic", topic,
+            topics, json_pack("{sssssisIso}", "kind",
+                              k == SRL_KIND_COUNT ? "schemas" : srl_kind_name((srl_kind_t)k),
+                              "topic", topic,
                               "partition_count", n, "delete_retention_ms",
                               (json_int_t)strtoll(retention, NULL, 10), "partitions", parts));
     }
@@ -116,14 +120,18 @@ static void health_job(srl_bridge_t *b, rd_kafka_t *rk, srl_req_t *req)
         if (b->kinds & (1u << k))
             json_array_append_new(topics, json_string(b->topics[k]));
     bool tail = srl_bridge_tail_ready(b->tail);
-    json_t *o = json_pack("{sssbsbsoss}", "status", broker && tail ? "ok" : "degraded",
-                          "broker_reachable", broker, "tailing", tail, "topics", topics, "version",
-                          SRL_VERSION);
+    pthread_mutex_lock(&b->reg_lock);
+    bool schemas = b->schemas_published;
+    pthread_mutex_unlock(&b->reg_lock);
+    bool ok = broker && tail && schemas;
+    json_t *o = json_pack("{sssbsbsbsoss}", "status", ok ? "ok" : "degraded", "broker_reachable",
+                          broker, "tailing", tail, "schemas_published", schemas, "topics", topics,
+                          "version", SRL_VERSION);
     if (!broker)
         json_object_set_new(o, "broker_error", json_string(rd_kafka_err2str(e)));
     if (md)
         rd_kafka_metadata_destroy(md);
-    ready_json(req, broker && tail ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
+    ready_json(req, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
 }
 
 enum MHD_Result srl__route_health(srl_req_t *req)

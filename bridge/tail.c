@@ -552,7 +552,7 @@ srl_bridge_tail_t *srl_bridge_tail_start(srl_bridge_t *b, size_t window_bytes, c
      * joins the group nor commits. */
     snprintf(group, sizeof(group), "sysrepl-bridge.%s.tail",
              srl_config_get_str(b->cfg, "instance.id"));
-    const char *const defaults[][2] = {{"queued.max.messages.kbytes", "16384"},
+    const char *const defaults[][2] = {{"queued.max.messages.kbytes", "4096"},
                                        {"fetch.wait.max.ms", "100"},
                                        {NULL, NULL}};
     const char *const forced[][2] = {{"group.id", group},

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "sysrepl/config.h"
 #include "sysrepl/model.h"
 #include "sysrepl/store.h"
@@ -88,6 +90,11 @@ int cli_cmd_list(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args);
 int cli_cmd_delete(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args);
 int cli_cmd_import(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args); /* cmd_transfer.c */
 int cli_cmd_export(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args);
+
+/* An assessment written by a person without "assessed_at": keep the
+ * stored one, or now for a new assessment (json.c would leave 0, the
+ * epoch). See SRL_STORE_ASSESSED_AT_KEEP. */
+void cli_default_assessed_at(const json_t *value, srl_entity_t *e);
 
 /* Parse a kind name as on the command line: the kind names of model.h
  * plus the group names and aliases ("type", "assessment", "policy"). */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -54,6 +55,12 @@ static json_t *load_object(cli_ctx_t *ctx, const char *text, const char *path, i
     return obj;
 }
 
+void cli_default_assessed_at(const json_t *value, srl_entity_t *e)
+{
+    if (e->kind == SRL_KIND_ASSESSMENT && !json_object_get(value, "assessed_at"))
+        e->u.assessment.assessed_at = SRL_STORE_ASSESSED_AT_KEEP;
+}
+
 int cli_cmd_put(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
 {
     (void)cmd;
@@ -82,6 +89,7 @@ int cli_cmd_put(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
         code = CLI_EXIT_INVALID;
         goto cleanup;
     }
+    cli_default_assessed_at(obj, &e);
     st = cli_connect(ctx, true, &code);
     if (!st)
         goto cleanup;

@@ -146,7 +146,7 @@ static int print_status_json(cli_ctx_t *ctx, const srl_store_t *st, const srl_st
         " s:{s:I, s:I, s:I},"
         " s:{s:I, s:s, s:f, s:s},"
         " s:{s:s, s:s, s:s, s:s},"
-        " s:{s:I, s:s},"
+        " s:{s:I, s:s, s:I, s:f},"
         " s:{s:I, s:s, s:s},"
         " s:o}",
         "store", srl_store_where(st), "schema_version", s->schema_version,
@@ -163,6 +163,7 @@ static int print_status_json(cli_ctx_t *ctx, const srl_store_t *st, const srl_st
         "last_replication", "at", t2, "level", s->last_log_level, "component",
         s->last_log_component, "message", s->last_log_message,
         "consumer", "partitions", (json_int_t)s->consumer_partitions, "caught_up_at", t4,
+        "lag_records", (json_int_t)s->consumer_lag_records, "lag_seconds", s->consumer_lag_seconds,
         "dead_letters", "count", (json_int_t)s->dead_letters, "newest_at", t3, "newest_reason",
         s->newest_dead_letter_reason,
         "warnings", warn ? warn : json_array());
@@ -202,8 +203,9 @@ static void print_status_text(cli_ctx_t *ctx, const srl_store_t *st, const srl_s
                 s->producer_last_delivered_version, t, s->producer_rate);
     } else {
         fmt_time(s->consumer_oldest_caught_up_ms, t, sizeof(t));
-        fprintf(out, "consumer:         %" PRId64 " partition%s, all caught up at %s\n",
-                s->consumer_partitions, s->consumer_partitions == 1 ? "" : "s", t);
+        fprintf(out, "consumer:         %" PRId64 " partition%s, lag %" PRId64 " records / %.1f s, all caught up at %s\n",
+                s->consumer_partitions, s->consumer_partitions == 1 ? "" : "s",
+                s->consumer_lag_records, s->consumer_lag_seconds, t);
     }
     if (s->last_log_at_ms > 0) {
         fmt_time(s->last_log_at_ms, t, sizeof(t));

@@ -131,6 +131,8 @@ int cli_cmd_import(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
         ok = ok && split_line(obj, have_kind, given, &kind, &value, errstr, sizeof(errstr)) &&
              srl_json_to_entity(value, kind, &e, errstr, sizeof(errstr)) &&
              srl_store_validate(&e, now_ms, errstr, sizeof(errstr));
+        if (ok)
+            cli_default_assessed_at(value, &e);
         json_decref(obj);
         if (!ok) {
             if (++errors <= MAX_ERRORS)
@@ -193,36 +195,6 @@ cleanup:
 /* ------------------------------------------------------------------ */
 /* export                                                               */
 
-/* Write one envelope line; buf grows as needed (owned by the caller). */
-static bool write_line(FILE *out, srl_kind_t kind, const srl_entity_t *e, char **buf,
-                       size_t *cap, char *errstr, size_t size)
-{
-    json_t *o = srl_json_from_entity(e, errstr, size);
-    if (!o)
-        return false;
-    size_t n = json_dumpb(o, *buf, *cap, JSON_COMPACT);
-    if (n > *cap) {
-        char *p = realloc(*buf, n * 2);
-        if (!p) {
-            json_decref(o);
-            snprintf(errstr, size, "out of memory");
-            return false;
-        }
-        *buf = p;
-        *cap = n * 2;
-        n = json_dumpb(o, *buf, *cap, JSON_COMPACT);
-    }
-    json_decref(o);
-    if (n == 0) {
-        snprintf(errstr, size, "cannot encode JSON");
-        return false;
-    }
-    fprintf(out, "{\"kind\":\"%s\",\"value\":", srl_kind_name(kind));
-    fwrite(*buf, 1, n, out);
-    fputs("}\n", out);
-    return true;
-}
-
 int cli_cmd_export(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
 {
     (void)cmd;
@@ -256,12 +228,10 @@ int cli_cmd_export(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
      * outlives this function when out is stdout. */
     static char outbuf[OUT_BUF_SIZE];
     setvbuf(out, outbuf, _IOFBF, sizeof(outbuf));
-    size_t cap = 4096;
-    char *buf = malloc(cap);
     int64_t counts[SRL_KIND_COUNT] = {0};
     srl_entity_t e = {.kind = SRL_KIND_ASSESSMENT};
     srl_store_t *st = cli_connect(ctx, true, &code);
-    if (!st || !buf)
+    if (!st)
         goto cleanup;
     /* One snapshot for all kinds: the export is a consistent picture. */
     PGresult *res = PQexec(srl_store_conn(st), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -279,7 +249,7 @@ int cli_cmd_export(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
         if (!cur)
             break;
         while ((rc = srl_store_list_next(cur, &e, errstr, sizeof(errstr))) == SRL_STORE_OK) {
-            if (!write_line(out, (srl_kind_t)k, &e, &buf, &cap, errstr, sizeof(errstr))) {
+            if (!srl_store_jsonl_write(out, &e, errstr, sizeof(errstr))) {
                 rc = SRL_STORE_FATAL;
                 break;
             }
@@ -307,7 +277,6 @@ int cli_cmd_export(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
                 srl_kind_name(SRL_KIND_ASSESSMENT), counts[2], srl_kind_name(SRL_KIND_POLICY));
 cleanup:
     srl_store_close(st);
-    free(buf);
     if (out != ctx->out)
         fclose(out);
     else

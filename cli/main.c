@@ -13,10 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
-
-#ifdef SRL_HAVE_SCHEMAS_CMD
-int srl_schemas_command(int argc, char **argv, FILE *out, FILE *err);
-#endif
+#include "sysrepl/schemas_cmd.h"
 
 /* ------------------------------------------------------------------ */
 /* the tables                                                           */
@@ -416,14 +413,7 @@ static int skip_options(int argc, char **argv, int i)
 
 static int run_schemas(cli_ctx_t *ctx, int argc, char **argv)
 {
-#ifdef SRL_HAVE_SCHEMAS_CMD
     return srl_schemas_command(argc, argv, ctx->out, ctx->err);
-#else
-    (void)argc;
-    (void)argv;
-    cli_error(ctx, "this build has no schemas command");
-    return CLI_EXIT_USAGE;
-#endif
 }
 
 int main(int argc, char **argv)

@@ -56,11 +56,11 @@ const srl_config_key_t srl_config_keys[] = {
     DUR("topic.delete_retention_ms", "7d", 1 * MINUTE, 3650 * DAY, P | B | L, RESTART,
         "delete.retention.ms: how long tombstones stay, so the longest a spoke may be offline without a full rebuild."),
 
-    INT("producer.batch_size", "5000", 1, 100000, P, RELOAD,
+    INT("producer.batch_size", "20000", 1, 100000, P, RELOAD,
         "Outbox rows read and published per batch."),
     DUR("producer.poll_interval_ms", "1000", 1, 1 * HOUR, P, RELOAD,
         "How often the outbox is polled when it was empty."),
-    DUR("producer.linger_ms", "5", 0, 900 * SECOND, P, RESTART,
+    DUR("producer.linger_ms", "1", 0, 900 * SECOND, P, RESTART,
         "librdkafka linger.ms: how long to wait to fill a Kafka batch."),
 
     INT("consumer.batch_size", "5000", 1, 100000, C, RELOAD,

@@ -563,6 +563,8 @@ _Static_assert(sizeof(srl_outcome_t) == sizeof(int), "enums are int-sized");
 
 static bool want_object(jctx_t *c, const json_t *v, const char *path)
 {
+    if (!v)
+        return fail(c, path[0] ? path : "(top)", "expected an object, got nothing");
     if (!json_is_object(v))
         return fail(c, path[0] ? path : "(top)", "expected an object, got %s", json_type_name(v));
     return true;

@@ -255,7 +255,13 @@ srl_store_rc_t srl_store_schema_version(srl_store_t *st, int *version,
 {
     srl_store_rc_t rc = SRL_STORE_OK;
     *version = 0;
-    PGresult *res = PQexec(st->conn, "SELECT to_regclass('schema_version') IS NOT NULL");
+    /* pg_class, not to_regclass(): after waiting for another session's
+     * migration this session's catalog cache may not have seen the new
+     * table yet (an advisory lock does not process invalidations). */
+    PGresult *res = PQexec(st->conn,
+                           "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+                           " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                           " WHERE c.relname = 'schema_version' AND n.nspname = current_schema())");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = srl_store_classify(st->conn, res, "reading the schema version", errstr,
                                 errstr_size);
@@ -473,7 +479,9 @@ srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
         " (SELECT count(*) FROM consumer_offsets),"
         " (SELECT CASE WHEN count(*) = count(caught_up_at) THEN "
         EPOCH_MS("min(caught_up_at)") " END FROM consumer_offsets),"
-        " (SELECT count(*) FROM dead_letters), d.at_ms, d.reason"
+        " (SELECT count(*) FROM dead_letters), d.at_ms, d.reason,"
+        " (SELECT sum(greatest(high_watermark - next_offset, 0)) FROM consumer_offsets),"
+        " (SELECT max(lag_seconds) FROM consumer_offsets)"
         " FROM producer_state p"
         " LEFT JOIN (SELECT " EPOCH_MS("at") " AS at_ms, level, component, message"
         "            FROM replication_log ORDER BY id DESC LIMIT 1) l ON true"
@@ -505,6 +513,8 @@ srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
     out->dead_letters = col_i64(res, 13);
     out->newest_dead_letter_at_ms = col_i64(res, 14);
     col_str(res, 15, out->newest_dead_letter_reason, sizeof(out->newest_dead_letter_reason));
+    out->consumer_lag_records = col_i64(res, 16);
+    out->consumer_lag_seconds = PQgetisnull(res, 0, 17) ? 0.0 : strtod(PQgetvalue(res, 0, 17), NULL);
     PQclear(res);
     return SRL_STORE_OK;
 }

@@ -98,10 +98,13 @@ static const char POLICY_UPSERT[] =
     "  exceptions = EXCLUDED.exceptions, risk_profile = EXCLUDED.risk_profile"
     " RETURNING version";
 
+/* $11 NULL (SRL_STORE_ASSESSED_AT_KEEP): keep the stored assessed_at, or
+ * now for a new assessment. */
 static const char ASSESSMENT_UPSERT[] =
-    "INSERT INTO vulnerability_assessments (" SRL__ASSESSMENT_COLUMNS ")"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-    " ON CONFLICT (key) DO UPDATE SET " SRL__ASSESSMENT_UPDATE_SET
+    "INSERT INTO vulnerability_assessments AS t (" SRL__ASSESSMENT_COLUMNS ")"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11::bigint, sysrepl_now_ms()))"
+    " ON CONFLICT (key) DO UPDATE SET " SRL__ASSESSMENT_UPDATE_SET_NO_ASSESSED_AT
+    ", assessed_at = coalesce($11::bigint, t.assessed_at)"
     " RETURNING version";
 
 /* ------------------------------------------------------------------ */
@@ -153,6 +156,17 @@ bool srl__store_assessment_from_fields(char *const *f, srl_assessment_t *a,
         return false;
     }
     return true;
+}
+
+/* Clear *e and make it an empty entity of kind: the union is zeroed whole,
+ * since a cleared entity of another kind is not a cleared one of this. */
+static void entity_reset(srl_entity_t *e, srl_kind_t kind)
+{
+    srl_entity_clear(e);
+    memset(e, 0, sizeof(*e));
+    e->kind = kind;
+    if (kind == SRL_KIND_ASSESSMENT_TYPE)
+        e->u.type.emitted_severity = SRL_SEVERITY_UNSET;
 }
 
 /* Fill *e of kind from the JSON text PostgreSQL built for a type/policy. */
@@ -241,7 +255,7 @@ void srl__store_assessment_params(const srl_assessment_t *a, char bufs[3][24],
     params[7] = a->has_expires_at ? bufs[0] : NULL;
     params[8] = a->automatic ? "t" : "f";
     params[9] = a->assessed_by;
-    params[10] = bufs[1];
+    params[10] = a->assessed_at == SRL_STORE_ASSESSED_AT_KEEP ? NULL : bufs[1];
 }
 
 srl_store_rc_t srl__store_put_doc(srl_store_t *st, srl_kind_t kind, const char *doc,
@@ -348,8 +362,7 @@ srl_store_rc_t srl_store_get(srl_store_t *st, srl_kind_t kind, const char *key,
     const char *select = kind == SRL_KIND_ASSESSMENT   ? ASSESSMENT_SELECT
                          : kind == SRL_KIND_POLICY     ? POLICY_SELECT
                                                        : TYPE_SELECT;
-    srl_entity_clear(out);
-    out->kind = kind;
+    entity_reset(out, kind);
     if (!key_condition(kind)) {
         srl__store_errf(errstr, errstr_size, "unknown kind %d", (int)kind);
         return SRL_STORE_FATAL;
@@ -644,8 +657,7 @@ static srl_store_rc_t finish_copy(srl_store_cursor_t *cur, char *errstr, size_t 
 srl_store_rc_t srl_store_list_next(srl_store_cursor_t *cur, srl_entity_t *out,
                                    char *errstr, size_t errstr_size)
 {
-    srl_entity_clear(out);
-    out->kind = cur->kind;
+    entity_reset(out, cur->kind);
     if (!cur->in_copy)
         return SRL_STORE_DONE;
     char *row = NULL;

@@ -1,17 +1,28 @@
 /*
  * store_import.c - bulk import in one transaction, with bounded memory.
  *
- * Assessments stream through COPY into a temporary table as they are added
- * and reach the content table with one INSERT .. SELECT .. ON CONFLICT, so
- * the capture triggers fire per statement and PostgreSQL does the work in
- * bulk (COPY + INSERT..SELECT measured ~10x faster than one upsert per
- * round trip). Types and policies are few: they are kept as JSON text and
- * upserted one by one at the end, before the assessments that name them.
+ * Assessments (the many) stream to the server as they are added; types and
+ * policies (the few) are kept as JSON text and upserted at the end. The
+ * assessments table is locked against other writers for the import (SHARE
+ * ROW EXCLUSIVE: readers go on), which makes two paths safe:
  *
- * Memory per assessment: 8 bytes of key hash (duplicate detection) and, for
- * a type name not yet known, one pending entry per distinct name.
- * Duplicate keys are confirmed in the database (a hash match is only a
- * suspicion), the earlier lines dropped and reported.
+ *  - direct: the table was empty when locked. Every key not seen before in
+ *    this import is COPYed straight into vulnerability_assessments, stamped
+ *    by us (sysrepl.stamped, see 001_init.sql): versions fetched from the
+ *    sequence in blocks, origin, the transaction's time. The statement
+ *    capture trigger writes the outbox per COPY. This runs at nearly the
+ *    speed of a raw COPY.
+ *  - staging: rows whose key was seen before (the same key twice: the last
+ *    line wins), or all rows when the table held data, go through COPY into
+ *    a temporary table, in chunks, and then INSERT .. ON CONFLICT DO UPDATE
+ *    (an identical row is left alone). A chunk's INSERT runs on the server
+ *    while the caller parses the next chunk.
+ *
+ * Memory: 12 bytes per assessment (a 64-bit key hash and the line that
+ * gave it, to find and name duplicates), one staging chunk (8 MB), and
+ * one record per duplicate. A hash match between different keys (odds
+ * ~1e-8 for a million keys) only sends a row the staging way and reports
+ * a duplicate that is not one; no row is lost.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,11 +33,10 @@
 #include "sysrepl/keys.h"
 #include "store_private.h"
 
-/* Rows are sent in chunks of about this many bytes of COPY text: the
- * client parses one chunk while the server writes the previous one, and
- * memory stays at one chunk. */
-#define CHUNK_BYTES (8u << 20)
+#define CHUNK_BYTES (8u << 20)   /* staging rows buffered before a COPY */
+#define SEND_BYTES (256u << 10)  /* direct rows buffered before PQputCopyData */
 #define COPY_PIECE (64u << 10)
+#define VERSION_BLOCK 32768      /* versions fetched per round trip */
 
 typedef struct doc_entry {
     char *key;
@@ -49,22 +59,48 @@ typedef struct name_list {
     size_t count, cap;
 } name_list_t;
 
+/* A key seen again: its previous line and this one. */
+typedef struct dup_record {
+    char *key;
+    long earlier, later;
+} dup_record_t;
+
+/* Part of the set of assessment key hashes: open addressing, linear
+ * probing, 0 = an empty slot; lines[i] is the last line of hashes[i]. */
+#define HASH_PART_BITS 4
+typedef struct hash_part {
+    uint64_t *hashes;
+    uint32_t *lines;
+    size_t cap, count;
+} hash_part_t;
+
+/* A growing byte buffer of COPY text. */
+typedef struct copybuf {
+    char *p;
+    size_t len, cap;
+} copybuf_t;
+
 struct srl_store_import {
     srl_store_t *st;
-    bool staging;        /* the staging tables exist */
-    bool insert_running; /* a chunk's INSERT is running on the server */
-    char *buf;           /* COPY text of the chunk being filled */
-    size_t len, cap;
+    char origin[128];      /* this instance's id, stamped on every row */
+    bool started;          /* lock taken and path chosen (first assessment) */
+    bool direct;           /* the table was empty: new keys go straight in */
+    char changed_at[24];   /* sysrepl_now_ms() of this transaction */
+    bool in_copy;          /* a direct COPY is open */
+    int64_t *versions;     /* a block from the sequence, for direct rows */
+    size_t nversions, next_version;
+    copybuf_t send;        /* direct rows not yet handed to libpq */
+    bool staging;          /* the staging table exists */
+    bool insert_running;   /* a staging chunk's INSERT runs on the server */
+    copybuf_t chunk;       /* staging rows of the chunk being filled */
+    size_t chunk_dups;     /* dups[chunk_dups..] were added to this chunk */
     doc_list_t docs[SRL_KIND_COUNT]; /* types and policies */
     name_list_t known_types;         /* in the store or in this import */
     name_list_t pending_types;       /* named by an assessment, not known yet */
     const char *last_type_ok;        /* cache: the last name found known */
-    /* open-addressing set of assessment key hashes (0 = empty slot) */
-    uint64_t *hashes;
-    size_t hash_cap, hash_count;
-    char **suspects; /* keys whose hash was seen before */
-    size_t suspect_count, suspect_cap;
-    size_t chunk_suspects; /* suspects[chunk_suspects..] came in this chunk */
+    hash_part_t parts[1 << HASH_PART_BITS]; /* assessment keys seen */
+    dup_record_t *dups;
+    size_t dup_count, dup_cap;
     srl_store_import_stats_t stats;
 };
 
@@ -135,65 +171,82 @@ static uint64_t key_hash(const char *s)
     return h ? h : 1;
 }
 
-/* Insert h; returns 1 if new, 0 if already there, -1 when out of memory. */
-static int hash_insert(srl_store_import_t *imp, uint64_t h)
+static uint32_t line32(long line)
 {
-    if ((imp->hash_count + 1) * 2 > imp->hash_cap) {
-        size_t cap = imp->hash_cap ? imp->hash_cap * 2 : 65536;
+    return line < 0 ? 0 : line > (long)UINT32_MAX ? UINT32_MAX : (uint32_t)line;
+}
+
+/* Record h at line. Returns 1 if new, 0 if seen before (*prev_line: the
+ * line that gave it last; the slot now holds line), -1 when out of memory.
+ * The set is split in HASH_PARTS tables by the top bits of h, each grown on
+ * its own: while one part rehashes, old and new copies of only that part
+ * coexist (one big table would need 1.5x its size at every doubling). */
+static int hash_insert(srl_store_import_t *imp, uint64_t h, long line, long *prev_line)
+{
+    hash_part_t *p = &imp->parts[h >> (64 - HASH_PART_BITS)];
+    if ((p->count + 1) * 2 > p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 4096;
         uint64_t *t = calloc(cap, sizeof(*t));
-        if (!t)
+        uint32_t *l = malloc(cap * sizeof(*l));
+        if (!t || !l) {
+            free(t);
+            free(l);
             return -1;
-        for (size_t i = 0; i < imp->hash_cap; i++) {
-            uint64_t v = imp->hashes[i];
+        }
+        for (size_t i = 0; i < p->cap; i++) {
+            uint64_t v = p->hashes[i];
             if (!v)
                 continue;
             size_t j = v & (cap - 1);
             while (t[j])
                 j = (j + 1) & (cap - 1);
             t[j] = v;
+            l[j] = p->lines[i];
         }
-        free(imp->hashes);
-        imp->hashes = t;
-        imp->hash_cap = cap;
+        free(p->hashes);
+        free(p->lines);
+        p->hashes = t;
+        p->lines = l;
+        p->cap = cap;
     }
-    size_t j = h & (imp->hash_cap - 1);
-    while (imp->hashes[j]) {
-        if (imp->hashes[j] == h)
+    size_t j = h & (p->cap - 1);
+    while (p->hashes[j]) {
+        if (p->hashes[j] == h) {
+            *prev_line = p->lines[j];
+            p->lines[j] = line32(line);
             return 0;
-        j = (j + 1) & (imp->hash_cap - 1);
+        }
+        j = (j + 1) & (p->cap - 1);
     }
-    imp->hashes[j] = h;
-    imp->hash_count++;
+    p->hashes[j] = h;
+    p->lines[j] = line32(line);
+    p->count++;
     return 1;
 }
 
 /* ------------------------------------------------------------------ */
-/* chunks                                                               */
+/* COPY text                                                            */
 
-/* Room for n more bytes in the chunk buffer. */
-static srl_store_rc_t reserve(srl_store_import_t *imp, size_t n, char *errstr,
-                              size_t errstr_size)
+static bool cb_reserve(copybuf_t *b, size_t n)
 {
-    if (imp->len + n <= imp->cap)
-        return SRL_STORE_OK;
-    size_t cap = imp->cap ? imp->cap : 65536;
-    while (cap < imp->len + n)
+    if (b->len + n <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 65536;
+    while (cap < b->len + n)
         cap *= 2;
-    char *p = realloc(imp->buf, cap);
-    if (!p) {
-        srl__store_errf(errstr, errstr_size, "import: out of memory");
-        return SRL_STORE_FATAL;
-    }
-    imp->buf = p;
-    imp->cap = cap;
-    return SRL_STORE_OK;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return false;
+    b->p = p;
+    b->cap = cap;
+    return true;
 }
 
 /* Append a field in COPY text format; the worst case (every byte escaped)
  * was reserved by the caller. */
-static void put_field(srl_store_import_t *imp, const char *s, char sep)
+static void put_field(copybuf_t *b, const char *s, char sep)
 {
-    char *w = imp->buf + imp->len;
+    char *w = b->p + b->len;
     if (!s) {
         *w++ = '\\';
         *w++ = 'N';
@@ -209,29 +262,156 @@ static void put_field(srl_store_import_t *imp, const char *s, char sep)
         }
     }
     *w++ = sep;
-    imp->len = (size_t)(w - imp->buf);
+    b->len = (size_t)(w - b->p);
 }
 
-/* The staging tables, created with the first chunk: the chunk being
- * written (emptied for each chunk) and every (line, key) of the import,
- * kept to name both lines of a duplicate at the end. */
-static srl_store_rc_t create_staging(srl_store_import_t *imp, char *errstr, size_t errstr_size)
+/* Append one row: the fields in order, NULL for \N. */
+static bool put_row(copybuf_t *b, const char *const *fields, int n)
 {
-    srl_store_rc_t rc = srl__store_exec(
-        imp->st,
-        "CREATE TEMP TABLE srl_import_chunk (line bigint, key text,"
-        " vulnerability_id text, assessment_type text, comment text, scope_kind text,"
-        " scope_name text, package_name text, package_version_range text,"
-        " expires_at bigint, automatic boolean, assessed_by text, assessed_at bigint)"
-        " ON COMMIT DROP;"
-        "CREATE TEMP TABLE srl_import_keys (line bigint, key text) ON COMMIT DROP",
-        "import: creating the staging tables", errstr, errstr_size);
-    if (rc == SRL_STORE_OK)
-        imp->staging = true;
+    size_t need = 1;
+    for (int i = 0; i < n; i++)
+        need += (fields[i] ? 2 * strlen(fields[i]) : 2) + 1;
+    if (!cb_reserve(b, need))
+        return false;
+    for (int i = 0; i < n; i++)
+        put_field(b, fields[i], i + 1 < n ? '\t' : '\n');
+    return true;
+}
+
+/* Send [p, p + len) on the open COPY, in pieces so libpq's output buffer
+ * stays small. */
+static srl_store_rc_t send_copy_data(srl_store_import_t *imp, const char *p, size_t len,
+                                     char *errstr, size_t errstr_size)
+{
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < COPY_PIECE ? len - off : COPY_PIECE;
+        if (PQputCopyData(imp->st->conn, p + off, (int)n) != 1)
+            return srl_store_classify(imp->st->conn, NULL, "import: sending rows", errstr,
+                                      errstr_size);
+        off += n;
+    }
+    return SRL_STORE_OK;
+}
+
+/* End the open COPY (abort_reason NULL: normally) and collect its result;
+ * rows it wrote count as changed when changed is not NULL. */
+static srl_store_rc_t end_copy(srl_store_import_t *imp, const char *abort_reason, int64_t *changed,
+                               char *errstr, size_t errstr_size)
+{
+    srl_store_rc_t rc = SRL_STORE_OK;
+    if (PQputCopyEnd(imp->st->conn, abort_reason) != 1)
+        rc = srl_store_classify(imp->st->conn, NULL, "import: ending COPY", errstr, errstr_size);
+    PGresult *res;
+    while ((res = PQgetResult(imp->st->conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            if (rc == SRL_STORE_OK && !abort_reason)
+                rc = srl_store_classify(imp->st->conn, res, "import: COPY", errstr, errstr_size);
+        } else if (changed) {
+            *changed += strtoll(PQcmdTuples(res), NULL, 10);
+        }
+        PQclear(res);
+    }
     return rc;
 }
 
-/* Wait for the INSERT of the previous chunk, if one is running. */
+static srl_store_rc_t begin_copy(srl_store_import_t *imp, const char *sql, char *errstr,
+                                 size_t errstr_size)
+{
+    PGresult *res = PQexec(imp->st->conn, sql);
+    srl_store_rc_t rc = SRL_STORE_OK;
+    if (PQresultStatus(res) != PGRES_COPY_IN)
+        rc = srl_store_classify(imp->st->conn, res, "import: starting COPY", errstr,
+                                errstr_size);
+    PQclear(res);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the direct path                                                      */
+
+/* Flush buffered direct rows and close the COPY (its capture trigger runs
+ * now), so the connection can run other statements. */
+static srl_store_rc_t close_direct(srl_store_import_t *imp, char *errstr, size_t errstr_size)
+{
+    if (!imp->in_copy)
+        return SRL_STORE_OK;
+    srl_store_rc_t rc = send_copy_data(imp, imp->send.p, imp->send.len, errstr, errstr_size);
+    imp->send.len = 0;
+    imp->in_copy = false;
+    srl_store_rc_t rc2 = end_copy(imp, rc == SRL_STORE_OK ? NULL : "import failed",
+                                  &imp->stats.changed[SRL_KIND_ASSESSMENT], errstr, errstr_size);
+    return rc != SRL_STORE_OK ? rc : rc2;
+}
+
+static srl_store_rc_t wait_insert(srl_store_import_t *imp, char *errstr, size_t errstr_size);
+
+/* Versions for the next direct rows: VERSION_BLOCK values of the sequence
+ * (other sessions may take values in between; ours still increase). */
+static srl_store_rc_t fetch_versions(srl_store_import_t *imp, char *errstr, size_t errstr_size)
+{
+    PGresult *res = PQexec(imp->st->conn,
+                           "SELECT nextval('sysrepl_version') FROM generate_series(1, "
+                           SRL__STR(VERSION_BLOCK) ")");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        srl_store_rc_t rc = srl_store_classify(imp->st->conn, res, "import: taking versions",
+                                               errstr, errstr_size);
+        PQclear(res);
+        return rc;
+    }
+    if (!imp->versions && !(imp->versions = malloc(VERSION_BLOCK * sizeof(int64_t)))) {
+        PQclear(res);
+        srl__store_errf(errstr, errstr_size, "import: out of memory");
+        return SRL_STORE_FATAL;
+    }
+    imp->nversions = (size_t)PQntuples(res);
+    for (size_t i = 0; i < imp->nversions && i < VERSION_BLOCK; i++)
+        imp->versions[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+    imp->next_version = 0;
+    PQclear(res);
+    return SRL_STORE_OK;
+}
+
+static srl_store_rc_t add_direct(srl_store_import_t *imp, const char *const *cols, char *errstr,
+                                 size_t errstr_size)
+{
+    srl_store_rc_t rc;
+    if (imp->next_version >= imp->nversions) {
+        if ((rc = close_direct(imp, errstr, errstr_size)) != SRL_STORE_OK ||
+            (rc = fetch_versions(imp, errstr, errstr_size)) != SRL_STORE_OK)
+            return rc;
+    }
+    if (!imp->in_copy) {
+        if ((rc = wait_insert(imp, errstr, errstr_size)) != SRL_STORE_OK ||
+            (rc = begin_copy(imp,
+                             "COPY vulnerability_assessments (" SRL__ASSESSMENT_COLUMNS
+                             ", origin, version, changed_at) FROM STDIN",
+                             errstr, errstr_size)) != SRL_STORE_OK)
+            return rc;
+        imp->in_copy = true;
+    }
+    char version[24];
+    snprintf(version, sizeof(version), "%" PRId64, imp->versions[imp->next_version++]);
+    const char *fields[SRL__ASSESSMENT_NCOLS + 3];
+    memcpy(fields, cols, SRL__ASSESSMENT_NCOLS * sizeof(*fields));
+    fields[SRL__ASSESSMENT_NCOLS] = imp->origin;
+    fields[SRL__ASSESSMENT_NCOLS + 1] = version;
+    fields[SRL__ASSESSMENT_NCOLS + 2] = imp->changed_at;
+    if (!put_row(&imp->send, fields, SRL__ASSESSMENT_NCOLS + 3)) {
+        srl__store_errf(errstr, errstr_size, "import: out of memory");
+        return SRL_STORE_FATAL;
+    }
+    if (imp->send.len >= SEND_BYTES) {
+        rc = send_copy_data(imp, imp->send.p, imp->send.len, errstr, errstr_size);
+        imp->send.len = 0;
+        return rc;
+    }
+    return SRL_STORE_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* the staging path                                                     */
+
+/* Wait for the INSERT of the previous staging chunk, if one is running. */
 static srl_store_rc_t wait_insert(srl_store_import_t *imp, char *errstr, size_t errstr_size)
 {
     srl_store_rc_t rc = SRL_STORE_OK;
@@ -252,86 +432,134 @@ static srl_store_rc_t wait_insert(srl_store_import_t *imp, char *errstr, size_t 
     return rc;
 }
 
-/* COPY the chunk buffer into srl_import_chunk, in pieces so libpq's
- * output buffer stays small. */
-static srl_store_rc_t copy_chunk(srl_store_import_t *imp, char *errstr, size_t errstr_size)
+/* dups[from..] keys as a text[] literal: {"k1","k2"} with \ and " escaped.
+ * Malloc'd; NULL when out of memory. */
+static char *dup_keys_literal(const srl_store_import_t *imp, size_t from)
 {
+    size_t size = 3;
+    for (size_t i = from; i < imp->dup_count; i++)
+        size += 2 * strlen(imp->dups[i].key) + 3;
+    char *arr = malloc(size), *w = arr;
+    if (!arr)
+        return NULL;
+    *w++ = '{';
+    for (size_t i = from; i < imp->dup_count; i++) {
+        if (i > from)
+            *w++ = ',';
+        *w++ = '"';
+        for (const char *s = imp->dups[i].key; *s; s++) {
+            if (*s == '"' || *s == '\\')
+                *w++ = '\\';
+            *w++ = *s;
+        }
+        *w++ = '"';
+    }
+    *w++ = '}';
+    *w = '\0';
+    return arr;
+}
+
+/* Inside one chunk a key may appear once (ON CONFLICT cannot touch a row
+ * twice in a statement): keep its last line. Only keys seen before are
+ * candidates, so this costs nothing without duplicates. */
+static srl_store_rc_t drop_chunk_duplicates(srl_store_import_t *imp, char *errstr,
+                                            size_t errstr_size)
+{
+    if (imp->chunk_dups == imp->dup_count)
+        return SRL_STORE_OK;
+    char *arr = dup_keys_literal(imp, imp->chunk_dups);
+    if (!arr) {
+        srl__store_errf(errstr, errstr_size, "import: out of memory");
+        return SRL_STORE_FATAL;
+    }
+    const char *params[] = {arr};
     srl_store_rc_t rc = SRL_STORE_OK;
-    PGresult *res = PQexec(imp->st->conn,
-                           "COPY srl_import_chunk (line, key, " SRL__ASSESSMENT_COLUMNS
-                           ") FROM STDIN");
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        rc = srl_store_classify(imp->st->conn, res, "import: starting COPY", errstr,
+    PGresult *res = PQexecParams(imp->st->conn,
+                                 "DELETE FROM srl_import_chunk i USING ("
+                                 " SELECT key, max(line) AS last FROM srl_import_chunk"
+                                 " WHERE key = ANY($1::text[]) GROUP BY key) d"
+                                 " WHERE i.key = d.key AND i.line < d.last",
+                                 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = srl_store_classify(imp->st->conn, res, "import: dropping duplicates", errstr,
                                 errstr_size);
-        PQclear(res);
-        return rc;
-    }
     PQclear(res);
-    for (size_t off = 0; off < imp->len && rc == SRL_STORE_OK;) {
-        size_t n = imp->len - off < COPY_PIECE ? imp->len - off : COPY_PIECE;
-        if (PQputCopyData(imp->st->conn, imp->buf + off, (int)n) != 1)
-            rc = srl_store_classify(imp->st->conn, NULL, "import: sending rows", errstr,
-                                    errstr_size);
-        off += n;
-    }
-    if (PQputCopyEnd(imp->st->conn, rc == SRL_STORE_OK ? NULL : "aborted") != 1 &&
-        rc == SRL_STORE_OK)
-        rc = srl_store_classify(imp->st->conn, NULL, "import: ending COPY", errstr, errstr_size);
-    while ((res = PQgetResult(imp->st->conn)) != NULL) {
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == SRL_STORE_OK)
-            rc = srl_store_classify(imp->st->conn, res, "import: COPY", errstr, errstr_size);
-        PQclear(res);
-    }
+    free(arr);
+    imp->chunk_dups = imp->dup_count;
     return rc;
 }
 
-static srl_store_rc_t drop_chunk_duplicates(srl_store_import_t *imp, char *errstr,
-                                            size_t errstr_size);
-
-/* Compare every column the import writes, so an identical row is left
- * alone (no new version, no outbox row, no trigger call). */
+/* Stamped by us (sysrepl.stamped): origin $1, a version from the sequence
+ * (taken again under the row lock when the key exists) and the
+ * transaction's time. A row identical to the stored one is left alone (no
+ * new version, no outbox row). A missing assessed_at keeps the stored one,
+ * or is now. */
 static const char INSERT_ASSESSMENTS[] =
-    "INSERT INTO vulnerability_assessments AS t (" SRL__ASSESSMENT_COLUMNS ")"
-    " SELECT " SRL__ASSESSMENT_COLUMNS " FROM srl_import_chunk"
+    "INSERT INTO vulnerability_assessments AS t (" SRL__ASSESSMENT_COLUMNS
+    ", origin, version, changed_at)"
+    " SELECT vulnerability_id, assessment_type, comment, scope_kind, scope_name,"
+    "  package_name, package_version_range, expires_at, automatic, assessed_by,"
+    "  coalesce(c.assessed_at, (SELECT v.assessed_at FROM vulnerability_assessments v"
+    "                           WHERE v.key = c.key), sysrepl_now_ms()),"
+    "  $1, nextval('sysrepl_version'), sysrepl_now_ms()"
+    " FROM srl_import_chunk c"
     " ON CONFLICT (key) DO UPDATE SET " SRL__ASSESSMENT_UPDATE_SET
+    ", origin = EXCLUDED.origin, version = nextval('sysrepl_version'),"
+    " changed_at = EXCLUDED.changed_at"
     " WHERE (t.assessment_type, t.comment, t.package_name, t.package_version_range,"
     "        t.expires_at, t.automatic, t.assessed_by, t.assessed_at)"
     " IS DISTINCT FROM (EXCLUDED.assessment_type, EXCLUDED.comment, EXCLUDED.package_name,"
     "        EXCLUDED.package_version_range, EXCLUDED.expires_at, EXCLUDED.automatic,"
     "        EXCLUDED.assessed_by, EXCLUDED.assessed_at)";
 
-/* Send the buffered chunk: wait for the previous INSERT, stage the rows,
- * drop duplicates inside the chunk, and start its INSERT without waiting,
- * so the caller parses the next chunk while the server writes this one.
- * A key repeated in a later chunk simply updates the row again: the last
- * line wins either way. */
+/* Send the buffered staging chunk: stage the rows, drop duplicates inside
+ * the chunk, and start its INSERT without waiting, so the caller parses on
+ * while the server writes. A key repeated in a later chunk updates the row
+ * again: the last line wins either way. */
 static srl_store_rc_t ship_chunk(srl_store_import_t *imp, char *errstr, size_t errstr_size)
 {
-    srl_store_rc_t rc = wait_insert(imp, errstr, errstr_size);
-    if (rc != SRL_STORE_OK || imp->len == 0)
+    srl_store_rc_t rc = close_direct(imp, errstr, errstr_size);
+    if (rc == SRL_STORE_OK)
+        rc = wait_insert(imp, errstr, errstr_size);
+    if (rc != SRL_STORE_OK || imp->chunk.len == 0)
         return rc;
-    if (!imp->staging)
-        rc = create_staging(imp, errstr, errstr_size);
-    else
+    if (!imp->staging) {
+        rc = srl__store_exec(
+            imp->st,
+            "CREATE TEMP TABLE srl_import_chunk (line bigint, key text,"
+            " vulnerability_id text, assessment_type text, comment text, scope_kind text,"
+            " scope_name text, package_name text, package_version_range text,"
+            " expires_at bigint, automatic boolean, assessed_by text, assessed_at bigint)"
+            " ON COMMIT DROP",
+            "import: creating the staging table", errstr, errstr_size);
+        imp->staging = rc == SRL_STORE_OK;
+    } else {
         rc = srl__store_exec(imp->st, "TRUNCATE srl_import_chunk", "import: staging", errstr,
                              errstr_size);
+    }
     if (rc == SRL_STORE_OK)
-        rc = copy_chunk(imp, errstr, errstr_size);
+        rc = begin_copy(imp,
+                        "COPY srl_import_chunk (line, key, " SRL__ASSESSMENT_COLUMNS
+                        ") FROM STDIN",
+                        errstr, errstr_size);
+    if (rc != SRL_STORE_OK)
+        return rc;
+    rc = send_copy_data(imp, imp->chunk.p, imp->chunk.len, errstr, errstr_size);
+    srl_store_rc_t rc2 = end_copy(imp, rc == SRL_STORE_OK ? NULL : "import failed", NULL,
+                                  errstr, errstr_size);
     if (rc == SRL_STORE_OK)
-        rc = srl__store_exec(imp->st,
-                             "INSERT INTO srl_import_keys SELECT line, key FROM srl_import_chunk",
-                             "import: staging", errstr, errstr_size);
+        rc = rc2;
     if (rc == SRL_STORE_OK)
         rc = drop_chunk_duplicates(imp, errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         return rc;
-    imp->len = 0;
-    if (imp->cap > CHUNK_BYTES * 2) { /* one huge row grew it: give it back */
-        free(imp->buf);
-        imp->buf = NULL;
-        imp->cap = 0;
+    imp->chunk.len = 0;
+    if (imp->chunk.cap > CHUNK_BYTES * 2) { /* one huge row grew it: give it back */
+        free(imp->chunk.p);
+        imp->chunk = (copybuf_t){NULL, 0, 0};
     }
-    if (!PQsendQuery(imp->st->conn, INSERT_ASSESSMENTS))
+    const char *params[] = {imp->origin};
+    if (!PQsendQueryParams(imp->st->conn, INSERT_ASSESSMENTS, 1, NULL, params, NULL, NULL, 0))
         return srl_store_classify(imp->st->conn, NULL, "import: writing assessments", errstr,
                                   errstr_size);
     imp->insert_running = true;
@@ -357,6 +585,16 @@ srl_store_import_t *srl_store_import_begin(srl_store_t *st, srl_store_rc_t *rc, 
     *rc = srl__store_exec(st, "BEGIN", "import: BEGIN", errstr, errstr_size);
     if (*rc != SRL_STORE_OK)
         goto fail;
+    srl_store_settings_t settings;
+    *rc = srl_store_get_settings(st, &settings, errstr, errstr_size);
+    if (*rc != SRL_STORE_OK)
+        goto fail;
+    if (!settings.instance_id[0]) {
+        srl__store_errf(errstr, errstr_size, "store has no instance id (run sysrepl init)");
+        *rc = SRL_STORE_VERSION;
+        goto fail;
+    }
+    snprintf(imp->origin, sizeof(imp->origin), "%s", settings.instance_id);
     PGresult *res = PQexec(st->conn, "SELECT name FROM assessment_types");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         *rc = srl_store_classify(st->conn, res, "import: reading assessment types", errstr,
@@ -377,6 +615,32 @@ srl_store_import_t *srl_store_import_begin(srl_store_t *st, srl_store_rc_t *rc, 
 fail:
     srl_store_import_abort(imp);
     return NULL;
+}
+
+/* With the first assessment: lock the table and choose the path. */
+static srl_store_rc_t start_assessments(srl_store_import_t *imp, char *errstr,
+                                        size_t errstr_size)
+{
+    srl_store_rc_t rc = srl__store_exec(
+        imp->st,
+        "LOCK TABLE vulnerability_assessments IN SHARE ROW EXCLUSIVE MODE;"
+        "SET LOCAL sysrepl.stamped = 'on'",
+        "import: locking vulnerability_assessments", errstr, errstr_size);
+    if (rc != SRL_STORE_OK)
+        return rc;
+    PGresult *res = PQexec(imp->st->conn,
+                           "SELECT NOT EXISTS (SELECT 1 FROM vulnerability_assessments),"
+                           " sysrepl_now_ms()");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = srl_store_classify(imp->st->conn, res, "import: starting", errstr, errstr_size);
+        PQclear(res);
+        return rc;
+    }
+    imp->direct = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    snprintf(imp->changed_at, sizeof(imp->changed_at), "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    imp->started = true;
+    return SRL_STORE_OK;
 }
 
 static srl_store_rc_t add_assessment(srl_store_import_t *imp, const srl_assessment_t *a,
@@ -400,32 +664,40 @@ static srl_store_rc_t add_assessment(srl_store_import_t *imp, const srl_assessme
         /* The cache holds the stored spelling; a different case of the same
          * name misses it and takes the slow path, still correct. */
     }
+    if (!imp->started && (rc = start_assessments(imp, errstr, errstr_size)) != SRL_STORE_OK)
+        return rc;
 
-    int fresh = hash_insert(imp, key_hash(key));
+    long prev = 0;
+    int fresh = hash_insert(imp, key_hash(key), line, &prev);
     if (fresh < 0)
         goto oom;
     if (fresh == 0) {
-        if (!grow((void **)&imp->suspects, &imp->suspect_cap, imp->suspect_count + 1,
-                  sizeof(char *)) ||
-            !(imp->suspects[imp->suspect_count] = strdup(key)))
+        if (!grow((void **)&imp->dups, &imp->dup_cap, imp->dup_count + 1, sizeof(*imp->dups)))
             goto oom;
-        imp->suspect_count++;
+        dup_record_t *d = &imp->dups[imp->dup_count];
+        if (!(d->key = strdup(key)))
+            goto oom;
+        d->earlier = prev;
+        d->later = line;
+        imp->dup_count++;
     }
 
-    char bufs[3][24], linebuf[24];
-    const char *params[SRL__ASSESSMENT_NCOLS];
-    srl__store_assessment_params(a, bufs, params);
+    char bufs[3][24];
+    const char *cols[SRL__ASSESSMENT_NCOLS];
+    srl__store_assessment_params(a, bufs, cols);
+    if (fresh && imp->direct) {
+        /* Direct rows need assessed_at now: nothing to keep in a new row. */
+        if (!cols[10])
+            cols[10] = imp->changed_at;
+        return add_direct(imp, cols, errstr, errstr_size);
+    }
+    char linebuf[24];
     snprintf(linebuf, sizeof(linebuf), "%ld", line);
-    size_t need = 2 * strlen(key) + strlen(linebuf) + 4;
-    for (int i = 0; i < SRL__ASSESSMENT_NCOLS; i++)
-        need += (params[i] ? 2 * strlen(params[i]) : 2) + 1;
-    if ((rc = reserve(imp, need, errstr, errstr_size)) != SRL_STORE_OK)
-        return rc;
-    put_field(imp, linebuf, '\t');
-    put_field(imp, key, '\t');
-    for (int i = 0; i < SRL__ASSESSMENT_NCOLS; i++)
-        put_field(imp, params[i], i + 1 < SRL__ASSESSMENT_NCOLS ? '\t' : '\n');
-    if (imp->len >= CHUNK_BYTES)
+    const char *fields[SRL__ASSESSMENT_NCOLS + 2] = {linebuf, key};
+    memcpy(fields + 2, cols, sizeof(cols));
+    if (!put_row(&imp->chunk, fields, SRL__ASSESSMENT_NCOLS + 2))
+        goto oom;
+    if (imp->chunk.len >= CHUNK_BYTES)
         return ship_chunk(imp, errstr, errstr_size);
     return SRL_STORE_OK;
 oom:
@@ -463,7 +735,6 @@ srl_store_rc_t srl_store_import_add(srl_store_import_t *imp, const srl_entity_t 
         goto cleanup;
     }
     l->items[l->count++] = (doc_entry_t){kcopy, doc, line};
-    imp->last_type_ok = NULL; /* known_types may have moved */
 cleanup:
     if (key != keybuf)
         free(key);
@@ -545,100 +816,39 @@ static srl_store_rc_t check_pending_types(srl_store_import_t *imp, char *errstr,
     return SRL_STORE_INVALID;
 }
 
-/* suspects[from..] as a text[] literal: {"k1","k2"} with \ and " escaped.
- * Malloc'd; NULL when out of memory. */
-static char *suspects_literal(const srl_store_import_t *imp, size_t from)
+static int dup_by_key_then_later(const void *a, const void *b)
 {
-    size_t size = 3;
-    for (size_t i = from; i < imp->suspect_count; i++)
-        size += 2 * strlen(imp->suspects[i]) + 3;
-    char *arr = malloc(size), *w = arr;
-    if (!arr)
-        return NULL;
-    *w++ = '{';
-    for (size_t i = from; i < imp->suspect_count; i++) {
-        if (i > from)
-            *w++ = ',';
-        *w++ = '"';
-        for (const char *s = imp->suspects[i]; *s; s++) {
-            if (*s == '"' || *s == '\\')
-                *w++ = '\\';
-            *w++ = *s;
-        }
-        *w++ = '"';
-    }
-    *w++ = '}';
-    *w = '\0';
-    return arr;
+    const dup_record_t *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->later > y->later) - (x->later < y->later);
 }
 
-/* Inside one chunk a key may appear once (ON CONFLICT cannot touch a row
- * twice in a statement): keep its last line. Only keys whose hash was seen
- * before are candidates, so this costs nothing without duplicates. */
-static srl_store_rc_t drop_chunk_duplicates(srl_store_import_t *imp, char *errstr,
-                                            size_t errstr_size)
+static int dup_by_earlier(const void *a, const void *b)
 {
-    if (imp->chunk_suspects == imp->suspect_count)
-        return SRL_STORE_OK;
-    char *arr = suspects_literal(imp, imp->chunk_suspects);
-    if (!arr) {
-        srl__store_errf(errstr, errstr_size, "import: out of memory");
-        return SRL_STORE_FATAL;
-    }
-    const char *params[] = {arr};
-    srl_store_rc_t rc = SRL_STORE_OK;
-    PGresult *res = PQexecParams(imp->st->conn,
-                                 "DELETE FROM srl_import_chunk i USING ("
-                                 " SELECT key, max(line) AS last FROM srl_import_chunk"
-                                 " WHERE key = ANY($1::text[]) GROUP BY key) d"
-                                 " WHERE i.key = d.key AND i.line < d.last",
-                                 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = srl_store_classify(imp->st->conn, res, "import: dropping duplicates", errstr,
-                                errstr_size);
-    PQclear(res);
-    free(arr);
-    imp->chunk_suspects = imp->suspect_count;
-    return rc;
+    const dup_record_t *x = a, *y = b;
+    return (x->earlier > y->earlier) - (x->earlier < y->earlier);
 }
 
-/* Name every superseded line: each occurrence of a suspected key but the
- * last (a hash match alone is not a duplicate). */
-static srl_store_rc_t report_duplicates(srl_store_import_t *imp, srl_store_duplicate_cb on_dup,
-                                        void *arg, char *errstr, size_t errstr_size)
+/* Name every superseded line of an assessment key with the line that won
+ * (the key's last), in the order of the superseded lines. */
+static void report_duplicates(srl_store_import_t *imp, srl_store_duplicate_cb on_dup, void *arg)
 {
-    if (imp->suspect_count == 0)
-        return SRL_STORE_OK;
-    char *arr = suspects_literal(imp, 0);
-    if (!arr) {
-        srl__store_errf(errstr, errstr_size, "import: out of memory");
-        return SRL_STORE_FATAL;
+    if (imp->dup_count == 0)
+        return;
+    qsort(imp->dups, imp->dup_count, sizeof(*imp->dups), dup_by_key_then_later);
+    /* The winner of a key is the later line of its last record; store it
+     * in every record of the key (as "later"). */
+    for (size_t i = imp->dup_count; i-- > 0;) {
+        if (i + 1 < imp->dup_count && strcmp(imp->dups[i].key, imp->dups[i + 1].key) == 0)
+            imp->dups[i].later = imp->dups[i + 1].later;
     }
-    const char *params[] = {arr};
-    srl_store_rc_t rc = SRL_STORE_OK;
-    PGresult *res = PQexecParams(
-        imp->st->conn,
-        "SELECT key, line, max(line) OVER (PARTITION BY key) FROM srl_import_keys"
-        " WHERE key = ANY($1::text[]) ORDER BY line",
-        1, NULL, params, NULL, NULL, 0);
-    free(arr);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = srl_store_classify(imp->st->conn, res, "import: finding duplicates", errstr,
-                                errstr_size);
-        PQclear(res);
-        return rc;
-    }
-    for (int i = 0; i < PQntuples(res); i++) {
-        long line = strtol(PQgetvalue(res, i, 1), NULL, 10);
-        long last = strtol(PQgetvalue(res, i, 2), NULL, 10);
-        if (line == last)
-            continue;
+    qsort(imp->dups, imp->dup_count, sizeof(*imp->dups), dup_by_earlier);
+    for (size_t i = 0; i < imp->dup_count; i++) {
         imp->stats.duplicates++;
         if (on_dup)
-            on_dup(arg, SRL_KIND_ASSESSMENT, PQgetvalue(res, i, 0), line, last);
+            on_dup(arg, SRL_KIND_ASSESSMENT, imp->dups[i].key, imp->dups[i].earlier,
+                   imp->dups[i].later);
     }
-    PQclear(res);
-    return SRL_STORE_OK;
 }
 
 srl_store_rc_t srl_store_import_finish(srl_store_import_t *imp, srl_store_duplicate_cb on_dup,
@@ -648,6 +858,10 @@ srl_store_rc_t srl_store_import_finish(srl_store_import_t *imp, srl_store_duplic
     srl_store_rc_t rc = ship_chunk(imp, errstr, errstr_size);
     if (rc == SRL_STORE_OK)
         rc = wait_insert(imp, errstr, errstr_size);
+    /* Types and policies go through the stamping trigger. */
+    if (rc == SRL_STORE_OK && imp->started)
+        rc = srl__store_exec(imp->st, "SET LOCAL sysrepl.stamped = 'off'", "import", errstr,
+                             errstr_size);
     if (rc == SRL_STORE_OK)
         rc = write_docs(imp, SRL_KIND_ASSESSMENT_TYPE, on_dup, arg, errstr, errstr_size);
     if (rc == SRL_STORE_OK)
@@ -655,7 +869,7 @@ srl_store_rc_t srl_store_import_finish(srl_store_import_t *imp, srl_store_duplic
     if (rc == SRL_STORE_OK)
         rc = check_pending_types(imp, errstr, errstr_size);
     if (rc == SRL_STORE_OK)
-        rc = report_duplicates(imp, on_dup, arg, errstr, errstr_size);
+        report_duplicates(imp, on_dup, arg);
     if (rc == SRL_STORE_OK)
         rc = srl__store_exec(imp->st, "COMMIT", "import: COMMIT", errstr, errstr_size);
     if (stats)
@@ -668,25 +882,34 @@ void srl_store_import_abort(srl_store_import_t *imp)
 {
     if (!imp)
         return;
+    char ignored[256];
+    if (imp->in_copy) {
+        imp->in_copy = false;
+        end_copy(imp, "import aborted", NULL, ignored, sizeof(ignored));
+    }
     if (imp->insert_running) {
         /* Nothing of it will be kept: stop it rather than wait. */
-        char buf[256];
         PGcancel *cancel = PQgetCancel(imp->st->conn);
         if (cancel) {
-            PQcancel(cancel, buf, sizeof(buf));
+            PQcancel(cancel, ignored, sizeof(ignored));
             PQfreeCancel(cancel);
         }
-        wait_insert(imp, buf, sizeof(buf));
+        wait_insert(imp, ignored, sizeof(ignored));
     }
     srl__store_rollback(imp->st);
     for (int k = 0; k < SRL_KIND_COUNT; k++)
         doc_list_free(&imp->docs[k]);
     name_list_free(&imp->known_types);
     name_list_free(&imp->pending_types);
-    for (size_t i = 0; i < imp->suspect_count; i++)
-        free(imp->suspects[i]);
-    free(imp->suspects);
-    free(imp->hashes);
-    free(imp->buf);
+    for (size_t i = 0; i < imp->dup_count; i++)
+        free(imp->dups[i].key);
+    free(imp->dups);
+    for (size_t i = 0; i < sizeof(imp->parts) / sizeof(imp->parts[0]); i++) {
+        free(imp->parts[i].hashes);
+        free(imp->parts[i].lines);
+    }
+    free(imp->versions);
+    free(imp->send.p);
+    free(imp->chunk.p);
     free(imp);
 }

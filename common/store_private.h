@@ -29,6 +29,9 @@ struct srl_store {
     char where[300]; /* "host:port" */
 };
 
+#define SRL__STR_(x) #x
+#define SRL__STR(x) SRL__STR_(x)
+
 /* errstr helpers: format into the caller's buffer (NULL-safe). */
 void srl__store_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -58,12 +61,14 @@ int64_t srl__store_now_ms(void);
 #define SRL__ASSESSMENT_NCOLS 11
 #define SRL__ASSESSMENT_NFIELDS 14
 /* ON CONFLICT (key) DO UPDATE SET ...: everything but the key fields. */
-#define SRL__ASSESSMENT_UPDATE_SET                                               \
+#define SRL__ASSESSMENT_UPDATE_SET_NO_ASSESSED_AT                                \
     "assessment_type = EXCLUDED.assessment_type, comment = EXCLUDED.comment,"    \
     " package_name = EXCLUDED.package_name,"                                     \
     " package_version_range = EXCLUDED.package_version_range,"                   \
     " expires_at = EXCLUDED.expires_at, automatic = EXCLUDED.automatic,"         \
-    " assessed_by = EXCLUDED.assessed_by, assessed_at = EXCLUDED.assessed_at"
+    " assessed_by = EXCLUDED.assessed_by"
+#define SRL__ASSESSMENT_UPDATE_SET                                               \
+    SRL__ASSESSMENT_UPDATE_SET_NO_ASSESSED_AT ", assessed_at = EXCLUDED.assessed_at"
 
 /* An assessment from the SRL__ASSESSMENT_NFIELDS text fields of a listing
  * row (NULL = SQL NULL). Strings are copied; *a is cleared on failure. */
@@ -71,7 +76,8 @@ bool srl__store_assessment_from_fields(char *const *fields, srl_assessment_t *a,
                                        char *errstr, size_t errstr_size);
 
 /* The SRL__ASSESSMENT_NCOLS text parameters of an assessment (NULL = SQL
- * NULL); numbers are formatted into bufs, strings point into *a. */
+ * NULL; assessed_at SRL_STORE_ASSESSED_AT_KEEP is NULL too); numbers are
+ * formatted into bufs, strings point into *a. */
 void srl__store_assessment_params(const srl_assessment_t *a, char bufs[3][24],
                                   const char *params[SRL__ASSESSMENT_NCOLS]);
 

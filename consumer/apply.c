@@ -389,8 +389,16 @@ srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_u
     srl_apply_stats_t st = {0};
 
     st.records = (int64_t)a->count;
-    rc = exec_simple(conn, "BEGIN; SET LOCAL sysrepl.applying = 'on'", "BEGIN", errstr,
-                     errstr_size);
+    /* synchronous_commit off: a batch lost in a server crash takes its
+     * offsets with it, so it is simply read again; no fsync wait per batch.
+     * Hash and merge joins off: a batch is small next to the content and
+     * tombstones tables; without statistics on the staging tables the
+     * planner may otherwise scan every tombstone of a kind per batch. */
+    rc = exec_simple(conn,
+                     "BEGIN; SET LOCAL sysrepl.applying = 'on';"
+                     " SET LOCAL synchronous_commit = off; SET LOCAL enable_hashjoin = off;"
+                     " SET LOCAL enable_mergejoin = off",
+                     "BEGIN", errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         goto fail;
 

@@ -59,9 +59,13 @@ bool srl_deadletter_add(srl_deadletters_t *dl, const char *topic, const srl_reco
 srl_store_rc_t srl_copy_send(PGconn *conn, const char *sql, const char *data, size_t len,
                              char *errstr, size_t errstr_size)
 {
+    /* "COPY <table>" names the statement in messages. */
+    char what[96];
+    const char *paren = strchr(sql, '(');
+    snprintf(what, sizeof(what), "%.*s", paren ? (int)(paren - sql - 1) : 60, sql);
     PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
-        srl_store_rc_t rc = srl_store_classify(conn, res, sql, errstr, errstr_size);
+        srl_store_rc_t rc = srl_store_classify(conn, res, what, errstr, errstr_size);
         PQclear(res);
         return rc;
     }
@@ -78,11 +82,11 @@ srl_store_rc_t srl_copy_send(PGconn *conn, const char *sql, const char *data, si
     srl_store_rc_t rc = SRL_STORE_OK;
     while ((res = PQgetResult(conn)) != NULL) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == SRL_STORE_OK)
-            rc = srl_store_classify(conn, res, sql, errstr, errstr_size);
+            rc = srl_store_classify(conn, res, what, errstr, errstr_size);
         PQclear(res);
     }
     if (rc == SRL_STORE_OK && PQstatus(conn) != CONNECTION_OK)
-        rc = srl_store_classify(conn, NULL, sql, errstr, errstr_size);
+        rc = srl_store_classify(conn, NULL, what, errstr, errstr_size);
     return rc;
 }
 

@@ -396,15 +396,15 @@ static int sync_start(consumer_t *c)
             int64_t retention = 0;
             srl_source_rc_t rc = c->src->ops->tombstone_retention_ms(
                 c->src, ts->name, &retention, META_TIMEOUT_MS, err, sizeof(err));
-            if (rc != SRL_SOURCE_OK) {
-                srl_log(SRL_LOG_WARN, "consumer", "cannot read delete.retention.ms",
+            /* The broker answered metadata moments ago (find_partitions),
+             * so a failure here is a permission or broker-side matter:
+             * say so loudly, but do not stop replicating over it. */
+            if (rc != SRL_SOURCE_OK)
+                srl_log(SRL_LOG_WARN, "consumer",
+                        "tombstone horizon not checked: cannot read delete.retention.ms",
                         "topic=%s reason=%s", srl_log_q(ts->name), srl_log_q(err));
-                if (rc == SRL_SOURCE_FATAL)
-                    return -1;
-                return 1;
-            }
             int64_t away = now_ms() - caught_up[t];
-            if (retention >= 0 && away > retention) {
+            if (rc == SRL_SOURCE_OK && retention >= 0 && away > retention) {
                 char a[32], r[32], msg[256];
                 format_duration(away, a, sizeof(a));
                 format_duration(retention, r, sizeof(r));
@@ -601,6 +601,8 @@ static void stats_line(consumer_t *c, bool force)
     int64_t now = mono_ms();
     if (!force && (interval <= 0 || now - c->last_stats_ms < interval))
         return;
+    if (force && c->window_records == 0 && now - c->last_stats_ms < 1000)
+        return; /* the periodic line just said it all */
     double secs = (now - c->window_start_ms) / 1000.0;
     srl_log(SRL_LOG_INFO, "consumer", "stats",
             "records=%" PRId64 " upserted=%" PRId64 " deleted=%" PRId64 " stale=%" PRId64

@@ -471,8 +471,14 @@ srl_source_t *srl_source_kafka_open(const srl_config_t *cfg, const char *instanc
         {"enable.auto.offset.store", "false"},
         {"enable.partition.eof", "true"},
         {"auto.offset.reset", "earliest"},
-        /* bounded pre-fetch: the rebuild streams, it does not buffer */
-        {"queued.max.messages.kbytes", "16384"},
+        /* Bounded pre-fetch: the rebuild streams, it does not buffer.
+         * librdkafka's defaults allow 64 MB queued plus 50 MB per fetch
+         * response. Smaller is not free: librdkafka 2.0 pauses a
+         * partition's fetching for a second once the queue is over the
+         * limit, so too small a queue leaves the store idle. 4 MB is the
+         * balance measured in bench/README.md. */
+        {"queued.max.messages.kbytes", "4096"},
+        {"fetch.max.bytes", "4194304"},
         {"fetch.wait.max.ms", "100"},
         {"socket.keepalive.enable", "true"},
     };

@@ -12,9 +12,11 @@
  * next batch is read, encoded and published while earlier ones await
  * their delivery reports. A batch's outbox rows are deleted once every
  * record of it was delivered. Reads continue above the highest version in
- * flight; since transactions commit out of version order, the loop lets
- * the pipeline empty at least once a second and then reads from the
- * lowest version again, which picks up rows that committed late.
+ * flight. Transactions commit out of version order, so once a second (and
+ * after a batch failed) a read takes the rows below the lowest version in
+ * flight instead: rows that committed late, or whose delivery failed. Such
+ * a row is published only if its content was not changed since (outbox.c),
+ * so a late row never overwrites a newer record of its key.
  *
  * Signals: SIGTERM and SIGINT ask for a clean stop (no new reads, wait up
  * to 30 s for what is in flight, delete what was delivered, exit 0); the
@@ -50,7 +52,7 @@
 enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_REFUSED = 2, EXIT_STORE = 3, EXIT_FATAL = 4 };
 
 #define PIPELINE_DEPTH 3
-#define SWEEP_INTERVAL_MS 1000   /* let the pipeline empty and re-read from the start */
+#define SWEEP_INTERVAL_MS 1000   /* read below the batches in flight this often */
 #define STOP_GRACE_MS 30000      /* how long a clean stop waits for deliveries */
 #define STATE_INTERVAL_MS 1000   /* producer_state updates at most this often */
 #define LOCK_CHECK_MS 1000
@@ -115,7 +117,10 @@ typedef struct producer {
     FILE *ack_log;    /* --ack-log: "version wallclock_us" per delivered record */
 
     srl_store_t *st;   /* work session: outbox reads, deletes, LISTEN */
-    srl_store_t *lock; /* the session holding the producer lock */
+    srl_store_t *lock; /* the session holding the producer lock; also runs the
+                        * DELETEs, asynchronously, while st reads on */
+    srl_outbox_batch_t *deleting; /* the ring's head while its DELETE runs */
+    int64_t delete_started_us;
     bool store_ok;
     srl_registry_t *reg;
     srl_sink_t *sink;
@@ -125,7 +130,7 @@ typedef struct producer {
     size_t ring_head, ring_count;
     int64_t cursor;       /* next read: versions above this */
     int64_t last_sweep_ms;
-    bool sweep_now;       /* after a failed batch: empty the pipeline, re-read */
+    bool sweep_now;       /* after a failed batch: read below the batches in flight */
     bool more;            /* the last read was full: read again at once */
     bool notified;
     int64_t next_poll_ms;
@@ -135,6 +140,7 @@ typedef struct producer {
     int64_t delivered, superseded, not_replicated, tombstones, batches, failed_batches;
     int64_t last_delivered_version;
     int64_t produce_us;
+    int64_t wait_us;      /* asleep in poll(): Kafka acks, DELETEs, no work */
     srl_outbox_timing_t timing;
     int64_t stats_at_ms, stats_delivered;
     int64_t state_at_ms, state_delivered;
@@ -178,6 +184,7 @@ static void store_drop(producer_t *p)
     srl_store_close(p->lock);
     p->st = p->lock = NULL;
     p->store_ok = false;
+    p->deleting = NULL; /* its DELETE died with the session: sent again */
 }
 
 static bool exec_ok(PGconn *conn, const char *sql, char *errstr, size_t errstr_size,
@@ -252,9 +259,9 @@ static bool store_connect(producer_t *p, bool first, int *exit_code)
                     const char *pid = PQresultStatus(who) == PGRES_TUPLES_OK && PQntuples(who)
                                           ? PQgetvalue(who, 0, 0)
                                           : "?";
-                    srl_log(SRL_LOG_INFO, "producer", "waiting for the producer lock",
-                            "msg_detail=%s", srl_log_q(""));
-                    fprintf(stderr, "waiting for the producer lock held by pid %s\n", pid);
+                    char m[128];
+                    snprintf(m, sizeof(m), "waiting for the producer lock held by pid %s", pid);
+                    srl_log(SRL_LOG_INFO, "producer", m, "holder_pid=%s", pid);
                     PQclear(who);
                     waiting_logged = true;
                 }
@@ -263,7 +270,10 @@ static bool store_connect(producer_t *p, bool first, int *exit_code)
                 continue;
             } else {
                 PQclear(res);
-                if (exec_ok(srl_store_conn(p->st), "LISTEN " NOTIFY_CHANNEL, err, sizeof(err),
+                /* JIT compiles the batch query anew each time for tens of
+                 * ms; the query is an index lookup per row. */
+                if (exec_ok(srl_store_conn(p->st), "SET jit = off", err, sizeof(err), &rc) &&
+                    exec_ok(srl_store_conn(p->st), "LISTEN " NOTIFY_CHANNEL, err, sizeof(err),
                             &rc)) {
                     p->store_ok = true;
                     srl_log(SRL_LOG_INFO, "producer", first ? "store connected, lock taken"
@@ -390,12 +400,12 @@ static void log_stats(producer_t *p, const char *msg)
             "delivered=%" PRId64 " rate=%.0f superseded=%" PRId64 " not_replicated=%" PRId64
             " tombstones=%" PRId64 " batches=%" PRId64 " failed_batches=%" PRId64
             " in_flight=%zu last_version=%" PRId64 " read_ms=%" PRId64 " encode_ms=%" PRId64
-            " produce_ms=%" PRId64 " delete_ms=%" PRId64,
+            " produce_ms=%" PRId64 " delete_ms=%" PRId64 " wait_ms=%" PRId64,
             p->delivered, secs > 0 ? (double)(p->delivered - p->stats_delivered) / secs : 0.0,
             p->superseded, p->not_replicated, p->tombstones, p->batches, p->failed_batches,
             p->sink ? p->sink->ops->in_flight(p->sink) : 0, p->last_delivered_version,
             p->timing.read_us / 1000, p->timing.encode_us / 1000, p->produce_us / 1000,
-            p->timing.delete_us / 1000);
+            p->timing.delete_us / 1000, p->wait_us / 1000);
     p->stats_at_ms = now;
     p->stats_delivered = p->delivered;
 }
@@ -422,20 +432,37 @@ static void retire(producer_t *p)
         } else {
             if (!p->store_ok)
                 break;
-            srl_store_rc_t rc = srl_outbox_delete(srl_store_conn(p->st), b->versions,
-                                                  b->version_count, &p->timing, err, sizeof(err));
+            /* Delete on the lock session without waiting: the next batch
+             * is read meanwhile. One DELETE at a time, in ring order. */
+            PGconn *dconn = srl_store_conn(p->lock);
+            srl_store_rc_t rc = SRL_STORE_OK;
+            bool done = false;
+            if (p->deleting != b) {
+                if (p->ack_log) {
+                    int64_t t = wall_us();
+                    for (size_t i = 0; i < b->sink.count; i++)
+                        fprintf(p->ack_log, "%" PRId64 " %" PRId64 "\n",
+                                b->sink.records[i].version, t);
+                }
+                rc = srl_outbox_delete_send(dconn, b->versions, b->version_count, err,
+                                            sizeof(err));
+                p->deleting = b;
+                p->delete_started_us = srl_now_us();
+            }
+            if (rc == SRL_STORE_OK)
+                rc = srl_outbox_delete_poll(dconn, &done, err, sizeof(err));
             if (rc != SRL_STORE_OK) {
                 srl_log(SRL_LOG_WARN, "producer", "deleting delivered outbox rows failed",
                         "reason=%s", srl_log_q(err));
                 note_error(p, "store", err);
                 p->store_ok = false;
+                p->deleting = NULL;
                 break;
             }
-            if (p->ack_log) {
-                int64_t t = wall_us();
-                for (size_t i = 0; i < b->sink.count; i++)
-                    fprintf(p->ack_log, "%" PRId64 " %" PRId64 "\n", b->sink.records[i].version, t);
-            }
+            if (!done)
+                break;
+            p->deleting = NULL;
+            p->timing.delete_us += srl_now_us() - p->delete_started_us;
             p->delivered += (int64_t)b->sink.count;
             p->superseded += (int64_t)b->superseded;
             p->not_replicated += (int64_t)b->not_replicated;
@@ -461,18 +488,28 @@ static void retire(producer_t *p)
 static bool fetch_and_publish(producer_t *p)
 {
     char err[512];
+    int64_t now = now_ms(), below = 0;
     if (p->ring_count == 0) {
-        p->cursor = 0; /* pipeline empty: re-read from the lowest version */
-        p->last_sweep_ms = now_ms();
+        p->cursor = 0; /* pipeline empty: read from the lowest version */
+        p->last_sweep_ms = now;
+        p->sweep_now = false;
+    } else if (p->sweep_now || now - p->last_sweep_ms >= SWEEP_INTERVAL_MS) {
+        below = INT64_MAX;
+        for (size_t i = 0; i < p->ring_count; i++) {
+            const srl_outbox_batch_t *r = p->ring[(p->ring_head + i) % PIPELINE_DEPTH];
+            if (r->min_version < below)
+                below = r->min_version;
+        }
+        p->last_sweep_ms = now;
         p->sweep_now = false;
     }
-    bool from_start = p->cursor == 0;
+    bool from_start = p->cursor == 0 && below == 0;
     srl_outbox_batch_t *b = calloc(1, sizeof(*b));
     if (!b)
         return false;
     srl_store_rc_t rc = srl_outbox_fetch(srl_store_conn(p->st), p->reg, p->kind_mask,
-                                         p->instance_id, p->cursor, p->batch_size, b, &p->timing,
-                                         err, sizeof(err));
+                                         p->instance_id, p->cursor, below, p->batch_size, b,
+                                         &p->timing, err, sizeof(err));
     p->notified = false;
     if (rc != SRL_STORE_OK) {
         free(b);
@@ -486,16 +523,21 @@ static bool fetch_and_publish(producer_t *p)
     }
     if (b->unpublishable)
         note_error(p, "codec", err);
-    p->more = b->rows == (size_t)p->batch_size;
-    if (!p->more)
-        p->next_poll_ms = now_ms() + p->poll_interval_ms;
+    if (below == 0) {
+        p->more = b->rows == (size_t)p->batch_size;
+        /* --once: no waiting for a poll; the next read (from the start
+         * once the pipeline is empty) decides whether the outbox is empty. */
+        if (!p->more)
+            p->next_poll_ms = now_ms() + (p->once ? 0 : p->poll_interval_ms);
+    }
     if (b->rows == 0) {
         if (from_start)
             p->idle_seen = true;
         free(b);
         return false;
     }
-    p->cursor = b->max_version;
+    if (below == 0)
+        p->cursor = b->max_version;
     if (b->sink.count > 0) {
         int64_t t0 = srl_now_us();
         b->sink.published_us = t0;
@@ -532,8 +574,8 @@ static void serve_store_socket(producer_t *p)
 static void check_lock(producer_t *p)
 {
     int64_t now = now_ms();
-    if (!p->store_ok || now - p->lock_check_ms < LOCK_CHECK_MS)
-        return;
+    if (!p->store_ok || p->deleting || now - p->lock_check_ms < LOCK_CHECK_MS)
+        return; /* a running DELETE proves the session alive */
     p->lock_check_ms = now;
     PGresult *res = PQexec(srl_store_conn(p->lock), "SELECT 1");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -582,10 +624,10 @@ static int run_loop(producer_t *p)
 
         bool sweep_due = p->ring_count > 0 &&
                          (p->sweep_now || now - p->last_sweep_ms >= SWEEP_INTERVAL_MS);
-        bool want = p->more || p->notified || now >= p->next_poll_ms;
+        bool want = p->more || p->notified || now >= p->next_poll_ms || sweep_due;
         bool fetched = false;
-        if (p->store_ok && !stop_deadline && p->ring_count < PIPELINE_DEPTH && !sweep_due &&
-            want && !p->sink_broken)
+        if (p->store_ok && !stop_deadline && p->ring_count < PIPELINE_DEPTH && want &&
+            !p->sink_broken)
             fetched = fetch_and_publish(p);
 
         if (p->stats_interval_ms > 0 && now - p->stats_at_ms >= p->stats_interval_ms)
@@ -595,7 +637,7 @@ static int run_loop(producer_t *p)
         if (fetched && p->more && p->ring_count < PIPELINE_DEPTH)
             continue;
         /* Sleep until Kafka or the store has something, or a timer. */
-        struct pollfd fds[2];
+        struct pollfd fds[3];
         int nfds = 0;
         int kfd = p->sink->ops->wait_fd ? p->sink->ops->wait_fd(p->sink) : -1;
         if (kfd >= 0)
@@ -603,8 +645,10 @@ static int run_loop(producer_t *p)
         int pfd = p->store_ok ? PQsocket(srl_store_conn(p->st)) : -1;
         if (pfd >= 0)
             fds[nfds++] = (struct pollfd){.fd = pfd, .events = POLLIN};
+        if (p->deleting && p->store_ok)
+            fds[nfds++] = (struct pollfd){.fd = PQsocket(srl_store_conn(p->lock)), .events = POLLIN};
         int64_t timeout = p->ring_count ? 100 : p->next_poll_ms - now_ms();
-        if (p->more && p->ring_count < PIPELINE_DEPTH && !sweep_due)
+        if ((p->more || sweep_due) && p->ring_count < PIPELINE_DEPTH)
             timeout = 0;
         if (timeout > LOCK_CHECK_MS)
             timeout = LOCK_CHECK_MS;
@@ -612,8 +656,10 @@ static int run_loop(producer_t *p)
             timeout = 0;
         if (kfd < 0 && p->ring_count)
             timeout = 5;
+        int64_t w0 = srl_now_us();
         if (poll(fds, (nfds_t)nfds, (int)timeout) < 0 && errno != EINTR)
             nap(10);
+        p->wait_us += srl_now_us() - w0;
         if (pfd >= 0)
             serve_store_socket(p);
     }
@@ -733,25 +779,44 @@ int main(int argc, char **argv)
     if (!sink_open(&p, &exit_code))
         goto cleanup;
 
-    /* Refuse topics another hub writes; notice empty topics. */
+    /* Refuse topics another hub writes; notice empty topics. A check that
+     * cannot be made (broker away) is retried. */
     bool all_empty = true;
-    for (int k = 0; k < SRL_KIND_COUNT; k++) {
+    for (int k = 0; k < SRL_KIND_COUNT && !stop_requested; k++) {
         if (!(p.kind_mask & (1u << k)))
             continue;
-        bool empty = false;
+        bool empty = false, refused = false;
         if (p.sink->ops->check_origin &&
-            !p.sink->ops->check_origin(p.sink, (srl_kind_t)k, p.instance_id, err, sizeof(err))) {
-            srl_log(SRL_LOG_ERROR, "producer", "refused to start", "reason=%s", srl_log_q(err));
-            fprintf(stderr, "sysrepl-producer: %s\n", err);
-            exit_code = EXIT_REFUSED;
-            goto cleanup;
+            !p.sink->ops->check_origin(p.sink, (srl_kind_t)k, p.instance_id, &refused, err,
+                                       sizeof(err))) {
+            if (refused) {
+                srl_log(SRL_LOG_ERROR, "producer", "refused to start", "reason=%s",
+                        srl_log_q(err));
+                fprintf(stderr, "sysrepl-producer: %s\n", err);
+                exit_code = EXIT_REFUSED;
+                goto cleanup;
+            }
+            srl_log(SRL_LOG_WARN, "producer", "checking the topics failed, retrying",
+                    "reason=%s", srl_log_q(err));
+            note_error(&p, "kafka", err);
+            nap(2000);
+            k--;
+            continue;
         }
-        if (p.sink->ops->topic_empty &&
-            p.sink->ops->topic_empty(p.sink, (srl_kind_t)k, &empty, err, sizeof(err)) && !empty)
+        if (!p.sink->ops->topic_empty) {
             all_empty = false;
-        if (!p.sink->ops->topic_empty)
+        } else if (!p.sink->ops->topic_empty(p.sink, (srl_kind_t)k, &empty, err, sizeof(err))) {
+            srl_log(SRL_LOG_WARN, "producer", "checking the topics failed, retrying",
+                    "reason=%s", srl_log_q(err));
+            nap(2000);
+            k--;
+            continue;
+        } else if (!empty) {
             all_empty = false;
+        }
     }
+    if (stop_requested)
+        goto cleanup;
     if (snapshot || all_empty) {
         srl_snapshot_stats_t ss;
         int64_t t0 = now_ms();

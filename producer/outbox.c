@@ -42,16 +42,26 @@ int64_t srl_now_us(void)
 #define COL_ASSESSMENT (COL_TYPE + ROWS_TYPE_NCOLS)
 #define COL_POLICY (COL_ASSESSMENT + ROWS_ASSESSMENT_NCOLS)
 
-static const char fetch_sql[] =
-    "WITH b AS (SELECT version, kind, key, deleted FROM outbox WHERE version > $1"
-    "           ORDER BY version LIMIT $2)"
-    " SELECT b.version, b.kind, b.key, b.deleted, " ROWS_TYPE_COLS("t") ", " ROWS_ASSESSMENT_COLS(
-        "a") ", " ROWS_POLICY_COLS("p") " FROM b"
-                                        " LEFT JOIN assessment_types t ON b.kind = 0 AND t.name = b.key"
-                                        " LEFT JOIN vulnerability_assessments a ON b.kind = 1 AND "
-                                        "a.key = b.key"
-                                        " LEFT JOIN policies p ON b.kind = 2 AND p.name = b.key"
-                                        " ORDER BY b.version";
+/* LATERAL ... LIMIT 1 keeps each join an index lookup per outbox row: as
+ * plain LEFT JOINs the planner hashes the whole content table per batch.
+ * WHERE is the outbox range: above a version (the next batch) or below one
+ * (rows that committed late, under the batches in flight). */
+#define FETCH_SQL(where)                                                                       \
+    "WITH b AS (SELECT version, kind, key, deleted FROM outbox WHERE " where                  \
+    "           ORDER BY version LIMIT $2)"                                                    \
+    " SELECT b.version, b.kind, b.key, b.deleted, " ROWS_TYPE_COLS("t") ", "                  \
+    ROWS_ASSESSMENT_COLS("a") ", " ROWS_POLICY_COLS("p")                                       \
+    " FROM b"                                                                                  \
+    " LEFT JOIN LATERAL (SELECT * FROM assessment_types x"                                     \
+    "                    WHERE b.kind = 0 AND x.name = b.key LIMIT 1) t ON true"               \
+    " LEFT JOIN LATERAL (SELECT * FROM vulnerability_assessments x"                            \
+    "                    WHERE b.kind = 1 AND x.key = b.key LIMIT 1) a ON true"                \
+    " LEFT JOIN LATERAL (SELECT * FROM policies x"                                             \
+    "                    WHERE b.kind = 2 AND x.name = b.key LIMIT 1) p ON true"               \
+    " ORDER BY b.version"
+
+static const char fetch_above_sql[] = FETCH_SQL("version > $1");
+static const char fetch_below_sql[] = FETCH_SQL("version < $1");
 
 static const int kind_col0[SRL_KIND_COUNT] = {COL_TYPE, COL_ASSESSMENT, COL_POLICY};
 
@@ -118,7 +128,7 @@ static bool parse_int64(const char *s, int64_t *out)
 }
 
 srl_store_rc_t srl_outbox_fetch(PGconn *conn, srl_registry_t *reg, unsigned kind_mask,
-                                const char *origin, int64_t after, int limit,
+                                const char *origin, int64_t after, int64_t below, int limit,
                                 srl_outbox_batch_t *b, srl_outbox_timing_t *timing,
                                 char *errstr, size_t errstr_size)
 {
@@ -128,9 +138,9 @@ srl_store_rc_t srl_outbox_fetch(PGconn *conn, srl_registry_t *reg, unsigned kind
     int64_t t0 = srl_now_us(), encode_us = 0;
 
     memset(b, 0, sizeof(*b));
-    snprintf(after_s, sizeof(after_s), "%" PRId64, after);
+    snprintf(after_s, sizeof(after_s), "%" PRId64, below > 0 ? below : after);
     snprintf(limit_s, sizeof(limit_s), "%d", limit);
-    PGresult *res = PQexecParams(conn, fetch_sql, 2, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn, below > 0 ? fetch_below_sql : fetch_above_sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = srl_store_classify(conn, res, "reading the outbox", errstr, errstr_size);
         goto cleanup;
@@ -159,6 +169,8 @@ srl_store_rc_t srl_outbox_fetch(PGconn *conn, srl_registry_t *reg, unsigned kind
         bool present = srl_rows_present(res, i, col0);
         if (version > b->max_version)
             b->max_version = version;
+        if (b->min_version == 0 || version < b->min_version)
+            b->min_version = version;
 
         if (!(kind_mask & (1u << kind))) {
             b->not_replicated++;
@@ -221,33 +233,59 @@ cleanup:
     return rc;
 }
 
-srl_store_rc_t srl_outbox_delete(PGconn *conn, const int64_t *versions, size_t n,
-                                 srl_outbox_timing_t *timing, char *errstr, size_t errstr_size)
+/* "{v1,v2,...}" of versions; malloc'd, NULL when out of memory. */
+static char *version_array(const int64_t *versions, size_t n)
 {
-    if (n == 0)
-        return SRL_STORE_OK;
-    int64_t t0 = srl_now_us();
-    srl_store_rc_t rc = SRL_STORE_OK;
-    /* "{v1,v2,...}": at most 20 digits and a comma per version. */
-    size_t cap = n * 21 + 3, len = 0;
+    size_t cap = n * 21 + 3, len = 0; /* at most 20 digits and a comma each */
     char *arr = malloc(cap);
-    if (!arr) {
-        snprintf(errstr, errstr_size, "out of memory deleting outbox rows");
-        return SRL_STORE_FATAL;
-    }
+    if (!arr)
+        return NULL;
     arr[len++] = '{';
     for (size_t i = 0; i < n; i++)
         len += (size_t)snprintf(arr + len, cap - len, "%s%" PRId64, i ? "," : "", versions[i]);
     arr[len++] = '}';
     arr[len] = '\0';
+    return arr;
+}
+
+static const char delete_sql[] = "DELETE FROM outbox WHERE version = ANY($1::bigint[])";
+
+srl_store_rc_t srl_outbox_delete_send(PGconn *conn, const int64_t *versions, size_t n,
+                                      char *errstr, size_t errstr_size)
+{
+    char *arr = version_array(versions, n);
+    if (!arr) {
+        snprintf(errstr, errstr_size, "out of memory deleting outbox rows");
+        return SRL_STORE_FATAL;
+    }
     const char *params[1] = {arr};
-    PGresult *res = PQexecParams(conn, "DELETE FROM outbox WHERE version = ANY($1::bigint[])", 1,
-                                 NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = srl_store_classify(conn, res, "deleting delivered outbox rows", errstr, errstr_size);
-    PQclear(res);
+    int sent = PQsendQueryParams(conn, delete_sql, 1, NULL, params, NULL, NULL, 0);
     free(arr);
-    if (timing)
-        timing->delete_us += srl_now_us() - t0;
+    if (!sent)
+        return srl_store_classify(conn, NULL, "deleting delivered outbox rows", errstr,
+                                  errstr_size);
+    return SRL_STORE_OK;
+}
+
+srl_store_rc_t srl_outbox_delete_poll(PGconn *conn, bool *done, char *errstr,
+                                      size_t errstr_size)
+{
+    srl_store_rc_t rc = SRL_STORE_OK;
+    *done = false;
+    if (!PQconsumeInput(conn)) {
+        *done = true;
+        return srl_store_classify(conn, NULL, "deleting delivered outbox rows", errstr,
+                                  errstr_size);
+    }
+    if (PQisBusy(conn))
+        return SRL_STORE_OK;
+    PGresult *res;
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == SRL_STORE_OK)
+            rc = srl_store_classify(conn, res, "deleting delivered outbox rows", errstr,
+                                    errstr_size);
+        PQclear(res);
+    }
+    *done = true;
     return rc;
 }

@@ -31,6 +31,7 @@ typedef struct srl_outbox_batch {
     size_t capacity;            /* of sink.records */
     int64_t *versions;          /* every outbox version to delete with the batch */
     size_t version_count;
+    int64_t min_version;        /* lowest version read */
     int64_t max_version;        /* highest version read (the next read starts above) */
     int64_t max_published;      /* highest version published, 0 if none */
     size_t superseded;          /* rows skipped: a later change publishes the key */
@@ -47,18 +48,26 @@ typedef struct srl_outbox_timing {
     int64_t delete_us; /* DELETE of delivered rows */
 } srl_outbox_timing_t;
 
-/* Read up to limit outbox rows with version > after, in version order,
+/* Read up to limit outbox rows with version > after (or, when below > 0,
+ * with version < below), in version order,
  * into *b (cleared first). kind_mask: bit (1u << kind) set for each
  * replicated kind. origin: the sysrepl.origin header of every record.
  * Errors: the store's class (UNREACHABLE/RETRY: reconnect and try again). */
 srl_store_rc_t srl_outbox_fetch(PGconn *conn, srl_registry_t *reg, unsigned kind_mask,
-                                const char *origin, int64_t after, int limit,
+                                const char *origin, int64_t after, int64_t below, int limit,
                                 srl_outbox_batch_t *b, srl_outbox_timing_t *timing,
                                 char *errstr, size_t errstr_size);
 
-/* Delete the outbox rows of versions[0..n) (one statement). */
-srl_store_rc_t srl_outbox_delete(PGconn *conn, const int64_t *versions, size_t n,
-                                 srl_outbox_timing_t *timing, char *errstr, size_t errstr_size);
+/* Delete the outbox rows of versions[0..n) in one statement, without
+ * waiting: send the DELETE on conn (which must be idle) and return;
+ * srl_outbox_delete_poll() tells when it finished. The caller reads the
+ * next batch on another session meanwhile. */
+srl_store_rc_t srl_outbox_delete_send(PGconn *conn, const int64_t *versions, size_t n,
+                                      char *errstr, size_t errstr_size);
+/* *done false: still running (call again when conn's socket is readable);
+ * *done true: finished, the result is returned and conn is idle again. */
+srl_store_rc_t srl_outbox_delete_poll(PGconn *conn, bool *done, char *errstr,
+                                      size_t errstr_size);
 
 /* Turn an entity into a record of b (key and value copied/owned by b).
  * Used by the drain and the snapshot. value NULL: a tombstone. */

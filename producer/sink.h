@@ -83,9 +83,11 @@ typedef struct srl_sink_ops {
     bool (*topic_empty)(srl_sink_t *sink, srl_kind_t kind, bool *empty, char *errstr,
                         size_t errstr_size);
     /* Refuse a topic whose last record of any partition was written by
-     * another hub (sysrepl.origin differs from instance_id). */
+     * another hub (sysrepl.origin differs from instance_id): false with
+     * *refused set. false without *refused: the check could not be made
+     * (broker away); try again. */
     bool (*check_origin)(srl_sink_t *sink, srl_kind_t kind, const char *instance_id,
-                         char *errstr, size_t errstr_size);
+                         bool *refused, char *errstr, size_t errstr_size);
     /* Read the content topic of kind from its beginning to its end and call
      * fn for every key in it. */
     bool (*scan_keys)(srl_sink_t *sink, srl_kind_t kind, srl_sink_key_fn fn, void *arg,

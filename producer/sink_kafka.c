@@ -64,11 +64,26 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
 }
 
+/* librdkafka's own log lines. Connection failures ("FAIL") are also
+ * reported through on_error, once per state change: logged there only. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    srl_log(level <= 3 ? SRL_LOG_ERROR : level <= 5 ? SRL_LOG_WARN : SRL_LOG_DEBUG, "kafka",
-            fac, "detail=%s", srl_log_q(buf));
+    if (strcmp(fac, "FAIL") == 0)
+        return;
+    srl_log(level <= 4 ? SRL_LOG_WARN : SRL_LOG_DEBUG, "kafka", fac, "detail=%s",
+            srl_log_q(buf));
+}
+
+/* The reader is only needed at start (checks, snapshot): drop it after
+ * each use so it does not keep connections to the group coordinator. */
+static void close_reader(kafka_sink_t *ks)
+{
+    if (!ks->reader)
+        return;
+    rd_kafka_consumer_close(ks->reader);
+    rd_kafka_destroy(ks->reader);
+    ks->reader = NULL;
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -207,10 +222,7 @@ static void kafka_close(srl_sink_t *sink)
         rd_kafka_queue_destroy(ks->mainq);
     if (ks->rk)
         rd_kafka_destroy(ks->rk);
-    if (ks->reader) {
-        rd_kafka_consumer_close(ks->reader);
-        rd_kafka_destroy(ks->reader);
-    }
+    close_reader(ks);
     if (ks->wake_fd[0] >= 0)
         close(ks->wake_fd[0]);
     if (ks->wake_fd[1] >= 0)
@@ -297,8 +309,16 @@ static int topic_watermarks(kafka_sink_t *ks, const char *topic, int64_t **lows,
         return -1;
     }
     for (int p = 0; p < n; p++) {
-        rd_kafka_resp_err_t err =
-            rd_kafka_query_watermark_offsets(ks->rk, topic, p, &(*lows)[p], &(*highs)[p], 10000);
+        rd_kafka_resp_err_t err;
+        /* Just after creation a partition may have no leader yet: wait
+         * for it (up to ~30 s), as for any transient broker error. */
+        for (int attempt = 0;; attempt++) {
+            err = rd_kafka_query_watermark_offsets(ks->rk, topic, p, &(*lows)[p], &(*highs)[p],
+                                                   10000);
+            if (!err || !srl_kafka_err_is_retriable(err) || attempt >= 100)
+                break;
+            rd_kafka_poll(ks->rk, 300);
+        }
         if (err) {
             snprintf(errstr, errstr_size, "watermarks of topic %s partition %d: %s", topic, p,
                      rd_kafka_err2str(err));
@@ -408,12 +428,13 @@ static void check_origin_msg(void *arg, const rd_kafka_message_t *m)
 }
 
 static bool kafka_check_origin(srl_sink_t *sink, srl_kind_t kind, const char *instance_id,
-                               char *errstr, size_t errstr_size)
+                               bool *refused, char *errstr, size_t errstr_size)
 {
     kafka_sink_t *ks = (kafka_sink_t *)sink;
     int64_t *lows = NULL, *highs = NULL, *start = NULL;
     origin_check_t oc = {instance_id, ""};
     bool ok = false;
+    *refused = false;
     const char *topic = ks->topics[kind];
     int n = topic_watermarks(ks, topic, &lows, &highs, errstr, errstr_size);
     if (n < 0 || !ensure_reader(ks, errstr, errstr_size))
@@ -426,6 +447,7 @@ static bool kafka_check_origin(srl_sink_t *sink, srl_kind_t kind, const char *in
     if (!read_range(ks, topic, n, start, highs, check_origin_msg, &oc, errstr, errstr_size))
         goto cleanup;
     if (oc.foreign[0]) {
+        *refused = true;
         snprintf(errstr, errstr_size,
                  "topic %s has records from origin \"%s\"; this hub is \"%s\": two hubs must not "
                  "write the same topics (use another topic.prefix)",
@@ -434,6 +456,7 @@ static bool kafka_check_origin(srl_sink_t *sink, srl_kind_t kind, const char *in
     }
     ok = true;
 cleanup:
+    close_reader(ks);
     free(lows);
     free(highs);
     free(start);
@@ -463,6 +486,7 @@ static bool kafka_scan_keys(srl_sink_t *sink, srl_kind_t kind, srl_sink_key_fn f
     if (n >= 0 && ensure_reader(ks, errstr, errstr_size))
         ok = read_range(ks, ks->topics[kind], n, lows, highs, scan_msg, &sc, errstr,
                         errstr_size);
+    close_reader(ks);
     free(lows);
     free(highs);
     return ok;
@@ -502,7 +526,6 @@ srl_sink_t *srl_sink_kafka_new(const srl_config_t *cfg, int timeout_ms, bool *re
                                        {"compression.type", "lz4"},
                                        {"message.timeout.ms", "0"},
                                        {"queue.buffering.max.messages", "1000000"},
-                                       {"retry.backoff.max.ms", "5000"},
                                        {NULL, NULL}};
     static const char *const forced[][2] = {{"enable.idempotence", "true"},
                                             {"acks", "all"},

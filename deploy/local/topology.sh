@@ -85,6 +85,7 @@ topo_start() {
     echo "--- $(date -u +%FT%TZ) start: $*" >>"$TOPO_DIR/$name.log"
     setsid "$@" >>"$TOPO_DIR/$name.log" 2>&1 </dev/null &
     echo $! >"$TOPO_DIR/$name.pid"
+    disown # no "Killed" job notices; the pid file is how we track it
     [[ " ${TOPO_NAMES[*]} " == *" $name "* ]] || TOPO_NAMES+=("$name")
 }
 

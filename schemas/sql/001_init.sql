@@ -168,6 +168,29 @@ CREATE FUNCTION sysrepl_applying() RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE AS
 $$ SELECT coalesce(current_setting('sysrepl.applying', true), '') = 'on' $$;
 
+-- True when the writer stamps rows itself: `sysrepl import` sets
+-- `SET LOCAL sysrepl.stamped = 'on'` and writes origin, version
+-- (nextval, in ON CONFLICT .. DO UPDATE SET so it is taken under the row
+-- lock) and changed_at in its INSERT .. SELECT, set-based: the per-row
+-- trigger call costs more than the rest of a bulk insert. The outbox
+-- capture still runs. Like sysrepl.applying this is a contract between
+-- sysrepl programs, not a permission.
+CREATE FUNCTION sysrepl_stamped() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT coalesce(current_setting('sysrepl.stamped', true), '') = 'on'
+          OR coalesce(current_setting('sysrepl.applying', true), '') = 'on' $$;
+
+-- changed_at of a change made now: ms since the epoch of the transaction's
+-- start, so every row of one transaction carries the same time.
+CREATE FUNCTION sysrepl_now_ms() RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT (date_part('epoch', now()) * 1000)::bigint $$;
+
+-- This instance's id: the origin of its own changes.
+CREATE FUNCTION sysrepl_instance_id() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT instance_id FROM settings $$;
+
 -- BEFORE INSERT OR UPDATE, per row: stamp the change. An UPDATE that
 -- changes nothing is skipped (no new version, no outbox row), so re-running
 -- an import is a no-op.
@@ -200,7 +223,7 @@ BEGIN
     END IF;
     NEW.origin := origin_id;
     NEW.version := nextval('sysrepl_version');
-    NEW.changed_at := (date_part('epoch', now()) * 1000)::bigint;
+    NEW.changed_at := sysrepl_now_ms();
     RETURN NEW;
 END $$;
 
@@ -290,7 +313,7 @@ BEGIN
                                    ('policies', 2, '_by_name', '')) AS v(tab, kind, sfx, gen)
     LOOP
         EXECUTE format('CREATE TRIGGER sysrepl_stamp BEFORE INSERT OR UPDATE ON %I
-                        FOR EACH ROW WHEN (NOT sysrepl_applying())
+                        FOR EACH ROW WHEN (NOT sysrepl_stamped())
                         EXECUTE FUNCTION sysrepl_stamp(%s)', t.tab, t.gen);
         EXECUTE format('CREATE TRIGGER sysrepl_capture_insert AFTER INSERT ON %I
                         REFERENCING NEW TABLE AS sysrepl_new

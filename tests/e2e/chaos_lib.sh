@@ -13,6 +13,7 @@
 #   SRL_CHAOS_SEED     RANDOM seed, to replay a run      (the pid)
 #   SRL_CHAOS_KEEP     1: keep the run folder (logs, data) even on success
 #   SRL_BUILD_DIR      the build with the programs (ctest sets it)
+#   SRL_CHAOS_SPOKE2_TRANSPORT  http (default) or kafka: spoke2 without the bridge
 
 CHAOS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # The shared cache, decided before lib.sh sees our private SRL_STATE_DIR.
@@ -114,13 +115,23 @@ chaos_setup() {
         bridge.listen=127.0.0.1 bridge.port="$CHAOS_BRIDGE_PORT" bridge.plain_http=true \
         bridge.keys_file="$TOPO_DIR/bridge-keys"
     topo_conf spoke1 instance.id=spoke1 role=spoke store.dsn="\"$(topo_dsn spoke1)\"" "$kafka" "${common[@]}"
-    topo_conf spoke2 instance.id=spoke2 role=spoke store.dsn="\"$(topo_dsn spoke2)\"" "${common[@]}" \
-        transport=http bridge.url="http://127.0.0.1:$CHAOS_BRIDGE_PORT" bridge.api_key="$api_key" \
-        bridge.timeout_ms=10s
+    if [[ ${SRL_CHAOS_SPOKE2_TRANSPORT:-http} == http ]]; then
+        topo_conf spoke2 instance.id=spoke2 role=spoke store.dsn="\"$(topo_dsn spoke2)\"" "${common[@]}" \
+            transport=http bridge.url="http://127.0.0.1:$CHAOS_BRIDGE_PORT" bridge.api_key="$api_key" \
+            bridge.timeout_ms=10s
+    else # debugging without the bridge in the path
+        topo_conf spoke2 instance.id=spoke2 role=spoke store.dsn="\"$(topo_dsn spoke2)\"" "$kafka" "${common[@]}"
+    fi
 
     local d
     for d in "${CHAOS_DAEMONS[@]}"; do chaos_start "$d"; done
-    sleep 1
+    sleep 2
+    # One more try for a daemon that stopped at start (new topics settling),
+    # as systemd's Restart=on-failure would.
+    for d in "${CHAOS_DAEMONS[@]}"; do
+        topo_alive "$d" || { srl_log "$d exited at start; starting it again"; chaos_start "$d"; }
+    done
+    sleep 2
     topo_check_alive "${CHAOS_DAEMONS[@]}"
 
     "$CHAOS_ROOT/deploy/local/demo-data" --assessments "$n" --seed "$CHAOS_SEED" >"$TOPO_DIR/sample.jsonl"
@@ -208,8 +219,9 @@ chaos_revive() {
 }
 
 # chaos_run SECONDS [DAEMONS...]: random changes and faults until the time is
-# up. Service restarts (PostgreSQL, Kafka) are spread out: at most one per
-# 20 s of chaos each.
+# up. Every 25 s one of the private services restarts, PostgreSQL and Kafka
+# in turn.
+CHAOS_NEXT_SERVICE=pg
 chaos_run() {
     local seconds=$1 deadline=$((SECONDS + $1)) r next_service=$((SECONDS + 10))
     shift
@@ -223,9 +235,15 @@ chaos_run() {
             chaos_kill_restart
         elif ((r < 85)); then
             chaos_term_restart
-        elif ((r < 93 && SECONDS >= next_service)); then
-            if ((RANDOM % 2)); then chaos_restart_postgres; else chaos_restart_kafka; fi
-            next_service=$((SECONDS + 20))
+        elif ((SECONDS >= next_service)); then
+            if [[ $CHAOS_NEXT_SERVICE == pg ]]; then
+                chaos_restart_postgres
+                CHAOS_NEXT_SERVICE=kafka
+            else
+                chaos_restart_kafka
+                CHAOS_NEXT_SERVICE=pg
+            fi
+            next_service=$((SECONDS + 25))
         else
             sleep "0.$((RANDOM % 10))"
         fi

@@ -45,7 +45,7 @@ typedef struct fx {
 /* ---- topics ---- */
 
 /* Create topic with partitions and "name=value" configs (NULL-terminated). */
-static void fx_create_topic(rd_kafka_t *rk, const char *topic, int partitions,
+static __attribute__((unused)) void fx_create_topic(rd_kafka_t *rk, const char *topic, int partitions,
                             const char *const *configs)
 {
     char eb[512];
@@ -78,7 +78,7 @@ static void fx_create_topic(rd_kafka_t *rk, const char *topic, int partitions,
 
 /* A fixture with a unique prefix, its topics (3 partitions each, the
  * schema topic 1) created with the extra configs, and a producer. */
-static void fx_init(fx_t *fx, const char *name, const char *const *configs)
+static __attribute__((unused)) void fx_init(fx_t *fx, const char *name, const char *const *configs)
 {
     char eb[512];
     memset(fx, 0, sizeof(*fx));
@@ -115,12 +115,12 @@ static void fx_init(fx_t *fx, const char *name, const char *const *configs)
     }
 }
 
-static void fx_flush(fx_t *fx)
+static __attribute__((unused)) void fx_flush(fx_t *fx)
 {
     assert_int_equal(rd_kafka_flush(fx->producer, 30000), 0);
 }
 
-static void fx_free(fx_t *fx)
+static __attribute__((unused)) void fx_free(fx_t *fx)
 {
     if (fx->producer) {
         rd_kafka_flush(fx->producer, 10000);
@@ -132,7 +132,7 @@ static void fx_free(fx_t *fx)
 }
 
 /* Write raw bytes to a topic; version < 0: no version header. */
-static void fx_produce_raw(fx_t *fx, const char *topic, const char *key, const void *value,
+static __attribute__((unused)) void fx_produce_raw(fx_t *fx, const char *topic, const char *key, const void *value,
                            size_t len, int64_t version)
 {
     rd_kafka_headers_t *h = rd_kafka_headers_new(2);
@@ -156,7 +156,7 @@ static void fx_produce_raw(fx_t *fx, const char *topic, const char *key, const v
 
 /* Stamp meta (origin, version, now) and write e as an upsert at version
  * (< 0: the next version). Returns the version written. */
-static int64_t fx_put_at(fx_t *fx, srl_entity_t *e, int64_t version)
+static __attribute__((unused)) int64_t fx_put_at(fx_t *fx, srl_entity_t *e, int64_t version)
 {
     srl_meta_t *m = e->kind == SRL_KIND_ASSESSMENT_TYPE ? &e->u.type.meta
                     : e->kind == SRL_KIND_ASSESSMENT    ? &e->u.assessment.meta
@@ -178,13 +178,13 @@ static int64_t fx_put_at(fx_t *fx, srl_entity_t *e, int64_t version)
     return m->version;
 }
 
-static int64_t fx_put(fx_t *fx, srl_entity_t *e)
+static __attribute__((unused)) int64_t fx_put(fx_t *fx, srl_entity_t *e)
 {
     return fx_put_at(fx, e, -1);
 }
 
 /* Write a tombstone of key; returns its version. */
-static int64_t fx_delete(fx_t *fx, srl_kind_t kind, const char *key)
+static __attribute__((unused)) int64_t fx_delete(fx_t *fx, srl_kind_t kind, const char *key)
 {
     int64_t v = fx->next_version++;
     fx_produce_raw(fx, fx->topics[kind], key, NULL, 0, v);
@@ -193,14 +193,14 @@ static int64_t fx_delete(fx_t *fx, srl_kind_t kind, const char *key)
 
 /* ---- random content ---- */
 
-static unsigned fx_rand(unsigned *seed)
+static __attribute__((unused)) unsigned fx_rand(unsigned *seed)
 {
     *seed = *seed * 1103515245u + 12345u;
     return (*seed >> 8) & 0xffffff;
 }
 
-static char *fx_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *fx_strf(const char *fmt, ...)
+static __attribute__((unused)) char *fx_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static __attribute__((unused)) char *fx_strf(const char *fmt, ...)
 {
     va_list ap;
     char *s = NULL;
@@ -213,7 +213,7 @@ static char *fx_strf(const char *fmt, ...)
 }
 
 /* Entity number i of a kind, with random non-key fields. */
-static void fx_make(srl_kind_t kind, int i, unsigned *seed, srl_entity_t *e)
+static __attribute__((unused)) void fx_make(srl_kind_t kind, int i, unsigned *seed, srl_entity_t *e)
 {
     memset(e, 0, sizeof(*e));
     e->kind = kind;
@@ -282,7 +282,7 @@ static void fx_make(srl_kind_t kind, int i, unsigned *seed, srl_entity_t *e)
 /* ---- stores ---- */
 
 /* A fresh spoke store: created, migrated, settings written. */
-static void fx_spoke(char *dsn, size_t size, const char *instance_id)
+static __attribute__((unused)) void fx_spoke(char *dsn, size_t size, const char *instance_id)
 {
     char err[512];
     srl_store_rc_t rc;
@@ -299,7 +299,7 @@ static void fx_spoke(char *dsn, size_t size, const char *instance_id)
 }
 
 /* The rows of a content table, one per line, ordered by key. Caller frees. */
-static char *fx_dump(const char *dsn, srl_kind_t kind)
+static __attribute__((unused)) char *fx_dump(const char *dsn, srl_kind_t kind)
 {
     static const char *const q[] = {
         "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t.name), '') FROM assessment_types t",
@@ -317,7 +317,7 @@ static char *fx_dump(const char *dsn, srl_kind_t kind)
 }
 
 /* One value of a query, as a malloc'd string ("" for NULL). */
-static char *fx_query(const char *dsn, const char *sql)
+static __attribute__((unused)) char *fx_query(const char *dsn, const char *sql)
 {
     PGconn *c = srl_test_pg_connect(dsn);
     PGresult *r = PQexec(c, sql);
@@ -330,7 +330,7 @@ static char *fx_query(const char *dsn, const char *sql)
     return s;
 }
 
-static long long fx_query_int(const char *dsn, const char *sql)
+static __attribute__((unused)) long long fx_query_int(const char *dsn, const char *sql)
 {
     char *s = fx_query(dsn, sql);
     long long v = strtoll(s, NULL, 10);
@@ -348,13 +348,17 @@ typedef struct fx_model {
     bool deleted[SRL_KIND_COUNT][FX_MAX_KEYS];
 } fx_model_t;
 
-static int fx_cmp_str(const void *a, const void *b)
+/* Order "key|version" lines by key, bytewise (PostgreSQL's COLLATE "C"). */
+static __attribute__((unused)) int fx_cmp_str(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    size_t lx = (size_t)(strrchr(x, '|') - x), ly = (size_t)(strrchr(y, '|') - y);
+    int c = memcmp(x, y, lx < ly ? lx : ly);
+    return c ? c : (lx > ly) - (lx < ly);
 }
 
 /* "key|version" lines of the live keys of a kind, sorted bytewise. */
-static char *fx_model_lines(const fx_model_t *m, srl_kind_t k)
+static __attribute__((unused)) char *fx_model_lines(const fx_model_t *m, srl_kind_t k)
 {
     char **lines = calloc((size_t)m->count[k] + 1, sizeof(char *));
     size_t n = 0, total = 1;
@@ -377,7 +381,7 @@ static char *fx_model_lines(const fx_model_t *m, srl_kind_t k)
 
 /* Assert the spoke at dsn holds exactly the model's live keys at their
  * versions, for the kinds in mask (bit = 1 << kind). */
-static void fx_model_check(const fx_model_t *m, const char *dsn, unsigned mask)
+static __attribute__((unused)) void fx_model_check(const fx_model_t *m, const char *dsn, unsigned mask)
 {
     static const char *const q[] = {
         "SELECT coalesce(string_agg(name || '|' || version, E'\\n' ORDER BY name COLLATE \"C\"), '')"
@@ -410,7 +414,7 @@ static void fx_model_check(const fx_model_t *m, const char *dsn, unsigned mask)
     }
 }
 
-static void fx_model_free(fx_model_t *m)
+static __attribute__((unused)) void fx_model_free(fx_model_t *m)
 {
     for (int k = 0; k < SRL_KIND_COUNT; k++)
         for (int i = 0; i < m->count[k]; i++)
@@ -419,7 +423,7 @@ static void fx_model_free(fx_model_t *m)
 
 /* Random changes: puts (some stale, some duplicates) and deletes, spread
  * over nkeys[kind] keys; the model follows what must win. */
-static void fx_random_changes(fx_t *fx, fx_model_t *m, const int nkeys[SRL_KIND_COUNT], int ops,
+static __attribute__((unused)) void fx_random_changes(fx_t *fx, fx_model_t *m, const int nkeys[SRL_KIND_COUNT], int ops,
                               unsigned *seed)
 {
     for (int k = 0; k < SRL_KIND_COUNT; k++) {
@@ -460,11 +464,55 @@ static void fx_random_changes(fx_t *fx, fx_model_t *m, const int nkeys[SRL_KIND_
     }
 }
 
+/* Whether any record with key is still on topic (read from the start to
+ * the high watermark of every partition). */
+static __attribute__((unused)) bool fx_topic_has_key(fx_t *fx, const char *topic, const char *key)
+{
+    char eb[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", srl_test_kafka(), eb, sizeof(eb));
+    rd_kafka_conf_set(conf, "group.id", "fx-reader", eb, sizeof(eb));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", eb, sizeof(eb));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, eb, sizeof(eb));
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3);
+    int64_t high[3];
+    int open = 0;
+    for (int p = 0; p < 3; p++) {
+        int64_t lo;
+        assert_int_equal(rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &high[p], 10000), 0);
+        if (high[p] > lo) {
+            rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+            open++;
+        }
+    }
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    bool found = false, done[3] = {false, false, false};
+    long long end = srl_test_now_ms() + 20000;
+    while (open > 0 && srl_test_now_ms() < end) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m)
+            continue;
+        if (!m->err && m->key && m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0)
+            found = true;
+        if (!m->err && m->offset + 1 >= high[m->partition] && !done[m->partition]) {
+            done[m->partition] = true;
+            open--;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    (void)fx;
+    return found;
+}
+
 /* ---- the consumer as a child process ---- */
 
 /* Start sysrepl-consumer for the spoke at dsn; extra: more argv entries
  * (NULL-terminated, may be NULL). Output goes to /tmp/<instance>.log. */
-static pid_t fx_consumer_start(fx_t *fx, const char *dsn, const char *instance,
+static __attribute__((unused)) pid_t fx_consumer_start(fx_t *fx, const char *dsn, const char *instance,
                                const char *const *extra)
 {
     const char *build = getenv("SRL_BUILD_DIR");
@@ -496,15 +544,14 @@ static pid_t fx_consumer_start(fx_t *fx, const char *dsn, const char *instance,
         fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
         _exit(127);
     }
-    for (int i = 2; i < n; i += 2)
-        if (strncmp(args[i], "stats", 5) != 0)
-            free(args[i]);
+    for (int i = 2; i <= 8; i += 2) /* the fx_strf ones above */
+        free(args[i]);
     return pid;
 }
 
 /* Wait for pid to exit within timeout_ms; returns its exit status, or
  * fails the test (after killing it) on a timeout. */
-static int fx_consumer_wait(pid_t pid, int timeout_ms)
+static __attribute__((unused)) int fx_consumer_wait(pid_t pid, int timeout_ms)
 {
     long long end = srl_test_now_ms() + timeout_ms;
     int status;
@@ -522,7 +569,7 @@ static int fx_consumer_wait(pid_t pid, int timeout_ms)
 }
 
 /* Run the consumer until it is caught up; asserts exit status 0. */
-static void fx_consumer_sync(fx_t *fx, const char *dsn, const char *instance,
+static __attribute__((unused)) void fx_consumer_sync(fx_t *fx, const char *dsn, const char *instance,
                              const char *const *extra)
 {
     const char *args[16];

@@ -142,5 +142,7 @@ int main(void)
         cmocka_unit_test(consumer_converge_random_changes),
         cmocka_unit_test(consumer_first_sync_replaces_local_content),
     };
+    if (getenv("SRL_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("SRL_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,9 @@
  *
  * Every helper that can fail ends the current cmocka test itself (fail_msg
  * or skip), so it may only be called from inside a test, setup or teardown.
+ * Note: cmocka (1.1.5) reports a skip() inside a setup function as an
+ * error, so call the skipping helpers from the test body (or check getenv in
+ * the setup and skip in the test, as test_kafka_compaction.c does).
  * Include <cmocka.h> (with its usual prelude) before this header. */
 #ifndef SRL_TEST_SUPPORT_H
 #define SRL_TEST_SUPPORT_H

@@ -72,6 +72,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <libpq-fe.h>
 
@@ -159,6 +160,11 @@ srl_store_rc_t srl_store_set_settings(srl_store_t *st, const char *instance_id,
 
 /* ---- content ---- */
 
+/* assessed_at of an assessment written without one: the store keeps the
+ * stored value, or takes the current time for a new assessment, so writing
+ * the same content twice changes nothing. */
+#define SRL_STORE_ASSESSED_AT_KEEP INT64_MIN
+
 /* Insert or replace the entity with e's key. The store stamps origin,
  * version and changed_at (e->...meta is ignored). An assessment naming a
  * type the store does not have is INVALID ("assessment_type: no assessment
@@ -207,17 +213,20 @@ srl_store_rc_t srl_store_count(srl_store_t *st, int64_t counts[SRL_KIND_COUNT],
 
 /* ---- import ---- */
 
-/* A bulk import in one transaction: assessments stream through COPY into a
- * temporary table, types and policies are kept in memory (they are few);
- * finish validates what needs the store (type names), upserts types, then
- * policies, then assessments with INSERT .. ON CONFLICT so capture
- * triggers fire, and commits. The same key twice: the last one wins and
- * each earlier line is reported (srl_store_import_stats_t.duplicates). */
+/* A bulk import in one transaction (store_import.c tells how). The
+ * assessments table is locked against other writers until it ends
+ * (readers go on). Assessments stream to the server as they are added
+ * (COPY; memory stays bounded), types and policies are kept in memory
+ * (they are few) and upserted at finish, which then checks that every
+ * type an assessment names exists and commits. Every write is captured
+ * into the outbox. The same key twice: the last line wins and each earlier
+ * line is reported (srl_store_import_stats_t.duplicates). */
 typedef struct srl_store_import srl_store_import_t;
 
 typedef struct srl_store_import_stats {
     int64_t read[SRL_KIND_COUNT];      /* entities added */
-    int64_t changed[SRL_KIND_COUNT];   /* rows inserted or changed */
+    int64_t changed[SRL_KIND_COUNT];   /* rows written (inserted or changed; a key
+                                        * given twice may be written twice) */
     int64_t duplicates;                /* lines superseded by a later line */
 } srl_store_import_stats_t;
 
@@ -239,6 +248,18 @@ srl_store_rc_t srl_store_import_finish(srl_store_import_t *imp,
                                        char *errstr, size_t errstr_size);
 /* Roll back and free; NULL accepted. */
 void srl_store_import_abort(srl_store_import_t *imp);
+
+/* ---- JSON lines: the form of `sysrepl export` and `import` ---- */
+
+/* The JSON form of e (json.h), compact, as malloc'd NUL-terminated text
+ * (*len, may be NULL, gets its length). Assessments are formatted
+ * directly (an export writes millions), byte for byte as json.c would. */
+char *srl_store_entity_json(const srl_entity_t *e, size_t *len, char *errstr,
+                            size_t errstr_size);
+
+/* Write e as one line: {"kind":"<srl_kind_name>","value":{...}}\n.
+ * Write errors show on the stream (ferror). */
+bool srl_store_jsonl_write(FILE *out, const srl_entity_t *e, char *errstr, size_t errstr_size);
 
 /* ---- validation (no store access) ---- */
 
@@ -276,6 +297,10 @@ typedef struct srl_store_status {
     int64_t dead_letters;
     int64_t newest_dead_letter_at_ms;
     char newest_dead_letter_reason[256];
+    /* consumer lag (migration 003): records behind the high watermarks,
+     * and the largest lag in seconds the consumer reported */
+    int64_t consumer_lag_records;
+    double consumer_lag_seconds;
 } srl_store_status_t;
 
 srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
