@@ -280,8 +280,12 @@ static int latency(const char *base, const char *kafka, const char *build, int r
     snprintf(a_dsn_s, sizeof(a_dsn_s), "store.dsn=%s", spoke_dsn);
     snprintf(a_prefix, sizeof(a_prefix), "topic.prefix=%s", prefix);
     snprintf(a_kafka, sizeof(a_kafka), "kafka.bootstrap.servers=%s", kafka);
+    /* The producer's ack log splits the latency: hub commit -> Kafka ack
+     * (producer side), Kafka ack -> spoke apply (broker and consumer). */
+    const char *acks = "/tmp/bench_e2e_acks.txt";
+    unlink(acks);
     char *pargv[] = {pbin, "-X", "instance.id=bench-hub", "-X", a_dsn_h, "-X", a_prefix,
-                     "-X", a_kafka, NULL};
+                     "-X", a_kafka, "--ack-log", (char *)acks, NULL};
     const char *x = getenv("SRL_BENCH_X");
     char *cargv[] = {cbin, "-X", "instance.id=bench-spoke", "-X", a_dsn_s, "-X", a_prefix,
                      "-X", a_kafka, x ? "-X" : NULL, (char *)x, NULL};
@@ -363,12 +367,63 @@ static int latency(const char *base, const char *kafka, const char *build, int r
             lat[nlat++] = (at - commit_at[lo]) * 1000.0;
     }
     PQclear(r);
+    /* split at the Kafka ack, when the producer logged it */
+    double *to_ack = calloc((size_t)total, sizeof(double));
+    double *from_ack = calloc((size_t)total, sizeof(double));
+    int nsplit = 0;
+    FILE *af = fopen(acks, "r");
+    if (af) {
+        double *ack_at = calloc((size_t)total, sizeof(double));
+        long long ver, us;
+        while (fscanf(af, "%lld %lld", &ver, &us) == 2) {
+            int lo = 0, hi = total - 1;
+            while (lo < hi) {
+                int mid = (lo + hi) / 2;
+                if (versions[mid] < ver)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (versions[lo] == ver)
+                ack_at[lo] = us / 1e6;
+        }
+        fclose(af);
+        r = must(spoke, "SELECT version, at FROM bench_arrival", PGRES_TUPLES_OK);
+        for (int row = 0; row < PQntuples(r); row++) {
+            int64_t v = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+            double at = strtod(PQgetvalue(r, row, 1), NULL);
+            int lo = 0, hi = total - 1;
+            while (lo < hi) {
+                int mid = (lo + hi) / 2;
+                if (versions[mid] < v)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (versions[lo] == v && ack_at[lo] > 0 && nsplit < total) {
+                to_ack[nsplit] = (ack_at[lo] - commit_at[lo]) * 1000.0;
+                from_ack[nsplit++] = (at - ack_at[lo]) * 1000.0;
+            }
+        }
+        PQclear(r);
+        free(ack_at);
+        qsort(to_ack, (size_t)nsplit, sizeof(double), cmp_double);
+        qsort(from_ack, (size_t)nsplit, sizeof(double), cmp_double);
+    }
     qsort(lat, (size_t)nlat, sizeof(double), cmp_double);
     printf("end-to-end latency, hub commit -> spoke apply, %d changes at %.0f/s (target %d/s):\n",
            total, total / took, rate);
     if (nlat > 0)
         printf("  arrived %d  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", nlat,
                lat[nlat / 2], lat[(int)(nlat * 0.9)], lat[(int)(nlat * 0.99)], lat[nlat - 1]);
+    if (nsplit > 0) {
+        printf("  hub commit -> Kafka ack (producer):     p50 %.1f ms  p99 %.1f ms\n",
+               to_ack[nsplit / 2], to_ack[(int)(nsplit * 0.99)]);
+        printf("  Kafka ack -> spoke apply (consumer):    p50 %.1f ms  p99 %.1f ms\n",
+               from_ack[nsplit / 2], from_ack[(int)(nsplit * 0.99)]);
+    }
+    free(to_ack);
+    free(from_ack);
     kill(prod, SIGTERM);
     kill(cons, SIGTERM);
     waitpid(prod, NULL, 0);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bridge.h"
 #include "sysrepl/kafka.h"
@@ -115,20 +116,26 @@ static void submit(struct srl_bridge_readers *p, srl_req_t *req, srl_job_fn fn)
         free(j);
         return;
     }
-    /* An idle reader already standing where the job starts, else the idle
-     * reader used least recently, else the queue. */
-    reader_t *best = NULL;
+    /* An idle reader already standing where the job starts, else one on
+     * the same partition, else the idle reader used least recently, else
+     * the queue. */
+    reader_t *best = NULL, *same = NULL;
     for (int i = 0; i < p->count; i++) {
         reader_t *r = &p->readers[i];
         if (!r->idle || r->job)
             continue;
         if (job_continues(r, j)) {
-            best = r;
+            best = same = r;
             break;
         }
+        /* on the same partition a seek is cheaper than a new assignment */
+        if (!fn && r->kind == (int)req->kind && r->partition == req->partition)
+            same = r;
         if (!best || r->last_used_ms < best->last_used_ms)
             best = r;
     }
+    if (same)
+        best = same;
     if (best) {
         best->job = j;
         best->idle = false;
@@ -293,16 +300,68 @@ cleanup:
     free(origins);
 }
 
+/* A new consumer's first fetch waits about a second for its broker
+ * connection and fetcher to come up: pay that once, before the first
+ * rebuild asks, by reading the end of one partition. Pool lock not held. */
+static bool reader_warm_up(reader_t *r)
+{
+    srl_bridge_t *b = r->pool->b;
+    if (!b->tail || !srl_bridge_tail_ready(b->tail))
+        return false;
+    int k = 0;
+    while (k < SRL_KIND_COUNT && !(b->kinds & (1u << k)))
+        k++;
+    if (k == SRL_KIND_COUNT)
+        return true;
+    rd_kafka_topic_partition_list_t *tpl = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tpl, b->topics[k], 0)->offset = RD_KAFKA_OFFSET_END;
+    rd_kafka_resp_err_t e = rd_kafka_assign(r->rk, tpl);
+    rd_kafka_topic_partition_list_destroy(tpl);
+    int64_t deadline = srl__now_ms() + 5000;
+    while (!e && srl__now_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, 200);
+        if (!m)
+            continue;
+        bool eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+        rd_kafka_message_destroy(m);
+        if (eof)
+            break;
+    }
+    /* where it stands is unknown to job_continues (at the end): reassign later */
+    r->kind = k;
+    r->partition = 0;
+    r->pos = -1;
+    return true;
+}
+
 static void *reader_main(void *arg)
 {
     reader_t *r = arg;
     struct srl_bridge_readers *p = r->pool;
+    bool warm = false;
     pthread_mutex_lock(&p->lock);
     while (!p->stop) {
         if (!r->job)
             r->job = take_job(p, r);
         if (!r->job) {
             r->idle = true;
+            if (!warm) {
+                /* not idle while warming: a job must not wait for it */
+                r->idle = false;
+                pthread_mutex_unlock(&p->lock);
+                warm = reader_warm_up(r);
+                pthread_mutex_lock(&p->lock);
+                r->idle = true;
+                if (r->job || p->head || p->stop)
+                    continue;
+                if (!warm) {
+                    struct timespec ts;
+                    clock_gettime(CLOCK_REALTIME, &ts);
+                    ts.tv_sec += 1;
+                    pthread_cond_timedwait(&r->cond, &p->lock, &ts);
+                    continue;
+                }
+            }
             pthread_cond_wait(&r->cond, &p->lock);
             continue;
         }
@@ -311,8 +370,10 @@ static void *reader_main(void *arg)
         r->idle = false;
         pthread_mutex_unlock(&p->lock);
         if (j->fn) {
-            j->fn(p->b, r->rk, j->req);
-            r->kind = -1; /* a broker query may have moved nothing, but be safe */
+            /* Broker queries go through the producer's connections: a
+             * reader's connection may be busy with a fetch waiting up to
+             * fetch.wait.max.ms, and each query would queue behind it. */
+            j->fn(p->b, p->b->rk, j->req);
         } else {
             read_partition(r, j->req);
         }
@@ -340,10 +401,11 @@ static rd_kafka_t *reader_consumer(srl_bridge_t *b, int id, char *errstr, size_t
     char eb[512], group[300];
     snprintf(group, sizeof(group), "sysrepl-bridge.%s.reader%d",
              srl_config_get_str(b->cfg, "instance.id"), id);
-    /* A reader serves one partition at a time and a batch is at most
-     * bridge.max_batch_records: a small prefetch queue is enough, and keeps
-     * the bridge's memory flat however many rebuilds come and go. */
-    const char *const defaults[][2] = {{"queued.max.messages.kbytes", "2048"},
+    /* A reader serves one partition at a time: 8 MB of prefetch lets a
+     * rebuild stream (bench_bridge: ~5x the consumer's own capped Kafka
+     * source) while bounding memory at readers x 8 MB; librdkafka's default
+     * (64 MB each) would not. Any kafka.* setting overrides these. */
+    const char *const defaults[][2] = {{"queued.max.messages.kbytes", "8192"},
                                        {"fetch.max.bytes", "4194304"},
                                        {"fetch.wait.max.ms", "100"},
                                        {NULL, NULL}};

@@ -249,7 +249,13 @@ enum MHD_Result srl__route_pull(srl_req_t *req)
          * the readers serve it. */
         goto below;
     int64_t high = -1;
-    switch (srl_bridge_tail_pull(b->tail, req, !woken, &high)) {
+    srl_tail_rc_t trc = srl_bridge_tail_pull(b->tail, req, !woken, &high);
+    if (srl_log_enabled(SRL_LOG_DEBUG))
+        srl_log(SRL_LOG_DEBUG, "bridge", "pull", "kind=%s partition=%d offset=%" PRId64
+                " wait_ms=%" PRId64 " woken=%d rc=%d", req->kind == SRL_BRIDGE_SCHEMAS ? "schemas"
+                : srl_kind_name(req->kind), (int)req->partition, req->offset, req->wait_ms,
+                (int)woken, (int)trc);
+    switch (trc) {
     case SRL_TAIL_SERVED:
         return srl__respond_ready(req);
     case SRL_TAIL_WAITING:

@@ -229,7 +229,6 @@ int cli_cmd_export(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
     static char outbuf[OUT_BUF_SIZE];
     setvbuf(out, outbuf, _IOFBF, sizeof(outbuf));
     int64_t counts[SRL_KIND_COUNT] = {0};
-    srl_entity_t e = {.kind = SRL_KIND_ASSESSMENT};
     srl_store_t *st = cli_connect(ctx, true, &code);
     if (!st)
         goto cleanup;
@@ -248,14 +247,14 @@ int cli_cmd_export(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
                                                       sizeof(errstr));
         if (!cur)
             break;
-        while ((rc = srl_store_list_next(cur, &e, errstr, sizeof(errstr))) == SRL_STORE_OK) {
-            if (!srl_store_jsonl_write(out, &e, errstr, sizeof(errstr))) {
+        const srl_entity_t *e;
+        while ((rc = srl_store_list_next_view(cur, &e, errstr, sizeof(errstr))) == SRL_STORE_OK) {
+            if (!srl_store_jsonl_write(out, e, errstr, sizeof(errstr))) {
                 rc = SRL_STORE_FATAL;
                 break;
             }
             counts[k]++;
         }
-        srl_entity_clear(&e);
         srl_store_list_close(cur);
         if (rc == SRL_STORE_DONE)
             rc = SRL_STORE_OK;

@@ -509,8 +509,15 @@ int main(int argc, char **argv)
                   cmd->usage[0] ? cmd->usage : "", words);
         goto cleanup;
     }
-    /* --config and --set were taken by srl_config_parse_args already
-     * (as -c/-X); --dsn is one more override. */
+    /* -c/--config and -X were taken by srl_config_parse_args already;
+     * --set is -X spelled long, --dsn one more override, both after it. */
+    for (int k = 0; k < cli_opt_count(&args, "set") && k < CLI_MAX_REPEAT; k++) {
+        if (!srl_config_set_override(ctx.cfg, cli_opt_at(&args, "set", k), errstr,
+                                     sizeof(errstr))) {
+            cli_error(&ctx, "--set: %s", errstr);
+            goto cleanup;
+        }
+    }
     const char *dsn = cli_opt(&args, "dsn");
     if (dsn) {
         char kv[4096];

@@ -164,7 +164,7 @@ static bool connect_failure_is_fatal(const char *msg)
 {
     static const char *const fatal[] = {
         "authentication failed", "does not exist", "no pg_hba.conf entry",
-        "password", "permission denied", "invalid", "SSL", NULL};
+        "password", "permission denied", "not permitted", NULL};
     for (int i = 0; fatal[i]; i++)
         if (strstr(msg, fatal[i]))
             return true;

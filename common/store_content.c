@@ -123,8 +123,10 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-bool srl__store_assessment_from_fields(char *const *f, srl_assessment_t *a,
-                                       char *errstr, size_t errstr_size)
+/* An assessment whose strings point into the fields (borrowed, not owned:
+ * never pass it to srl_assessment_clear). */
+static bool assessment_view(char *const *f, srl_assessment_t *a, char *errstr,
+                            size_t errstr_size)
 {
     memset(a, 0, sizeof(*a));
     if (!f[0] || !f[1] || !f[3] || !f[8] || !f[10] || !f[12] || !f[13] ||
@@ -132,25 +134,45 @@ bool srl__store_assessment_from_fields(char *const *f, srl_assessment_t *a,
         srl__store_errf(errstr, errstr_size, "vulnerability_assessments: malformed row");
         return false;
     }
-    a->vulnerability_id = strdup(f[0]);
-    a->assessment_type = strdup(f[1]);
-    a->comment = dup_or_null(f[2]);
-    a->scope_name = dup_or_null(f[4]);
+    a->vulnerability_id = f[0];
+    a->assessment_type = f[1];
+    a->comment = f[2];
+    a->scope_name = f[4];
     a->has_package_filter = f[5] != NULL;
-    a->package_name = dup_or_null(f[5]);
-    a->package_version_range = dup_or_null(f[6]);
+    a->package_name = f[5];
+    a->package_version_range = f[6];
     a->has_expires_at = f[7] != NULL;
     a->expires_at = f[7] ? strtoll(f[7], NULL, 10) : 0;
     a->automatic = f[8][0] == 't';
-    a->assessed_by = dup_or_null(f[9]);
+    a->assessed_by = f[9];
     a->assessed_at = strtoll(f[10], NULL, 10);
-    a->meta.origin = dup_or_null(f[11]);
+    a->meta.origin = f[11];
     a->meta.version = strtoll(f[12], NULL, 10);
     a->meta.changed_at = strtoll(f[13], NULL, 10);
-    if (!a->vulnerability_id || !a->assessment_type || (f[2] && !a->comment) ||
-        (f[4] && !a->scope_name) || (f[5] && !a->package_name) ||
-        (f[6] && !a->package_version_range) || (f[9] && !a->assessed_by) ||
-        (f[11] && !a->meta.origin)) {
+    return true;
+}
+
+bool srl__store_assessment_from_fields(char *const *f, srl_assessment_t *a,
+                                       char *errstr, size_t errstr_size)
+{
+    srl_assessment_t v;
+    if (!assessment_view(f, &v, errstr, errstr_size)) {
+        memset(a, 0, sizeof(*a));
+        return false;
+    }
+    *a = v;
+    a->vulnerability_id = strdup(v.vulnerability_id);
+    a->assessment_type = strdup(v.assessment_type);
+    a->comment = dup_or_null(v.comment);
+    a->scope_name = dup_or_null(v.scope_name);
+    a->package_name = dup_or_null(v.package_name);
+    a->package_version_range = dup_or_null(v.package_version_range);
+    a->assessed_by = dup_or_null(v.assessed_by);
+    a->meta.origin = dup_or_null(v.meta.origin);
+    if (!a->vulnerability_id || !a->assessment_type || (v.comment && !a->comment) ||
+        (v.scope_name && !a->scope_name) || (v.package_name && !a->package_name) ||
+        (v.package_version_range && !a->package_version_range) ||
+        (v.assessed_by && !a->assessed_by) || (v.meta.origin && !a->meta.origin)) {
         srl_assessment_clear(a);
         srl__store_errf(errstr, errstr_size, "out of memory");
         return false;
@@ -442,7 +464,10 @@ srl_store_rc_t srl_store_delete(srl_store_t *st, srl_kind_t kind, const char *ke
 struct srl_store_cursor {
     srl_store_t *st;
     srl_kind_t kind;
-    bool in_copy; /* the COPY is still streaming */
+    bool in_copy;      /* the COPY is still streaming */
+    char *row;         /* the last row (libpq's), under view */
+    srl_entity_t view; /* srl_store_list_next_view's entity */
+    bool view_owned;   /* view owns its strings (types, policies) */
 };
 
 int srl__store_copy_split(char *row, int len, char **fields, int max)
@@ -654,42 +679,98 @@ static srl_store_rc_t finish_copy(srl_store_cursor_t *cur, char *errstr, size_t 
     return rc;
 }
 
+/* The next row of the COPY into *row (libpq's buffer; PQfreemem it) and
+ * its length: OK, DONE, or an error. */
+static srl_store_rc_t next_row(srl_store_cursor_t *cur, char **row, int *len, char *errstr,
+                               size_t errstr_size)
+{
+    *row = NULL;
+    if (!cur->in_copy)
+        return SRL_STORE_DONE;
+    *len = PQgetCopyData(cur->st->conn, row, 0);
+    if (*len == -1)
+        return finish_copy(cur, errstr, errstr_size);
+    if (*len < 0) {
+        cur->in_copy = false;
+        return srl_store_classify(cur->st->conn, NULL, "listing", errstr, errstr_size);
+    }
+    return SRL_STORE_OK;
+}
+
+/* Decode row into *out: owned strings, or (borrow) pointers into row. */
+static bool decode_row(srl_kind_t kind, char *row, int len, srl_entity_t *out, bool borrow,
+                       char *errstr, size_t errstr_size)
+{
+    if (kind == SRL_KIND_ASSESSMENT) {
+        char *f[SRL__ASSESSMENT_NFIELDS];
+        int n = srl__store_copy_split(row, len, f, SRL__ASSESSMENT_NFIELDS);
+        if (n != SRL__ASSESSMENT_NFIELDS) {
+            srl__store_errf(errstr, errstr_size, "listing: row with %d fields", n);
+            return false;
+        }
+        return borrow ? assessment_view(f, &out->u.assessment, errstr, errstr_size)
+                      : srl__store_assessment_from_fields(f, &out->u.assessment, errstr,
+                                                          errstr_size);
+    }
+    char *f[1];
+    if (srl__store_copy_split(row, len, f, 1) != 1 || !f[0]) {
+        srl__store_errf(errstr, errstr_size, "listing: malformed row");
+        return false;
+    }
+    return entity_from_json_text(kind, f[0], out, errstr, errstr_size);
+}
+
 srl_store_rc_t srl_store_list_next(srl_store_cursor_t *cur, srl_entity_t *out,
                                    char *errstr, size_t errstr_size)
 {
     entity_reset(out, cur->kind);
-    if (!cur->in_copy)
-        return SRL_STORE_DONE;
-    char *row = NULL;
-    int len = PQgetCopyData(cur->st->conn, &row, 0);
-    if (len == -1)
-        return finish_copy(cur, errstr, errstr_size);
-    if (len < 0) {
-        cur->in_copy = false;
-        return srl_store_classify(cur->st->conn, NULL, "listing", errstr, errstr_size);
-    }
-    bool ok;
-    if (cur->kind == SRL_KIND_ASSESSMENT) {
-        char *f[SRL__ASSESSMENT_NFIELDS];
-        int n = srl__store_copy_split(row, len, f, SRL__ASSESSMENT_NFIELDS);
-        ok = n == SRL__ASSESSMENT_NFIELDS &&
-             srl__store_assessment_from_fields(f, &out->u.assessment, errstr, errstr_size);
-        if (n != SRL__ASSESSMENT_NFIELDS)
-            srl__store_errf(errstr, errstr_size, "listing: row with %d fields", n);
-    } else {
-        char *f[1];
-        ok = srl__store_copy_split(row, len, f, 1) == 1 && f[0] &&
-             entity_from_json_text(cur->kind, f[0], out, errstr, errstr_size);
-    }
+    char *row;
+    int len;
+    srl_store_rc_t rc = next_row(cur, &row, &len, errstr, errstr_size);
+    if (rc != SRL_STORE_OK)
+        return rc;
+    bool ok = decode_row(cur->kind, row, len, out, false, errstr, errstr_size);
     PQfreemem(row);
     out->kind = cur->kind;
     return ok ? SRL_STORE_OK : SRL_STORE_FATAL;
+}
+
+static void drop_view(srl_store_cursor_t *cur)
+{
+    if (cur->view_owned)
+        srl_entity_clear(&cur->view);
+    memset(&cur->view, 0, sizeof(cur->view));
+    cur->view_owned = false;
+    PQfreemem(cur->row);
+    cur->row = NULL;
+}
+
+srl_store_rc_t srl_store_list_next_view(srl_store_cursor_t *cur, const srl_entity_t **view,
+                                        char *errstr, size_t errstr_size)
+{
+    *view = NULL;
+    drop_view(cur);
+    int len;
+    srl_store_rc_t rc = next_row(cur, &cur->row, &len, errstr, errstr_size);
+    if (rc != SRL_STORE_OK)
+        return rc;
+    entity_reset(&cur->view, cur->kind);
+    /* Assessments borrow from the row; the JSON-built kinds own theirs. */
+    cur->view_owned = cur->kind != SRL_KIND_ASSESSMENT;
+    if (!decode_row(cur->kind, cur->row, len, &cur->view, true, errstr, errstr_size)) {
+        drop_view(cur);
+        return SRL_STORE_FATAL;
+    }
+    cur->view.kind = cur->kind;
+    *view = &cur->view;
+    return SRL_STORE_OK;
 }
 
 void srl_store_list_close(srl_store_cursor_t *cur)
 {
     if (!cur)
         return;
+    drop_view(cur);
     if (cur->in_copy) {
         /* Abandoned mid-stream: ask the server to stop, then drain what is
          * already on the way so the connection is usable again. */

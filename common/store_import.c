@@ -8,10 +8,10 @@
  *
  *  - direct: the table was empty when locked. Every key not seen before in
  *    this import is COPYed straight into vulnerability_assessments, stamped
- *    by us (sysrepl.stamped, see 001_init.sql): versions fetched from the
- *    sequence in blocks, origin, the transaction's time. The statement
- *    capture trigger writes the outbox per COPY. This runs at nearly the
- *    speed of a raw COPY.
+ *    by us (sysrepl.stamped, see 001_init.sql): origin and the
+ *    transaction's time in the data, the version from the column's default
+ *    (nextval). The statement capture trigger writes the outbox when the
+ *    COPY ends. This runs at nearly the speed of a raw COPY.
  *  - staging: rows whose key was seen before (the same key twice: the last
  *    line wins), or all rows when the table held data, go through COPY into
  *    a temporary table, in chunks, and then INSERT .. ON CONFLICT DO UPDATE
@@ -36,7 +36,6 @@
 #define CHUNK_BYTES (8u << 20)   /* staging rows buffered before a COPY */
 #define SEND_BYTES (256u << 10)  /* direct rows buffered before PQputCopyData */
 #define COPY_PIECE (64u << 10)
-#define VERSION_BLOCK 32768      /* versions fetched per round trip */
 
 typedef struct doc_entry {
     char *key;
@@ -87,8 +86,6 @@ struct srl_store_import {
     bool direct;           /* the table was empty: new keys go straight in */
     char changed_at[24];   /* sysrepl_now_ms() of this transaction */
     bool in_copy;          /* a direct COPY is open */
-    int64_t *versions;     /* a block from the sequence, for direct rows */
-    size_t nversions, next_version;
     copybuf_t send;        /* direct rows not yet handed to libpq */
     bool staging;          /* the staging table exists */
     bool insert_running;   /* a staging chunk's INSERT runs on the server */
@@ -345,58 +342,25 @@ static srl_store_rc_t close_direct(srl_store_import_t *imp, char *errstr, size_t
 
 static srl_store_rc_t wait_insert(srl_store_import_t *imp, char *errstr, size_t errstr_size);
 
-/* Versions for the next direct rows: VERSION_BLOCK values of the sequence
- * (other sessions may take values in between; ours still increase). */
-static srl_store_rc_t fetch_versions(srl_store_import_t *imp, char *errstr, size_t errstr_size)
-{
-    PGresult *res = PQexec(imp->st->conn,
-                           "SELECT nextval('sysrepl_version') FROM generate_series(1, "
-                           SRL__STR(VERSION_BLOCK) ")");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        srl_store_rc_t rc = srl_store_classify(imp->st->conn, res, "import: taking versions",
-                                               errstr, errstr_size);
-        PQclear(res);
-        return rc;
-    }
-    if (!imp->versions && !(imp->versions = malloc(VERSION_BLOCK * sizeof(int64_t)))) {
-        PQclear(res);
-        srl__store_errf(errstr, errstr_size, "import: out of memory");
-        return SRL_STORE_FATAL;
-    }
-    imp->nversions = (size_t)PQntuples(res);
-    for (size_t i = 0; i < imp->nversions && i < VERSION_BLOCK; i++)
-        imp->versions[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-    imp->next_version = 0;
-    PQclear(res);
-    return SRL_STORE_OK;
-}
-
 static srl_store_rc_t add_direct(srl_store_import_t *imp, const char *const *cols, char *errstr,
                                  size_t errstr_size)
 {
     srl_store_rc_t rc;
-    if (imp->next_version >= imp->nversions) {
-        if ((rc = close_direct(imp, errstr, errstr_size)) != SRL_STORE_OK ||
-            (rc = fetch_versions(imp, errstr, errstr_size)) != SRL_STORE_OK)
-            return rc;
-    }
     if (!imp->in_copy) {
+        /* version is left out: its default, nextval, is the stamp. */
         if ((rc = wait_insert(imp, errstr, errstr_size)) != SRL_STORE_OK ||
             (rc = begin_copy(imp,
                              "COPY vulnerability_assessments (" SRL__ASSESSMENT_COLUMNS
-                             ", origin, version, changed_at) FROM STDIN",
+                             ", origin, changed_at) FROM STDIN",
                              errstr, errstr_size)) != SRL_STORE_OK)
             return rc;
         imp->in_copy = true;
     }
-    char version[24];
-    snprintf(version, sizeof(version), "%" PRId64, imp->versions[imp->next_version++]);
-    const char *fields[SRL__ASSESSMENT_NCOLS + 3];
+    const char *fields[SRL__ASSESSMENT_NCOLS + 2];
     memcpy(fields, cols, SRL__ASSESSMENT_NCOLS * sizeof(*fields));
     fields[SRL__ASSESSMENT_NCOLS] = imp->origin;
-    fields[SRL__ASSESSMENT_NCOLS + 1] = version;
-    fields[SRL__ASSESSMENT_NCOLS + 2] = imp->changed_at;
-    if (!put_row(&imp->send, fields, SRL__ASSESSMENT_NCOLS + 3)) {
+    fields[SRL__ASSESSMENT_NCOLS + 1] = imp->changed_at;
+    if (!put_row(&imp->send, fields, SRL__ASSESSMENT_NCOLS + 2)) {
         srl__store_errf(errstr, errstr_size, "import: out of memory");
         return SRL_STORE_FATAL;
     }
@@ -908,7 +872,6 @@ void srl_store_import_abort(srl_store_import_t *imp)
         free(imp->parts[i].hashes);
         free(imp->parts[i].lines);
     }
-    free(imp->versions);
     free(imp->send.p);
     free(imp->chunk.p);
     free(imp);

@@ -247,15 +247,38 @@ char *srl_store_entity_json(const srl_entity_t *e, size_t *len, char *errstr,
 
 bool srl_store_jsonl_write(FILE *out, const srl_entity_t *e, char *errstr, size_t errstr_size)
 {
-    size_t len;
-    char *text = srl_store_entity_json(e, &len, errstr, errstr_size);
-    if (!text)
+    const char *kind = srl_kind_name(e->kind);
+    if (!kind) {
+        srl__store_errf(errstr, errstr_size, "unknown kind %d", (int)e->kind);
         return false;
-    fputs("{\"kind\":\"", out);
-    fputs(srl_kind_name(e->kind), out);
-    fputs("\",\"value\":", out);
-    fwrite(text, 1, len, out);
-    fputs("}\n", out);
-    free(text);
+    }
+    if (e->kind != SRL_KIND_ASSESSMENT) {
+        size_t len;
+        char *text = srl_store_entity_json(e, &len, errstr, errstr_size);
+        if (!text)
+            return false;
+        fprintf(out, "{\"kind\":\"%s\",\"value\":", kind);
+        fwrite(text, 1, len, out);
+        fputs("}\n", out);
+        free(text);
+        return true;
+    }
+    /* One reused buffer per thread: an export writes millions of lines. */
+    static _Thread_local jbuf_t b;
+    b.len = 0;
+    b.oom = false;
+    JB_LIT(&b, "{\"kind\":\"");
+    jb_raw(&b, kind, strlen(kind));
+    JB_LIT(&b, "\",\"value\":");
+    if (!assessment_json(&b, &e->u.assessment)) {
+        srl__store_errf(errstr, errstr_size, "%s: a key field is missing or out of range", kind);
+        return false;
+    }
+    JB_LIT(&b, "}\n");
+    if (b.oom) {
+        srl__store_errf(errstr, errstr_size, "out of memory");
+        return false;
+    }
+    fwrite(b.p, 1, b.len, out);
     return true;
 }

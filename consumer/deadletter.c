@@ -35,7 +35,16 @@ static bool bytea_field(srl_buf_t *b, const void *p, size_t n, char sep)
 bool srl_deadletter_add(srl_deadletters_t *dl, const char *topic, const srl_record_t *r,
                         const char *reason)
 {
-    char num[64];
+    char num[64], clean[1024];
+    /* The reason may quote record bytes; keep it plain ASCII so the row
+     * can never be refused (which would stop the transaction). */
+    size_t i = 0;
+    for (; reason[i] && i < sizeof(clean) - 1; i++) {
+        unsigned char c = (unsigned char)reason[i];
+        clean[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    clean[i] = '\0';
+    reason = clean;
     srl_log(SRL_LOG_WARN, "consumer", "record dead-lettered",
             "topic=%s partition=%d offset=%" PRId64 " reason=%s", srl_log_q(topic),
             (int)r->partition, r->offset, srl_log_q(reason));

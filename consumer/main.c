@@ -20,8 +20,9 @@
  *
  * Failures: the broker away -> librdkafka reconnects, the loop waits; the
  * store away -> reconnect with backoff, re-read the offsets, re-seek; a
- * record that cannot be decoded or stored -> dead_letters, go on; a store
- * at the wrong schema version or a bad config -> exit 1 with the reason.
+ * record that cannot be decoded or stored -> dead_letters, go on; a bad
+ * config -> exit 1, a store at the wrong schema version -> exit 3, other
+ * fatal errors -> exit 4, each with the reason.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -46,10 +47,13 @@
 #include "rebuild.h"
 #include "schemas_load.h"
 #include "source.h"
+#include "source_http.h"
 
-#define EXIT_OK 0
-#define EXIT_FAIL 1
-#define EXIT_USAGE 2
+/* Exit codes, as sysrepl-producer's: */
+#define EXIT_OK 0    /* stopped cleanly (SIGTERM/SIGINT, --until-caught-up) */
+#define EXIT_USAGE 1 /* bad arguments or config (the message names the key) */
+#define EXIT_STORE 3 /* store unusable: bad DSN, authentication, schema version */
+#define EXIT_FAIL 4  /* fatal: the topics cannot be read, a rebuild failed, ... */
 
 #define META_TIMEOUT_MS 10000
 #define BACKOFF_MIN_MS 100
@@ -445,9 +449,9 @@ static int sync_start(consumer_t *c)
         srl_log(SRL_LOG_INFO, "consumer", "rebuild finished",
                 "topics=%zu records=%" PRId64 " rows=%" PRId64 " tombstones=%" PRId64
                 " repeated_keys=%" PRId64 " dead_letters=%" PRId64 " ms=%" PRId64
-                " records_per_s=%.0f",
+                " records_per_s=%.0f fetch_wait_ms=%" PRId64 " store_wait_ms=%" PRId64,
                 ntodo, rs.records, rs.rows, rs.tombstones, rs.diverted, rs.dead_letters, ms,
-                ms > 0 ? rs.records * 1000.0 / ms : 0.0);
+                ms > 0 ? rs.records * 1000.0 / ms : 0.0, rs.fetch_ms, rs.store_ms);
         c->total_dead += rs.dead_letters;
         c->replay = false;
         src = read_offsets(c, has_rows, caught_up, err, sizeof(err));
@@ -639,7 +643,7 @@ static int run(consumer_t *c)
     int64_t backoff = BACKOFF_MIN_MS;
 
     if (!store_connect(c))
-        return stop_flag ? EXIT_OK : EXIT_FAIL;
+        return stop_flag ? EXIT_OK : EXIT_STORE;
     if (!find_partitions(c))
         return stop_flag ? EXIT_OK : EXIT_FAIL;
     for (;;) {
@@ -650,7 +654,7 @@ static int run(consumer_t *c)
             return stop_flag ? EXIT_OK : EXIT_FAIL;
         nap(BACKOFF_MAX_MS);
         if (!store_connect(c))
-            return stop_flag ? EXIT_OK : EXIT_FAIL;
+            return stop_flag ? EXIT_OK : EXIT_STORE;
     }
     offs = calloc(c->npos, sizeof(*offs));
     work = calloc(c->npos, sizeof(*work));
@@ -766,12 +770,6 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     srl_log_set_level((srl_log_level_t)srl_config_get_enum(cfg, "log.level"));
-    if (srl_config_get_enum(cfg, "transport") != SRL_TRANSPORT_KAFKA) {
-        fprintf(stderr, "sysrepl-consumer: transport: \"http\" is not available in this build "
-                        "(consumer/source_http.c); use transport = kafka\n");
-        srl_config_free(cfg);
-        return EXIT_USAGE;
-    }
 
     struct sigaction sa = {0};
     sa.sa_handler = on_stop_signal;
@@ -812,9 +810,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "sysrepl-consumer: schema registry: %s\n", err);
         goto cleanup;
     }
-    c.src = srl_source_kafka_open(cfg, c.instance_id, err, sizeof(err));
+    /* The transport seam: Kafka directly, or a sysrepl-bridge over HTTP(S)
+     * for a spoke that cannot reach the broker. Everything after this
+     * line is the same for both. */
+    if (srl_config_get_enum(cfg, "transport") == SRL_TRANSPORT_HTTP)
+        c.src = srl_source_http_open(cfg, err, sizeof(err));
+    else
+        c.src = srl_source_kafka_open(cfg, c.instance_id, err, sizeof(err));
     if (!c.src) {
         fprintf(stderr, "sysrepl-consumer: %s\n", err);
+        if (srl_config_get_enum(cfg, "transport") == SRL_TRANSPORT_HTTP) {
+            status = EXIT_USAGE;
+        }
         goto cleanup;
     }
     c.loader = srl_schemas_loader_new(c.src, schemas_topic);

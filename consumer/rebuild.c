@@ -18,6 +18,13 @@
 #include "rows.h"
 
 #define WATERMARK_TIMEOUT_MS 10000
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 #define COPY_FLUSH_BYTES (1u << 20)
 
 /* A set of 32-bit key hashes (a hash of 0 is stored as 1: 0 marks an empty
@@ -216,8 +223,10 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
             rc = SRL_REBUILD_STOPPED;
             goto cleanup;
         }
+        int64_t t0 = mono_ms();
         srl_source_rc_t src_rc =
             src->ops->fetch(src, pos, npos, batch_size, 500, &batch, errstr, errstr_size);
+        st->fetch_ms += mono_ms() - t0;
         if (src_rc != SRL_SOURCE_OK) {
             rc = src_rc == SRL_SOURCE_RETRY ? SRL_REBUILD_SOURCE_RETRY : SRL_REBUILD_FATAL;
             goto cleanup;
@@ -244,9 +253,18 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
                      fwrite(side.data, 1, side.len, div_tombs) == side.len;
                 any_tombs = true;
             } else {
+                /* Format first: a record the store could not take (bad
+                 * UTF-8) is dead-lettered, not streamed. */
+                side.len = 0;
+                if (!srl_rows_format(&side, &e, false, NULL, reason, sizeof(reason))) {
+                    ok = srl_deadletter_add(dl, t->topic, r, reason);
+                    st->dead_letters++;
+                    srl_entity_clear(&e);
+                    goto next;
+                }
                 ok = !direct || hashset_add(&seen, hash64(key), &seen_before);
                 if (ok && direct && !seen_before) {
-                    ok = srl_rows_format(&rows, &e, false, NULL, reason, sizeof(reason));
+                    ok = srl_buf_add(&rows, side.data, side.len);
                 } else if (ok) {
                     side.len = 0;
                     ok = srl_rows_format(&side, &e, t->kind == SRL_KIND_ASSESSMENT, key, reason,
@@ -257,6 +275,7 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
                 }
                 srl_entity_clear(&e);
             }
+        next:
             if (!ok) {
                 snprintf(errstr, errstr_size, "%s [%d] offset %" PRId64 ": out of memory or disk",
                          t->topic, (int)r->partition, r->offset);
@@ -265,10 +284,12 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
             }
         }
         if (rows.len >= COPY_FLUSH_BYTES) {
+            int64_t t1 = mono_ms();
             if (PQputCopyData(conn, rows.data, (int)rows.len) != 1) {
                 rc = store_fail(conn, NULL, "streaming rows", errstr, errstr_size);
                 goto cleanup;
             }
+            st->store_ms += mono_ms() - t1;
             rows.len = 0;
         }
         /* A partition is done at the watermark of the start, or when the

@@ -53,6 +53,8 @@ typedef struct srl_rebuild_stats {
     int64_t tombstones;  /* tombstones read */
     int64_t diverted;    /* records applied through the version guard */
     int64_t dead_letters;
+    int64_t fetch_ms;    /* time spent waiting for the transport */
+    int64_t store_ms;    /* time spent handing rows to the store */
 } srl_rebuild_stats_t;
 
 /* Rebuild the kinds of topics[0..n) (in that order: types first) on conn,

@@ -7,6 +7,7 @@
 #include "rows.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,41 @@ static bool policy_row(srl_buf_t *out, const srl_entity_t *e, char *errstr, size
     return ok;
 }
 
+/* Whether s[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2, cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + len > n)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
 bool srl_rows_format(srl_buf_t *out, const srl_entity_t *e, bool with_key, const char *key,
                      char *errstr, size_t errstr_size)
 {
@@ -262,6 +298,12 @@ bool srl_rows_format(srl_buf_t *out, const srl_entity_t *e, bool with_key, const
         break;
     default:
         snprintf(errstr, errstr_size, "unknown kind %d", (int)e->kind);
+        ok = false;
+    }
+    /* The store would refuse the whole COPY over one bad string: check
+     * here, so the record alone is dead-lettered. */
+    if (ok && !utf8_valid((const unsigned char *)out->data + mark, out->len - mark)) {
+        snprintf(errstr, errstr_size, "a string field is not valid UTF-8");
         ok = false;
     }
     if (!ok) {

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -36,7 +37,15 @@ typedef struct kafka_source {
     rd_kafka_t *rk;
     assigned_t *assigned;
     size_t nassigned;
+    int64_t last_kick_ms; /* see the end of ks_fetch */
 } kafka_source_t;
+
+static int64_t rd_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* A batch's own memory (batch->priv): the messages its records point into,
  * destroyed on release, so two batches (the main loop's and the schema
@@ -396,6 +405,24 @@ static srl_source_rc_t ks_fetch(srl_source_t *src, const srl_source_pos_t *pos, 
         if (origin_at[i] != (size_t)-1)
             batch->records[i].origin = kb->arena + origin_at[i];
 
+    /* librdkafka 2.0 re-checks a partition whose queue was over
+     * queued.max.messages.kbytes only when its broker thread wakes up,
+     * which can be a second later: the store then sits idle. Any request
+     * wakes that thread, so when the queue runs low, ask for a watermark
+     * (one round trip, at most every 20 ms) to have it fetch again now. */
+    if (npos > 0 && batch->count == max_records) {
+        rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(ks->rk);
+        size_t queued = cq ? rd_kafka_queue_length(cq) : 0;
+        if (cq)
+            rd_kafka_queue_destroy(cq);
+        int64_t now = rd_clock_ms();
+        if (queued < max_records && now - ks->last_kick_ms >= 20) {
+            int64_t lo, hi;
+            ks->last_kick_ms = now;
+            rd_kafka_query_watermark_offsets(ks->rk, pos[0].topic, pos[0].partition, &lo, &hi,
+                                             100);
+        }
+    }
     /* The high watermark of the last fetch response (no broker call), for
      * lag and catch-up; it may be a little behind the broker's. */
     for (size_t i = 0; i < npos; i++) {
@@ -473,12 +500,12 @@ srl_source_t *srl_source_kafka_open(const srl_config_t *cfg, const char *instanc
         {"auto.offset.reset", "earliest"},
         /* Bounded pre-fetch: the rebuild streams, it does not buffer.
          * librdkafka's defaults allow 64 MB queued plus 50 MB per fetch
-         * response. Smaller is not free: librdkafka 2.0 pauses a
-         * partition's fetching for a second once the queue is over the
-         * limit, so too small a queue leaves the store idle. 4 MB is the
-         * balance measured in bench/README.md. */
-        {"queued.max.messages.kbytes", "4096"},
-        {"fetch.max.bytes", "4194304"},
+         * response. A small queue would leave the store idle with
+         * librdkafka 2.0 (a partition over the limit is re-checked up to
+         * a second later) but for the wake-up at the end of ks_fetch; see
+         * bench/README.md for what was measured. */
+        {"queued.max.messages.kbytes", "2048"},
+        {"fetch.max.bytes", "1048576"},
         {"fetch.wait.max.ms", "100"},
         {"socket.keepalive.enable", "true"},
     };

@@ -8,15 +8,18 @@
  * published, topics written by another hub refused (exit 2), snapshot on
  * --snapshot or when every content topic is empty.
  *
- * The drain loop (one thread): up to PIPELINE_DEPTH batches in flight; the
- * next batch is read, encoded and published while earlier ones await
- * their delivery reports. A batch's outbox rows are deleted once every
- * record of it was delivered. Reads continue above the highest version in
- * flight. Transactions commit out of version order, so once a second (and
- * after a batch failed) a read takes the rows below the lowest version in
- * flight instead: rows that committed late, or whose delivery failed. Such
- * a row is published only if its content was not changed since (outbox.c),
- * so a late row never overwrites a newer record of its key.
+ * The drain loop (one thread; two store sessions, work and lock): up to
+ * PIPELINE_DEPTH batches in flight. Reads are asynchronous
+ * on the work session: as soon as a read's result is taken, the next read
+ * is sent, so the server runs it while this batch is encoded and
+ * published. A batch's outbox rows are deleted (asynchronously, on the lock
+ * session) once every record of it was delivered. Reads continue above the
+ * highest version read. Transactions commit out of version order, so once
+ * a second (and after a batch failed) a read takes the rows below the
+ * lowest version in flight instead: rows that committed late, or whose
+ * delivery failed. Such a row is published only if its content was not
+ * changed since (outbox.c), so a late row never overwrites a newer record
+ * of its key.
  *
  * Signals: SIGTERM and SIGINT ask for a clean stop (no new reads, wait up
  * to 30 s for what is in flight, delete what was delivered, exit 0); the
@@ -42,6 +45,7 @@
 
 #include "outbox.h"
 #include "sink.h"
+#include "sink_http.h"
 #include "snapshot.h"
 #include "sysrepl/codec.h"
 #include "sysrepl/config.h"
@@ -129,6 +133,10 @@ typedef struct producer {
     srl_outbox_batch_t *ring[PIPELINE_DEPTH];
     size_t ring_head, ring_count;
     int64_t cursor;       /* next read: versions above this */
+    bool read_pending;    /* a read was sent on st and not taken yet */
+    int64_t read_below;   /* its range (see next_read_range) */
+    bool read_from_start;
+    int64_t read_sent_us;
     int64_t last_sweep_ms;
     bool sweep_now;       /* after a failed batch: read below the batches in flight */
     bool more;            /* the last read was full: read again at once */
@@ -141,6 +149,7 @@ typedef struct producer {
     int64_t last_delivered_version;
     int64_t produce_us;
     int64_t wait_us;      /* asleep in poll(): Kafka acks, DELETEs, no work */
+    int64_t query_us;     /* reads on the server: sent to taken (overlapping) */
     srl_outbox_timing_t timing;
     int64_t stats_at_ms, stats_delivered;
     int64_t state_at_ms, state_delivered;
@@ -178,6 +187,19 @@ static void nap(int64_t ms)
     }
 }
 
+/* Server notices (and libpq's own, e.g. "terminating connection due to
+ * administrator command") go to the log, not raw to stderr. */
+static void on_pg_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char m[512];
+    snprintf(m, sizeof(m), "%s", message);
+    size_t n = strlen(m);
+    while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
+        m[--n] = '\0';
+    srl_log(SRL_LOG_WARN, "producer", "store notice", "detail=%s", srl_log_q(m));
+}
+
 static void store_drop(producer_t *p)
 {
     srl_store_close(p->st);
@@ -185,6 +207,7 @@ static void store_drop(producer_t *p)
     p->st = p->lock = NULL;
     p->store_ok = false;
     p->deleting = NULL; /* its DELETE died with the session: sent again */
+    p->read_pending = false;
 }
 
 static bool exec_ok(PGconn *conn, const char *sql, char *errstr, size_t errstr_size,
@@ -216,6 +239,8 @@ static bool store_connect(producer_t *p, bool first, int *exit_code)
         if (p->st)
             p->lock = srl_store_connect(dsn, &rc, err, sizeof(err));
         if (p->st && p->lock) {
+            PQsetNoticeProcessor(srl_store_conn(p->st), on_pg_notice, NULL);
+            PQsetNoticeProcessor(srl_store_conn(p->lock), on_pg_notice, NULL);
             rc = srl_store_check_version(p->st, err, sizeof(err));
             if (rc == SRL_STORE_VERSION) {
                 srl_log(SRL_LOG_ERROR, "producer", "store refused", "reason=%s", srl_log_q(err));
@@ -308,13 +333,18 @@ static bool sink_open(producer_t *p, int *exit_code)
     *exit_code = EXIT_OK;
     while (!stop_requested) {
         bool retriable = false;
-        if (srl_config_get_enum(p->cfg, "transport") != SRL_TRANSPORT_KAFKA) {
-            srl_log(SRL_LOG_ERROR, "producer", "config refused",
-                    "key=transport reason=%s", srl_log_q("transport http is not available in this build"));
-            *exit_code = EXIT_CONFIG;
-            return false;
+        if (srl_config_get_enum(p->cfg, "transport") == SRL_TRANSPORT_HTTP) {
+            /* The bridge is retried by the sink itself; a config that
+             * cannot work (no bridge.url, no key) is refused here. */
+            p->sink = srl_sink_http_new(p->cfg, err, sizeof(err));
+            if (!p->sink) {
+                srl_log(SRL_LOG_ERROR, "producer", "config refused", "reason=%s", srl_log_q(err));
+                *exit_code = EXIT_CONFIG;
+                return false;
+            }
+        } else {
+            p->sink = srl_sink_kafka_new(p->cfg, 30000, &retriable, err, sizeof(err));
         }
-        p->sink = srl_sink_kafka_new(p->cfg, 30000, &retriable, err, sizeof(err));
         if (p->sink) {
             bool ok = true;
             for (int k = 0; k < SRL_KIND_COUNT && ok; k++) {
@@ -348,8 +378,8 @@ static bool sink_open(producer_t *p, int *exit_code)
 static void store_bookkeeping(producer_t *p, bool force)
 {
     int64_t now = now_ms();
-    if (!p->store_ok)
-        return;
+    if (!p->store_ok || p->read_pending)
+        return; /* the work session is busy with a read */
     PGconn *conn = srl_store_conn(p->st);
     logq_entry_t items[32];
     size_t n = 0;
@@ -400,12 +430,13 @@ static void log_stats(producer_t *p, const char *msg)
             "delivered=%" PRId64 " rate=%.0f superseded=%" PRId64 " not_replicated=%" PRId64
             " tombstones=%" PRId64 " batches=%" PRId64 " failed_batches=%" PRId64
             " in_flight=%zu last_version=%" PRId64 " read_ms=%" PRId64 " encode_ms=%" PRId64
-            " produce_ms=%" PRId64 " delete_ms=%" PRId64 " wait_ms=%" PRId64,
+            " produce_ms=%" PRId64 " delete_ms=%" PRId64 " wait_ms=%" PRId64
+            " query_ms=%" PRId64,
             p->delivered, secs > 0 ? (double)(p->delivered - p->stats_delivered) / secs : 0.0,
             p->superseded, p->not_replicated, p->tombstones, p->batches, p->failed_batches,
             p->sink ? p->sink->ops->in_flight(p->sink) : 0, p->last_delivered_version,
             p->timing.read_us / 1000, p->timing.encode_us / 1000, p->produce_us / 1000,
-            p->timing.delete_us / 1000, p->wait_us / 1000);
+            p->timing.delete_us / 1000, p->wait_us / 1000, p->query_us / 1000);
     p->stats_at_ms = now;
     p->stats_delivered = p->delivered;
 }
@@ -419,8 +450,8 @@ static void retire(producer_t *p)
         if (b->sink.pending > 0)
             break;
         if (b->sink.failed) {
-            /* Not deleted: re-read (with the current content) after the
-             * pipeline empties. */
+            /* Not deleted: the next read below the batches in flight takes
+             * these rows again, with the content current by then. */
             p->failed_batches++;
             p->sweep_now = true;
             if (b->sink.failed_fatal)
@@ -484,17 +515,19 @@ static void retire(producer_t *p)
     }
 }
 
-/* Read, encode and publish one batch; false when nothing was read. */
-static bool fetch_and_publish(producer_t *p)
+/* The range of the next read: 0 for "above the cursor", else the version
+ * to read below (the lowest in flight). holding_min: the lowest version of
+ * a result taken but not yet in the ring (0: none). */
+static int64_t next_read_range(producer_t *p, int64_t holding_min, bool *from_start)
 {
-    char err[512];
     int64_t now = now_ms(), below = 0;
-    if (p->ring_count == 0) {
+    size_t in_flight = p->ring_count + (holding_min ? 1 : 0);
+    if (in_flight == 0) {
         p->cursor = 0; /* pipeline empty: read from the lowest version */
         p->last_sweep_ms = now;
         p->sweep_now = false;
     } else if (p->sweep_now || now - p->last_sweep_ms >= SWEEP_INTERVAL_MS) {
-        below = INT64_MAX;
+        below = holding_min ? holding_min : INT64_MAX;
         for (size_t i = 0; i < p->ring_count; i++) {
             const srl_outbox_batch_t *r = p->ring[(p->ring_head + i) % PIPELINE_DEPTH];
             if (r->min_version < below)
@@ -503,41 +536,111 @@ static bool fetch_and_publish(producer_t *p)
         p->last_sweep_ms = now;
         p->sweep_now = false;
     }
-    bool from_start = p->cursor == 0 && below == 0;
-    srl_outbox_batch_t *b = calloc(1, sizeof(*b));
-    if (!b)
-        return false;
-    srl_store_rc_t rc = srl_outbox_fetch(srl_store_conn(p->st), p->reg, p->kind_mask,
-                                         p->instance_id, p->cursor, below, p->batch_size, b,
-                                         &p->timing, err, sizeof(err));
-    p->notified = false;
+    *from_start = p->cursor == 0 && below == 0;
+    return below;
+}
+
+/* Whether a read may be sent now, with slots_used batches in flight. */
+static bool may_read(producer_t *p, size_t slots_used, bool stopping)
+{
+    int64_t now = now_ms();
+    bool sweep_due = slots_used > 0 &&
+                     (p->sweep_now || now - p->last_sweep_ms >= SWEEP_INTERVAL_MS);
+    bool want = p->more || p->notified || now >= p->next_poll_ms || sweep_due;
+    return p->store_ok && !p->read_pending && !stopping && slots_used < PIPELINE_DEPTH &&
+           want && !p->sink_broken && !(p->once && p->idle_seen);
+}
+
+static void read_failed(producer_t *p, srl_store_rc_t rc, const char *err)
+{
+    srl_log(SRL_LOG_WARN, "producer", "reading the outbox failed", "reason=%s", srl_log_q(err));
+    note_error(p, "store", err);
+    if (rc == SRL_STORE_FATAL)
+        nap(1000); /* a bug or a permission: do not spin */
+    p->store_ok = false;
+    p->read_pending = false;
+}
+
+/* Send the next read; the work session is idle before it, so the once-a-
+ * second bookkeeping runs there first. */
+static void issue_read(producer_t *p, int64_t holding_min)
+{
+    char err[512];
+    store_bookkeeping(p, false);
+    bool from_start;
+    int64_t below = next_read_range(p, holding_min, &from_start);
+    srl_store_rc_t rc = srl_outbox_read_send(srl_store_conn(p->st), p->cursor, below,
+                                             p->batch_size, err, sizeof(err));
     if (rc != SRL_STORE_OK) {
-        free(b);
-        srl_log(SRL_LOG_WARN, "producer", "reading the outbox failed", "reason=%s",
-                srl_log_q(err));
-        note_error(p, "store", err);
-        if (rc == SRL_STORE_FATAL)
-            nap(1000); /* a bug or a permission: do not spin */
-        p->store_ok = false;
-        return false;
+        read_failed(p, rc, err);
+        return;
     }
-    if (b->unpublishable)
-        note_error(p, "codec", err);
-    if (below == 0) {
-        p->more = b->rows == (size_t)p->batch_size;
+    p->read_pending = true;
+    p->read_below = below;
+    p->read_from_start = from_start;
+    p->read_sent_us = srl_now_us();
+    p->notified = false;
+}
+
+/* Take the pending read's result if it is there: send the next read at
+ * once (the server runs it while this one is encoded and published), then
+ * build, publish and queue the batch. */
+static void take_read(producer_t *p, bool stopping)
+{
+    char err[512];
+    PGresult *res = NULL;
+    srl_store_rc_t rc = srl_outbox_read_take(srl_store_conn(p->st), false, &res, err,
+                                             sizeof(err));
+    if (rc != SRL_STORE_OK) {
+        read_failed(p, rc, err);
+        return;
+    }
+    if (!res)
+        return; /* still running */
+    p->read_pending = false;
+    p->query_us += srl_now_us() - p->read_sent_us;
+    if (stopping) {
+        PQclear(res); /* not published: the rows stay for the next start */
+        return;
+    }
+    int64_t lo, hi;
+    int rows = PQntuples(res);
+    srl_outbox_result_range(res, &lo, &hi);
+    if (p->read_below == 0) {
+        p->more = rows == p->batch_size;
         /* --once: no waiting for a poll; the next read (from the start
          * once the pipeline is empty) decides whether the outbox is empty. */
         if (!p->more)
             p->next_poll_ms = now_ms() + (p->once ? 0 : p->poll_interval_ms);
+        if (rows > 0)
+            p->cursor = hi;
     }
-    if (b->rows == 0) {
-        if (from_start)
+    if (rows == 0) {
+        if (p->read_from_start)
             p->idle_seen = true;
-        free(b);
-        return false;
+        PQclear(res);
+        return;
     }
-    if (below == 0)
-        p->cursor = b->max_version;
+    if (may_read(p, p->ring_count + 1, stopping))
+        issue_read(p, lo);
+
+    srl_outbox_batch_t *b = calloc(1, sizeof(*b));
+    if (!b) {
+        PQclear(res);
+        return;
+    }
+    rc = srl_outbox_batch_build(res, p->reg, p->kind_mask, p->instance_id, b, &p->timing, err,
+                                sizeof(err));
+    if (rc != SRL_STORE_OK) {
+        free(b);
+        srl_log(SRL_LOG_ERROR, "producer", "building a batch failed", "reason=%s",
+                srl_log_q(err));
+        note_error(p, "producer", err);
+        p->sweep_now = true; /* its rows are read again */
+        return;
+    }
+    if (b->unpublishable)
+        note_error(p, "codec", err);
     if (b->sink.count > 0) {
         int64_t t0 = srl_now_us();
         b->sink.published_us = t0;
@@ -549,7 +652,6 @@ static bool fetch_and_publish(producer_t *p)
     size_t slot = (p->ring_head + p->ring_count) % PIPELINE_DEPTH;
     p->ring[slot] = b;
     p->ring_count++;
-    return true;
 }
 
 /* Serve the store socket: notifications, a broken connection. */
@@ -607,7 +709,7 @@ static int run_loop(producer_t *p)
         }
         p->sink->ops->poll(p->sink, 0);
         retire(p);
-        if (stop_deadline && (p->ring_count == 0 || now >= stop_deadline))
+        if (stop_deadline && ((p->ring_count == 0 && !p->read_pending) || now >= stop_deadline))
             break;
         if (p->sink_broken && p->ring_count == 0) {
             srl_log(SRL_LOG_WARN, "producer", "recreating the Kafka producer after a fatal error",
@@ -618,24 +720,20 @@ static int run_loop(producer_t *p)
             if (!sink_open(p, &exit_code))
                 return exit_code;
         }
-        if (p->once && p->idle_seen && p->ring_count == 0)
+        if (p->once && p->idle_seen && p->ring_count == 0 && !p->read_pending)
             break;
         check_lock(p);
 
-        bool sweep_due = p->ring_count > 0 &&
-                         (p->sweep_now || now - p->last_sweep_ms >= SWEEP_INTERVAL_MS);
-        bool want = p->more || p->notified || now >= p->next_poll_ms || sweep_due;
-        bool fetched = false;
-        if (p->store_ok && !stop_deadline && p->ring_count < PIPELINE_DEPTH && want &&
-            !p->sink_broken)
-            fetched = fetch_and_publish(p);
+        if (p->store_ok && p->read_pending)
+            take_read(p, stop_deadline != 0);
+        if (may_read(p, p->ring_count, stop_deadline != 0))
+            issue_read(p, 0);
 
         if (p->stats_interval_ms > 0 && now - p->stats_at_ms >= p->stats_interval_ms)
             log_stats(p, "stats");
-        store_bookkeeping(p, false);
+        if (!p->read_pending)
+            store_bookkeeping(p, false);
 
-        if (fetched && p->more && p->ring_count < PIPELINE_DEPTH)
-            continue;
         /* Sleep until Kafka or the store has something, or a timer. */
         struct pollfd fds[3];
         int nfds = 0;
@@ -647,8 +745,8 @@ static int run_loop(producer_t *p)
             fds[nfds++] = (struct pollfd){.fd = pfd, .events = POLLIN};
         if (p->deleting && p->store_ok)
             fds[nfds++] = (struct pollfd){.fd = PQsocket(srl_store_conn(p->lock)), .events = POLLIN};
-        int64_t timeout = p->ring_count ? 100 : p->next_poll_ms - now_ms();
-        if ((p->more || sweep_due) && p->ring_count < PIPELINE_DEPTH)
+        int64_t timeout = p->ring_count || p->read_pending ? 100 : p->next_poll_ms - now_ms();
+        if (may_read(p, p->ring_count, stop_deadline != 0))
             timeout = 0;
         if (timeout > LOCK_CHECK_MS)
             timeout = LOCK_CHECK_MS;
@@ -840,6 +938,13 @@ int main(int argc, char **argv)
     }
     store_bookkeeping(&p, true);
     exit_code = run_loop(&p);
+    if (p.read_pending && p.store_ok) {
+        PGresult *res = NULL;
+        if (srl_outbox_read_take(srl_store_conn(p.st), true, &res, err, sizeof(err)) ==
+            SRL_STORE_OK)
+            PQclear(res);
+        p.read_pending = false;
+    }
     log_stats(&p, "stopped");
     store_bookkeeping(&p, true);
 

@@ -127,24 +127,69 @@ static bool parse_int64(const char *s, int64_t *out)
     return true;
 }
 
-srl_store_rc_t srl_outbox_fetch(PGconn *conn, srl_registry_t *reg, unsigned kind_mask,
-                                const char *origin, int64_t after, int64_t below, int limit,
-                                srl_outbox_batch_t *b, srl_outbox_timing_t *timing,
-                                char *errstr, size_t errstr_size)
+srl_store_rc_t srl_outbox_read_send(PGconn *conn, int64_t after, int64_t below, int limit,
+                                    char *errstr, size_t errstr_size)
 {
-    char after_s[32], limit_s[32];
-    const char *params[2] = {after_s, limit_s};
+    char bound_s[32], limit_s[32];
+    const char *params[2] = {bound_s, limit_s};
+    snprintf(bound_s, sizeof(bound_s), "%" PRId64, below > 0 ? below : after);
+    snprintf(limit_s, sizeof(limit_s), "%d", limit);
+    if (!PQsendQueryParams(conn, below > 0 ? fetch_below_sql : fetch_above_sql, 2, NULL, params,
+                           NULL, NULL, 0))
+        return srl_store_classify(conn, NULL, "reading the outbox", errstr, errstr_size);
+    return SRL_STORE_OK;
+}
+
+srl_store_rc_t srl_outbox_read_take(PGconn *conn, bool wait, PGresult **res_out, char *errstr,
+                                    size_t errstr_size)
+{
+    srl_store_rc_t rc = SRL_STORE_OK;
+    PGresult *res, *tuples = NULL;
+    *res_out = NULL;
+    if (!PQconsumeInput(conn))
+        return srl_store_classify(conn, NULL, "reading the outbox", errstr, errstr_size);
+    if (!wait && PQisBusy(conn))
+        return SRL_STORE_OK;
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && !tuples && rc == SRL_STORE_OK) {
+            tuples = res;
+            continue;
+        }
+        if (rc == SRL_STORE_OK)
+            rc = srl_store_classify(conn, res, "reading the outbox", errstr, errstr_size);
+        PQclear(res);
+    }
+    if (rc != SRL_STORE_OK) {
+        PQclear(tuples);
+        return rc;
+    }
+    if (!tuples) {
+        snprintf(errstr, errstr_size, "reading the outbox: no result");
+        return SRL_STORE_FATAL;
+    }
+    *res_out = tuples;
+    return SRL_STORE_OK;
+}
+
+void srl_outbox_result_range(const PGresult *res, int64_t *min_version, int64_t *max_version)
+{
+    int n = PQntuples(res);
+    *min_version = *max_version = 0;
+    if (n > 0) {
+        parse_int64(PQgetvalue(res, 0, COL_VERSION), min_version);
+        parse_int64(PQgetvalue(res, n - 1, COL_VERSION), max_version);
+    }
+}
+
+srl_store_rc_t srl_outbox_batch_build(PGresult *res, srl_registry_t *reg, unsigned kind_mask,
+                                      const char *origin, srl_outbox_batch_t *b,
+                                      srl_outbox_timing_t *timing, char *errstr,
+                                      size_t errstr_size)
+{
     srl_store_rc_t rc = SRL_STORE_OK;
     int64_t t0 = srl_now_us(), encode_us = 0;
 
     memset(b, 0, sizeof(*b));
-    snprintf(after_s, sizeof(after_s), "%" PRId64, below > 0 ? below : after);
-    snprintf(limit_s, sizeof(limit_s), "%d", limit);
-    PGresult *res = PQexecParams(conn, below > 0 ? fetch_below_sql : fetch_above_sql, 2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = srl_store_classify(conn, res, "reading the outbox", errstr, errstr_size);
-        goto cleanup;
-    }
     int nrows = PQntuples(res);
     b->rows = (size_t)nrows;
     b->versions = malloc((nrows ? (size_t)nrows : 1) * sizeof(int64_t));

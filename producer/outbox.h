@@ -43,20 +43,34 @@ typedef struct srl_outbox_batch {
 
 /* Where the time went, accumulated by fetch (µs). */
 typedef struct srl_outbox_timing {
-    int64_t read_us;   /* query + parse of rows */
+    int64_t read_us;   /* waiting for and taking read results, building batches */
     int64_t encode_us; /* Avro encoding */
     int64_t delete_us; /* DELETE of delivered rows */
 } srl_outbox_timing_t;
 
-/* Read up to limit outbox rows with version > after (or, when below > 0,
- * with version < below), in version order,
- * into *b (cleared first). kind_mask: bit (1u << kind) set for each
- * replicated kind. origin: the sysrepl.origin header of every record.
- * Errors: the store's class (UNREACHABLE/RETRY: reconnect and try again). */
-srl_store_rc_t srl_outbox_fetch(PGconn *conn, srl_registry_t *reg, unsigned kind_mask,
-                                const char *origin, int64_t after, int64_t below, int limit,
-                                srl_outbox_batch_t *b, srl_outbox_timing_t *timing,
-                                char *errstr, size_t errstr_size);
+/* Reading a batch takes three steps, so the server can run the next read
+ * while the caller turns the previous one into records:
+ *
+ * read_send: send the read of up to limit outbox rows with version > after
+ * (or, when below > 0, with version < below), in version order, each joined
+ * to its current content row. conn must be idle.
+ * read_take: the result, once there: with wait false, *res is NULL while
+ * the server is still working (call again when conn's socket is readable).
+ * *res is the caller's. Errors: the store's class (UNREACHABLE/RETRY:
+ * reconnect and read again).
+ * result_range: lowest and highest version of a result (0 when empty).
+ * batch_build: the records of a result into *b (cleared first); takes res
+ * (frees it). kind_mask: bit (1u << kind) set for each replicated kind;
+ * origin: the sysrepl.origin header of every record. */
+srl_store_rc_t srl_outbox_read_send(PGconn *conn, int64_t after, int64_t below, int limit,
+                                    char *errstr, size_t errstr_size);
+srl_store_rc_t srl_outbox_read_take(PGconn *conn, bool wait, PGresult **res, char *errstr,
+                                    size_t errstr_size);
+void srl_outbox_result_range(const PGresult *res, int64_t *min_version, int64_t *max_version);
+srl_store_rc_t srl_outbox_batch_build(PGresult *res, srl_registry_t *reg, unsigned kind_mask,
+                                      const char *origin, srl_outbox_batch_t *b,
+                                      srl_outbox_timing_t *timing, char *errstr,
+                                      size_t errstr_size);
 
 /* Delete the outbox rows of versions[0..n) in one statement, without
  * waiting: send the DELETE on conn (which must be idle) and return;

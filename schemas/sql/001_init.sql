@@ -14,7 +14,8 @@
 --     the JSON form, so a person reading a table with psql sees the words.
 --   * every content row carries origin (instance id of the writer), version
 --     (from the store-wide sequence sysrepl_version) and changed_at, set by
---     the capture triggers below, never by the writer.
+--     the capture triggers below, never by the writer (see sysrepl.stamped
+--     for the one exception, the bulk import).
 
 -- ---------------------------------------------------------------------------
 -- Store bookkeeping
@@ -40,6 +41,40 @@ CREATE TABLE settings (
 CREATE SEQUENCE sysrepl_version AS bigint START 1 CACHE 1;
 
 -- ---------------------------------------------------------------------------
+-- Session settings and stamps, used by the defaults and triggers below.
+
+-- True while the replication consumer applies records in this transaction.
+CREATE FUNCTION sysrepl_applying() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT coalesce(current_setting('sysrepl.applying', true), '') = 'on' $$;
+
+-- True when the writer stamps rows itself (or applies them): `sysrepl
+-- import` sets `SET LOCAL sysrepl.stamped = 'on'` and writes origin,
+-- version and changed_at set-based, in its statements: in its COPY (the
+-- version from the column default below) and in INSERT .. SELECT .. ON
+-- CONFLICT (nextval in DO UPDATE SET, so it is taken under the row lock).
+-- A per-row trigger call costs more than the rest of a bulk insert. The
+-- outbox capture still runs. Like sysrepl.applying this is a contract
+-- between sysrepl programs, not a permission.
+CREATE FUNCTION sysrepl_stamped() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT coalesce(current_setting('sysrepl.stamped', true), '') = 'on'
+          OR coalesce(current_setting('sysrepl.applying', true), '') = 'on' $$;
+
+-- changed_at of a change made now: ms since the epoch of the transaction's
+-- start, so every row of one transaction carries the same time.
+CREATE FUNCTION sysrepl_now_ms() RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT (date_part('epoch', now()) * 1000)::bigint $$;
+
+-- The default of every content table's version column: 0 (the stamping
+-- trigger sets it), except for a writer that stamps rows itself, whose bulk
+-- COPY leaves the column out and takes the next value here.
+CREATE FUNCTION sysrepl_default_version() RETURNS bigint
+LANGUAGE sql VOLATILE AS
+$$ SELECT CASE WHEN sysrepl_stamped() THEN nextval('sysrepl_version') ELSE 0 END $$;
+
+-- ---------------------------------------------------------------------------
 -- Content: one table per kind, every field of model.h.
 
 CREATE TABLE assessment_types (
@@ -59,7 +94,7 @@ CREATE TABLE assessment_types (
     inactive            boolean NOT NULL DEFAULT false,
     built_in            boolean NOT NULL DEFAULT false,
     origin              text NOT NULL DEFAULT '',
-    version             bigint NOT NULL DEFAULT 0,
+    version             bigint NOT NULL DEFAULT sysrepl_default_version(),
     changed_at          bigint NOT NULL DEFAULT 0
 );
 -- Names are compared case-insensitively: "Blocked" and "blocked" are one type.
@@ -89,7 +124,7 @@ CREATE TABLE vulnerability_assessments (
     assessed_by           text,
     assessed_at           bigint NOT NULL,
     origin                text NOT NULL DEFAULT '',
-    version               bigint NOT NULL DEFAULT 0,
+    version               bigint NOT NULL DEFAULT sysrepl_default_version(),
     changed_at            bigint NOT NULL DEFAULT 0,
     CHECK ((scope_kind = 'global') = (scope_name IS NULL)),
     CHECK (package_version_range IS NULL OR package_name IS NOT NULL)
@@ -121,7 +156,7 @@ CREATE TABLE policies (
     exceptions         jsonb NOT NULL DEFAULT '[]',
     risk_profile       jsonb,
     origin             text NOT NULL DEFAULT '',
-    version            bigint NOT NULL DEFAULT 0,
+    version            bigint NOT NULL DEFAULT sysrepl_default_version(),
     changed_at         bigint NOT NULL DEFAULT 0,
     CHECK (unassessed IN ('unspecified', 'compliant', 'warn', 'noncompliant')),
     CHECK (license_undetected IN ('unspecified', 'compliant', 'warn', 'noncompliant')),
@@ -162,34 +197,6 @@ CREATE TABLE tombstones (
     deleted_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (kind, key)
 );
-
--- True while the replication consumer applies records in this transaction.
-CREATE FUNCTION sysrepl_applying() RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE AS
-$$ SELECT coalesce(current_setting('sysrepl.applying', true), '') = 'on' $$;
-
--- True when the writer stamps rows itself: `sysrepl import` sets
--- `SET LOCAL sysrepl.stamped = 'on'` and writes origin, version
--- (nextval, in ON CONFLICT .. DO UPDATE SET so it is taken under the row
--- lock) and changed_at in its INSERT .. SELECT, set-based: the per-row
--- trigger call costs more than the rest of a bulk insert. The outbox
--- capture still runs. Like sysrepl.applying this is a contract between
--- sysrepl programs, not a permission.
-CREATE FUNCTION sysrepl_stamped() RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE AS
-$$ SELECT coalesce(current_setting('sysrepl.stamped', true), '') = 'on'
-          OR coalesce(current_setting('sysrepl.applying', true), '') = 'on' $$;
-
--- changed_at of a change made now: ms since the epoch of the transaction's
--- start, so every row of one transaction carries the same time.
-CREATE FUNCTION sysrepl_now_ms() RETURNS bigint
-LANGUAGE sql STABLE PARALLEL SAFE AS
-$$ SELECT (date_part('epoch', now()) * 1000)::bigint $$;
-
--- This instance's id: the origin of its own changes.
-CREATE FUNCTION sysrepl_instance_id() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE AS
-$$ SELECT instance_id FROM settings $$;
 
 -- BEFORE INSERT OR UPDATE, per row: stamp the change. An UPDATE that
 -- changes nothing is skipped (no new version, no outbox row), so re-running

@@ -81,6 +81,8 @@ class Bridge:
             self.args += ["-X", "bridge.tls_cert=" + tls[0], "-X", "bridge.tls_key=" + tls[1]]
         elif plain:
             self.args += ["-X", "bridge.plain_http=true"]
+        if os.environ.get("SRL_BRIDGE_TEST_DEBUG"):
+            self.args += ["-X", "log.level=debug"]
         for kv in extra or []:
             self.args += ["-X", kv]
         self.log_path = os.path.join(tmp, "bridge-%d.log" % self.port)

@@ -91,6 +91,20 @@ PF_FN const char *pf_binary(void)
 
 /* Start the producer on pf's store and prefix, stderr appended to
  * pf->log_path; extra: NULL-terminated further arguments. */
+/* Producers started by this process: killed at exit, so a failing test
+ * (cmocka jumps out of it) leaves no producer behind. */
+static pid_t pf_children[64];
+static size_t pf_child_count;
+
+static void pf_kill_children(void)
+{
+    for (size_t i = 0; i < pf_child_count; i++)
+        if (pf_children[i] > 0 && kill(pf_children[i], 0) == 0) {
+            kill(pf_children[i], SIGKILL);
+            waitpid(pf_children[i], NULL, 0);
+        }
+}
+
 PF_FN pid_t pf_start(pf_t *pf, const char *const *extra)
 {
     char a_dsn[600], a_inst[128], a_prefix[300], a_kafka[200];
@@ -116,6 +130,10 @@ PF_FN pid_t pf_start(pf_t *pf, const char *const *extra)
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
+    if (pf_child_count == 0)
+        atexit(pf_kill_children);
+    if (pf_child_count < sizeof(pf_children) / sizeof(pf_children[0]))
+        pf_children[pf_child_count++] = pid;
     return pid;
 }
 

@@ -380,11 +380,19 @@ def long_polls_1000_cheap_and_woken():
     per_request = (time.time() - t) / 20
     _, _, body = B.request("GET", "/metrics")
     waiting = [l for l in body.decode().splitlines() if l.startswith("sysrepl_bridge_long_polls ")]
-    assert waiting and int(waiting[0].split()[1]) >= n, waiting
+    if not (waiting and int(waiting[0].split()[1]) >= n):
+        socks[0].settimeout(1)
+        try:
+            sample = socks[0].recv(300)
+        except OSError as e:
+            sample = repr(e)
+        raise AssertionError("%s; a long poll got: %r" % (waiting, sample))
     rss1 = B.rss_kb()
     print("     %d long polls held: bridge RSS %d kB (was %d kB), /state %.1f ms each meanwhile"
           % (n, rss1, rss0, per_request * 1000), flush=True)
     assert rss1 < 100 * 1024, "RSS %d kB over 100 MB" % rss1
+    # broker queries must not queue behind a reader's fetch (it did once: 1.5 s each)
+    assert per_request < 0.5, "/state took %.0f ms while long polls were held" % (per_request * 1000)
     # one record wakes them all
     t = time.time()
     st, _, _ = push_json([{"key": "LP", "version": 2, "origin": "h", "value": {"name": "LP"}}], kind="policies")

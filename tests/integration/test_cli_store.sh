@@ -200,6 +200,8 @@ expect 0 'config says role hub but the store says spoke' $S status -X role=hub
 # ---- connection: --dsn, -X store.dsn, -c FILE; the store down is exit 3
 expect 0 "hub-a" $S status --dsn "$SRL_DSN"
 expect 0 "hub-a" env -u SRL_DSN $S status -X "store.dsn=$SRL_DSN"
+expect 0 "hub-a" env -u SRL_DSN $S status --set "store.dsn=$SRL_DSN"
+expect 1 'unknown key "store.dns"' $S status -X "store.dns=x"
 printf 'store.dsn = "%s"\n' "$SRL_DSN" > "$work/sysrepl.conf"
 expect 0 "hub-a" env -u SRL_DSN $S status -c "$work/sysrepl.conf"
 expect 1 "no store given" env -u SRL_DSN $S status

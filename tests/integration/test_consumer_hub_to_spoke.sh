@@ -45,13 +45,22 @@ cat >>"$work/content.jsonl" <<'EOF'
 EOF
 "$CLI" --dsn "$hub_dsn" -X instance.id=hub-h2s import "$work/content.jsonl" >/dev/null
 
+# Bounded, so a hang fails in a minute and says which program hung.
 publish() {
-    "$PRODUCER" -X instance.id=hub-h2s -X "store.dsn=$hub_dsn" "${common[@]}" --once \
-        2>>"$work/producer.log"
+    timeout 60 "$PRODUCER" -X instance.id=hub-h2s -X "store.dsn=$hub_dsn" "${common[@]}" \
+        --once 2>>"$work/producer.log" || {
+        echo "FAIL: sysrepl-producer --once did not finish cleanly (status $?)"
+        tail -20 "$work/producer.log"
+        exit 1
+    }
 }
 sync_spoke() {
-    "$CONSUMER" -X instance.id=spoke-h2s -X "store.dsn=$spoke_dsn" "${common[@]}" \
-        --until-caught-up 2>>"$work/consumer.log"
+    timeout 60 "$CONSUMER" -X instance.id=spoke-h2s -X "store.dsn=$spoke_dsn" "${common[@]}" \
+        --until-caught-up 2>>"$work/consumer.log" || {
+        echo "FAIL: sysrepl-consumer --until-caught-up did not finish cleanly (status $?)"
+        tail -20 "$work/consumer.log"
+        exit 1
+    }
 }
 dump() { # dump DSN: every content row, ordered by key
     psql "$1" -qAt -c "SELECT t::text FROM assessment_types t ORDER BY name" \

@@ -33,6 +33,9 @@ static void consumer_poison_records_are_dead_lettered(void **state)
     char spoke[512], err[256], key[256];
     const char *topic;
 
+    uint8_t *buf;
+    size_t len;
+
     fx_init(&fx, "poison", NULL);
     topic = fx.topics[SRL_KIND_ASSESSMENT];
     fx_spoke(spoke, sizeof(spoke), "spoke-poison");
@@ -40,17 +43,26 @@ static void consumer_poison_records_are_dead_lettered(void **state)
     srl_entity_t good1 = assessment(1);
     fx_put(&fx, &good1);
     fx_produce_raw(&fx, topic, "CVE-2024-00001|global", "hello, not avro", 15, 5);
+    /* a string that is not UTF-8: the store would refuse the whole COPY */
+    srl_entity_t bad = assessment(11);
+    free(bad.u.assessment.comment);
+    bad.u.assessment.comment = strdup("bad \xff\xfe bytes");
+    bad.u.assessment.meta.origin = strdup(FX_HUB);
+    bad.u.assessment.meta.version = 6;
+    assert_true(srl_codec_encode(fx.reg, &bad, &buf, &len, err, sizeof(err)));
+    assert_true(srl_key_build(&bad, key, sizeof(key)) > 0);
+    fx_produce_raw(&fx, topic, key, buf, len, 6);
+    free(buf);
+    srl_entity_clear(&bad);
     fx_flush(&fx);
     fx_consumer_sync(&fx, spoke, "poison-spoke", NULL); /* first sync */
-    assert_int_equal(fx_query_int(spoke, "SELECT count(*) FROM dead_letters"), 1);
+    assert_int_equal(fx_query_int(spoke, "SELECT count(*) FROM dead_letters"), 2);
     assert_int_equal(fx_query_int(spoke, "SELECT count(*) FROM vulnerability_assessments"), 1);
 
     /* steady state */
     uint8_t unknown[40] = {0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9};
     fx_produce_raw(&fx, topic, "CVE-2024-00002|global", unknown, sizeof(unknown), 6);
     srl_entity_t good2 = assessment(2);
-    uint8_t *buf;
-    size_t len;
     good2.u.assessment.meta.origin = strdup(FX_HUB);
     good2.u.assessment.meta.version = 7;
     assert_true(srl_codec_encode(fx.reg, &good2, &buf, &len, err, sizeof(err)));
@@ -67,7 +79,7 @@ static void consumer_poison_records_are_dead_lettered(void **state)
     fx_flush(&fx);
     fx_consumer_sync(&fx, spoke, "poison-spoke", NULL);
 
-    assert_int_equal(fx_query_int(spoke, "SELECT count(*) FROM dead_letters"), 5);
+    assert_int_equal(fx_query_int(spoke, "SELECT count(*) FROM dead_letters"), 6);
     assert_int_equal(fx_query_int(spoke, "SELECT count(*) FROM vulnerability_assessments"), 2);
     char *reasons = fx_query(spoke, "SELECT string_agg(reason, E'\\n' ORDER BY id) FROM dead_letters");
     print_message("%s\n", reasons);
@@ -75,6 +87,7 @@ static void consumer_poison_records_are_dead_lettered(void **state)
     assert_non_null(strstr(reasons, "unknown schema fingerprint"));
     assert_non_null(strstr(reasons, "undecodable value"));
     assert_non_null(strstr(reasons, "sysrepl.version"));
+    assert_non_null(strstr(reasons, "not valid UTF-8"));
     free(reasons);
     /* the bytes are kept, with where they came from */
     assert_int_equal(fx_query_int(spoke, "SELECT count(*) FROM dead_letters WHERE value ="

@@ -595,6 +595,14 @@ static void store_import_many_rows_across_chunks(void **state)
                      -7);
     srl_store_filter_t any = {.any_order = true};
     assert_int_equal(count_list(f->st, SRL_KIND_ASSESSMENT, &any, NULL, 0), n);
+    /* every row stamped with its own version, origin and time, and its
+     * current version in the outbox */
+    assert_int_equal(query_int(f->st, "SELECT count(DISTINCT version) FROM vulnerability_assessments"
+                                      " WHERE version > 0 AND origin = 'hub-test' AND changed_at > 0"),
+                     n);
+    assert_int_equal(query_int(f->st, "SELECT count(*) FROM vulnerability_assessments v JOIN outbox o"
+                                      " ON o.kind = 1 AND o.key = v.key AND o.version = v.version"),
+                     n);
 }
 
 /* Status numbers: counts, outbox depth, dead letters and their reason. */

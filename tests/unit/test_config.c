@@ -3,8 +3,8 @@
  * errors that stop a program at start (each naming file:line or -X and the
  * key), kafka.* passthrough, and the text generated from the key table.
  *
- * SRL_UPDATE_DOCS=1 makes config_reference_doc_matches_table rewrite
- * docs/config-reference.md instead of comparing it.
+ * That docs/config-reference.md and deploy/examples/ match the table is
+ * checked by unit.test_config_examples (tools/gen-config.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -629,37 +629,6 @@ static void config_check_reload_rejects_restart_key(void **state)
     srl_config_free(reloaded);
 }
 
-/* docs/config-reference.md is what the table generates (set
- * SRL_UPDATE_DOCS=1 to regenerate it). */
-static void config_reference_doc_matches_table(void **state)
-{
-    (void)state;
-    char *text = NULL;
-    size_t text_size = 0;
-    FILE *mem = open_memstream(&text, &text_size);
-    srl_config_write_reference(mem);
-    fclose(mem);
-
-    const char *doc = SRL_SOURCE_DIR "/docs/config-reference.md";
-    const char *update = getenv("SRL_UPDATE_DOCS");
-    if (update != NULL && strcmp(update, "1") == 0) {
-        FILE *f = fopen(doc, "w");
-        assert_non_null(f);
-        fwrite(text, 1, text_size, f);
-        assert_int_equal(fclose(f), 0);
-    }
-    FILE *f = fopen(doc, "r");
-    if (f == NULL)
-        fail_msg("%s is missing: run this test with SRL_UPDATE_DOCS=1", doc);
-    char *committed = calloc(1, text_size + 2);
-    size_t n = fread(committed, 1, text_size + 1, f);
-    fclose(f);
-    if (n != text_size || memcmp(committed, text, text_size) != 0)
-        fail_msg("%s is out of date: run this test with SRL_UPDATE_DOCS=1", doc);
-    free(committed);
-    free(text);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -700,7 +669,6 @@ int main(void)
         cmocka_unit_test(config_print_help_lists_program_keys),
         cmocka_unit_test(config_write_effective_redacts_secrets),
         cmocka_unit_test(config_check_reload_rejects_restart_key),
-        cmocka_unit_test(config_reference_doc_matches_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

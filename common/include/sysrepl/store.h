@@ -205,6 +205,10 @@ srl_store_cursor_t *srl_store_list_open(srl_store_t *st, srl_kind_t kind,
 /* Next entity into *out (cleared first): OK, DONE at the end, or an error. */
 srl_store_rc_t srl_store_list_next(srl_store_cursor_t *cur, srl_entity_t *out,
                                    char *errstr, size_t errstr_size);
+/* The same without copying: *view is owned by the cursor and valid until
+ * the next call or close (an export formats it and moves on). */
+srl_store_rc_t srl_store_list_next_view(srl_store_cursor_t *cur, const srl_entity_t **view,
+                                        char *errstr, size_t errstr_size);
 void srl_store_list_close(srl_store_cursor_t *cur); /* NULL accepted */
 
 /* Row counts per kind (indexed by srl_kind_t). */
