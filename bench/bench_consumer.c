@@ -17,7 +17,10 @@
  *             (spoke time from a bench-only row trigger, clock_timestamp()
  *             inside the apply transaction, which commits right after).
  *
- *   bench_consumer [--records N] [--changes M]
+ *   bench_consumer [--records N] [--changes M] [--steady-only]
+ *                  (--steady-only: no raw COPY reference, for iterating on
+ *                  the steady state; the first sync still runs, it makes
+ *                  the spoke the steady state starts from)
  *   bench_consumer --latency [--rate R] [--seconds S]
  *
  * Services: SRL_TEST_PG_DSN and SRL_TEST_KAFKA (eval "$(deploy/local/env)"),
@@ -438,11 +441,41 @@ static int latency(const char *base, const char *kafka, const char *build, int r
     return nlat == total ? 0 : 1;
 }
 
+/* The reference: a raw COPY of rows into vulnerability_assessments of the
+ * store at dsn, one transaction, capture off. Returns seconds. */
+static double raw_copy(const char *dsn, const srl_buf_t *rows)
+{
+    PGconn *c = PQconnectdb(dsn);
+    double t0 = now_s();
+    PQclear(PQexec(c, "BEGIN; SET LOCAL sysrepl.applying = 'on'"));
+    char copy_sql[512];
+    snprintf(copy_sql, sizeof(copy_sql), "COPY vulnerability_assessments (%s) FROM STDIN",
+             srl_rows_columns(SRL_KIND_ASSESSMENT));
+    PGresult *r = PQexec(c, copy_sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        die("raw copy", PQerrorMessage(c));
+    PQclear(r);
+    for (size_t off = 0; off < rows->len; off += 1 << 20) {
+        size_t len = rows->len - off < (1u << 20) ? rows->len - off : (1u << 20);
+        PQputCopyData(c, rows->data + off, (int)len);
+    }
+    PQputCopyEnd(c, NULL);
+    while ((r = PQgetResult(c)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            die("raw copy", PQerrorMessage(c));
+        PQclear(r);
+    }
+    PQclear(PQexec(c, "COMMIT"));
+    double took = now_s() - t0;
+    PQfinish(c);
+    return took;
+}
+
 int main(int argc, char **argv)
 {
     long n = 1000000, changes = 200000;
     int lat_rate = 1000, lat_seconds = 10;
-    bool lat_mode = false;
+    bool lat_mode = false, steady_only = false;
     char err[512];
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
@@ -451,12 +484,15 @@ int main(int argc, char **argv)
             changes = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--latency") == 0)
             lat_mode = true;
+        else if (strcmp(argv[i], "--steady-only") == 0)
+            steady_only = true;
         else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
             lat_rate = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
             lat_seconds = (int)strtol(argv[++i], NULL, 10);
         else
-            die("usage", "bench_consumer [--records N] [--changes M] | --latency [--rate R] [--seconds S]");
+            die("usage", "bench_consumer [--records N] [--changes M] [--steady-only] | --latency"
+                        " [--rate R] [--seconds S]");
     }
     const char *base = env("SRL_TEST_PG_DSN", "host=127.0.0.1 port=55432 user=postgres dbname=postgres");
     const char *kafka = env("SRL_TEST_KAFKA", "127.0.0.1:59092");
@@ -507,35 +543,16 @@ int main(int argc, char **argv)
     char name_copy[64], name_spoke[64];
     snprintf(name_copy, sizeof(name_copy), "bench_cons_copy_%ld", (long)getpid());
     snprintf(name_spoke, sizeof(name_spoke), "bench_cons_spoke_%ld", (long)getpid());
-    make_store(base, name_copy, dsn_copy, sizeof(dsn_copy));
     make_store(base, name_spoke, dsn_spoke, sizeof(dsn_spoke));
-    PGconn *c = PQconnectdb(dsn_copy);
-    t0 = now_s();
-    PQclear(PQexec(c, "BEGIN; SET LOCAL sysrepl.applying = 'on'"));
-    char copy_sql[512];
-    snprintf(copy_sql, sizeof(copy_sql), "COPY vulnerability_assessments (%s) FROM STDIN",
-             srl_rows_columns(SRL_KIND_ASSESSMENT));
-    PGresult *r = PQexec(c, copy_sql);
-    if (PQresultStatus(r) != PGRES_COPY_IN)
-        die("raw copy", PQerrorMessage(c));
-    PQclear(r);
-    for (size_t off = 0; off < rows.len; off += 1 << 20) {
-        size_t len = rows.len - off < (1u << 20) ? rows.len - off : (1u << 20);
-        PQputCopyData(c, rows.data + off, (int)len);
+    double copy_s = 0;
+    if (!steady_only) {
+        make_store(base, name_copy, dsn_copy, sizeof(dsn_copy));
+        copy_s = raw_copy(dsn_copy, &rows);
     }
-    PQputCopyEnd(c, NULL);
-    while ((r = PQgetResult(c)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            die("raw copy", PQerrorMessage(c));
-        PQclear(r);
-    }
-    r = PQexec(c, "COMMIT");
-    PQclear(r);
-    double copy_s = now_s() - t0;
-    PQfinish(c);
     srl_buf_free(&rows);
-
     /* The consumer's first sync into an empty spoke. */
+    PGconn *c;
+    PGresult *r;
     long rss_kb = 0;
     double rebuild_s = run_consumer(bin, dsn_spoke, prefix, kafka, "bench-spoke",
                                     "/tmp/bench_consumer_rebuild.log", &rss_kb);
@@ -545,11 +562,14 @@ int main(int argc, char **argv)
     PQclear(r);
     PQfinish(c);
     printf("\nrebuild of %ld assessments (rows on the spoke: %ld)\n", n, rows_spoke);
-    printf("  raw COPY into vulnerability_assessments   %6.2f s  %9.0f rows/s\n", copy_s,
-           n / copy_s);
-    printf("  sysrepl-consumer first sync (wall)        %6.2f s  %9.0f records/s  = %.2fx raw COPY"
-           "  peak RSS %.1f MB\n",
-           rebuild_s, n / rebuild_s, rebuild_s / copy_s, rss_kb / 1024.0);
+    if (!steady_only)
+        printf("  raw COPY into vulnerability_assessments   %6.2f s  %9.0f rows/s\n", copy_s,
+               n / copy_s);
+    printf("  sysrepl-consumer first sync (wall)        %6.2f s  %9.0f records/s",
+           rebuild_s, n / rebuild_s);
+    if (!steady_only)
+        printf("  = %.2fx raw COPY", rebuild_s / copy_s);
+    printf("  peak RSS %.1f MB\n", rss_kb / 1024.0);
 
     /* Steady state: mixed changes to existing keys. */
     t0 = now_s();
@@ -591,7 +611,8 @@ int main(int argc, char **argv)
            steady_s, changes / steady_s, rss_kb / 1024.0);
 
     if (!getenv("SRL_BENCH_KEEP")) {
-        drop_store(base, name_copy);
+        if (!steady_only)
+            drop_store(base, name_copy);
         drop_store(base, name_spoke);
     } else {
         printf("kept: %s, %s\n", dsn_copy, dsn_spoke);

@@ -391,13 +391,16 @@ srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_u
     st.records = (int64_t)a->count;
     /* synchronous_commit off: a batch lost in a server crash takes its
      * offsets with it, so it is simply read again; no fsync wait per batch.
-     * Hash and merge joins off: a batch is small next to the content and
-     * tombstones tables; without statistics on the staging tables the
-     * planner may otherwise scan every tombstone of a kind per batch. */
+     * Hash and merge joins and materialized inner sides off: a batch is
+     * small next to the content and tombstones tables, so every join of
+     * the staged rows should probe the primary key once per staged row.
+     * With a few thousand tombstones the planner otherwise rescans all of a
+     * kind's tombstones for every staged row (measured: 0.6 s of a 5,000
+     * record batch, 4.8 M key comparisons for 1,500 tombstones). */
     rc = exec_simple(conn,
                      "BEGIN; SET LOCAL sysrepl.applying = 'on';"
                      " SET LOCAL synchronous_commit = off; SET LOCAL enable_hashjoin = off;"
-                     " SET LOCAL enable_mergejoin = off",
+                     " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off",
                      "BEGIN", errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         goto fail;

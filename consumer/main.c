@@ -198,6 +198,10 @@ typedef struct consumer {
     int64_t window_records, window_start_ms, last_stats_ms, last_heartbeat_ms;
     int64_t lag_records;
     double lag_seconds;
+    /* where the loop's time goes since start: waiting for records
+     * (fetch), decoding and formatting them (decode), the apply
+     * transaction (store) */
+    int64_t fetch_ms, decode_ms, store_ms;
 } consumer_t;
 
 static void usage(FILE *out)
@@ -542,8 +546,10 @@ static srl_store_rc_t commit_staged(consumer_t *c, const srl_offset_update_t *of
         snprintf(err, errsize, "out of memory");
         return SRL_STORE_FATAL;
     }
+    int64_t t0 = mono_ms();
     srl_store_rc_t rc = srl_apply_commit(c->apply, conn, offs, noffs, c->lag_columns, &c->dl,
                                          c->extra.data, &s, err, errsize);
+    c->store_ms += mono_ms() - t0;
     if (rc == SRL_STORE_OK) {
         c->total_records += s.records + (int64_t)c->dl.count;
         c->window_records += s.records + (int64_t)c->dl.count;
@@ -573,7 +579,9 @@ static srl_store_rc_t apply_range(consumer_t *c, const srl_record_t *records, si
         return SRL_STORE_FATAL;
     }
     memcpy(trial, work, c->npos * sizeof(*trial));
+    int64_t t0 = mono_ms();
     stage_range(c, records, lo, hi, trial, NULL);
+    c->decode_ms += mono_ms() - t0;
     size_t n = offset_updates(c, trial, b, offs, caught_up);
     srl_store_rc_t rc = commit_staged(c, offs, n, err, errsize);
     if (rc == SRL_STORE_INVALID) {
@@ -610,9 +618,11 @@ static void stats_line(consumer_t *c, bool force)
     double secs = (now - c->window_start_ms) / 1000.0;
     srl_log(SRL_LOG_INFO, "consumer", "stats",
             "records=%" PRId64 " upserted=%" PRId64 " deleted=%" PRId64 " stale=%" PRId64
-            " dead_letters=%" PRId64 " rate=%.0f lag_records=%" PRId64 " lag_seconds=%.3f",
+            " dead_letters=%" PRId64 " rate=%.0f lag_records=%" PRId64 " lag_seconds=%.3f"
+            " fetch_ms=%" PRId64 " decode_ms=%" PRId64 " store_ms=%" PRId64,
             c->total_records, c->total_upserted, c->total_deleted, c->total_stale, c->total_dead,
-            secs > 0 ? c->window_records / secs : 0.0, c->lag_records, c->lag_seconds);
+            secs > 0 ? c->window_records / secs : 0.0, c->lag_records, c->lag_seconds,
+            c->fetch_ms, c->decode_ms, c->store_ms);
     c->last_stats_ms = now;
     c->window_start_ms = now;
     c->window_records = 0;
@@ -668,8 +678,11 @@ static int run(consumer_t *c)
             srl_log_q(c->instance_id));
 
     while (!stop_flag) {
+        int64_t t0 = mono_ms();
         srl_source_rc_t frc = c->src->ops->fetch(c->src, c->pos, c->npos, batch_size, poll_ms,
                                                  &c->batch, err, sizeof(err));
+        int64_t t1 = mono_ms();
+        c->fetch_ms += t1 - t0;
         if (frc == SRL_SOURCE_FATAL) {
             srl_log(SRL_LOG_ERROR, "consumer", "cannot read the topics", "reason=%s",
                     srl_log_q(err));
