@@ -919,7 +919,8 @@ int main(int argc, char **argv)
         srl_snapshot_stats_t ss;
         int64_t t0 = now_ms();
         srl_store_rc_t rc = srl_snapshot_run(p.st, p.sink, p.reg, p.kind_mask, p.instance_id,
-                                             p.batch_size, &stop_requested, &ss, err, sizeof(err));
+                                             p.batch_size, all_empty, &stop_requested, &ss, err,
+                                             sizeof(err));
         if (rc != SRL_STORE_OK) {
             srl_log(SRL_LOG_ERROR, "producer", "snapshot failed", "reason=%s", srl_log_q(err));
             note_error(&p, "snapshot", err);

@@ -325,12 +325,14 @@ cleanup:
 
 srl_store_rc_t srl_snapshot_run(srl_store_t *st, srl_sink_t *sink, srl_registry_t *reg,
                                 unsigned kind_mask, const char *origin, int batch_size,
-                                volatile sig_atomic_t *stop, srl_snapshot_stats_t *stats,
-                                char *errstr, size_t errstr_size)
+                                bool topics_empty, volatile sig_atomic_t *stop,
+                                srl_snapshot_stats_t *stats, char *errstr, size_t errstr_size)
 {
     PGconn *conn = srl_store_conn(st);
     memset(stats, 0, sizeof(*stats));
-    if (!sink->ops->scan_keys) {
+    /* Empty topics hold no key to tombstone, so a transport that cannot
+     * read topics back (http: a push instance) can still seed them. */
+    if (!topics_empty && !sink->ops->scan_keys) {
         snprintf(errstr, errstr_size, "transport %s cannot read topics back for a snapshot",
                  sink->ops->name);
         return SRL_STORE_FATAL;
@@ -342,7 +344,7 @@ srl_store_rc_t srl_snapshot_run(srl_store_t *st, srl_sink_t *sink, srl_registry_
         srl_store_rc_t rc = publish_state(conn, sink, reg, (srl_kind_t)k, origin, batch_size,
                                           stop, &store_keys, &stats->published[k], errstr,
                                           errstr_size);
-        if (rc == SRL_STORE_OK)
+        if (rc == SRL_STORE_OK && !topics_empty)
             rc = tombstone_strays(conn, sink, (srl_kind_t)k, origin, stop, &store_keys,
                                   &stats->tombstoned[k], errstr, errstr_size);
         key_list_free(&store_keys);

@@ -29,10 +29,13 @@ typedef struct srl_snapshot_stats {
 } srl_snapshot_stats_t;
 
 /* Returns the store's class of error (OK on success; FATAL for a sink or
- * codec failure, with errstr). Stops early, with RETRY, when *stop is set. */
+ * codec failure, with errstr). Stops early, with RETRY, when *stop is set.
+ * topics_empty: the caller saw every replicated topic empty, so there is
+ * nothing to tombstone and the read-back is skipped (a sink without
+ * scan_keys, such as http, can only snapshot in that case). */
 srl_store_rc_t srl_snapshot_run(srl_store_t *st, srl_sink_t *sink, srl_registry_t *reg,
                                 unsigned kind_mask, const char *origin, int batch_size,
-                                volatile sig_atomic_t *stop, srl_snapshot_stats_t *stats,
-                                char *errstr, size_t errstr_size);
+                                bool topics_empty, volatile sig_atomic_t *stop,
+                                srl_snapshot_stats_t *stats, char *errstr, size_t errstr_size);
 
 #endif
