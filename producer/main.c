@@ -711,6 +711,14 @@ static int run_loop(producer_t *p)
         retire(p);
         if (stop_deadline && ((p->ring_count == 0 && !p->read_pending) || now >= stop_deadline))
             break;
+        if (p->sink_broken && p->ring_count == 0 && strcmp(p->sink->ops->name, "http") == 0) {
+            /* The bridge refused the batch for good (401/403, a record it
+             * rejects): retrying cannot fix it. The rows stay in the
+             * outbox; stop and let the operator (or systemd) act. */
+            srl_log(SRL_LOG_ERROR, "producer", "stopping: the bridge refused delivery",
+                    "reason=%s", srl_log_q(p->last_error));
+            return EXIT_FATAL;
+        }
         if (p->sink_broken && p->ring_count == 0) {
             srl_log(SRL_LOG_WARN, "producer", "recreating the Kafka producer after a fatal error",
                     NULL);

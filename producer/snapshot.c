@@ -222,7 +222,8 @@ static srl_store_rc_t publish_state(PGconn *conn, srl_sink_t *sink, srl_registry
         PQclear(PQexec(conn, "ROLLBACK"));
     /* Keys came in "C" collation order, which is strcmp's; sort anyway
      * so bsearch never depends on the server's collation. */
-    qsort(store_keys->keys, store_keys->count, sizeof(char *), cmp_str);
+    if (store_keys->count > 1) /* keys is NULL when the kind is empty */
+        qsort(store_keys->keys, store_keys->count, sizeof(char *), cmp_str);
     return rc;
 }
 
@@ -262,7 +263,8 @@ static srl_store_rc_t tombstone_strays(PGconn *conn, srl_sink_t *sink, srl_kind_
         if (topic.tombstone[entries[i].index])
             continue;
         const char *k = entries[i].key;
-        if (bsearch(&k, store_keys->keys, store_keys->count, sizeof(char *), cmp_str))
+        if (store_keys->count > 0 &&
+            bsearch(&k, store_keys->keys, store_keys->count, sizeof(char *), cmp_str))
             continue;
         if (!array_append(&arr, &len, &cap, k)) {
             rc = SRL_STORE_FATAL;

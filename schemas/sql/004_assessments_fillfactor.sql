@@ -11,7 +11,8 @@
 -- Measured on the bench (bench/README.md, bench_consumer steady state).
 --
 -- Only pages written from now on keep the room: a spoke's next rebuild
--- (first sync, --replay) rewrites the whole table; an existing store can
--- also be rewritten off-line with VACUUM FULL vulnerability_assessments.
+-- (first sync, --replay) writes every row anew, with the room; an existing
+-- store can also be rewritten off-line with VACUUM FULL
+-- vulnerability_assessments.
 -- The hub's table gets the same setting; it costs 15% more pages there.
 ALTER TABLE vulnerability_assessments SET (fillfactor = 85);
