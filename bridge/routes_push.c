@@ -60,6 +60,7 @@ void srl__push_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void
     (void)rk;
     (void)opaque;
     push_job_t *j = m->_private;
+    srl_req_t *resume = NULL;
     if (!j)
         return; /* a schema publication (no job) */
     pthread_mutex_lock(&j->lock);
@@ -86,9 +87,19 @@ void srl__push_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void
             req->ready_type = "application/json";
             req->ready_status = req->ready_body ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
         }
-        srl__resume(req);
+        resume = req;
     }
     pthread_mutex_unlock(&j->lock);
+    /* Resume only after the unlock, and touch neither j nor req after it:
+     * once MHD_resume_connection is called, an MHD worker may queue the
+     * response, complete the request and free req and j (on_completed ->
+     * push_job_free) at once. Unlocking j->lock after the resume wrote into
+     * freed memory (heap corruption: crashes in malloc on any thread).
+     * Resuming outside the lock is safe: pending reached 0 under it, so no
+     * other report touches j, and a suspended connection is never closed
+     * or timed out by libmicrohttpd, so req lives until this resume. */
+    if (resume)
+        srl__resume(resume);
 }
 
 bool srl__bridge_publish_schemas(srl_bridge_t *b, char *errstr, size_t errstr_size)
@@ -176,7 +187,8 @@ enum MHD_Result srl__route_push(srl_req_t *req)
 
     /* Produce all; delivery reports (main thread) count down under j->lock,
      * held here until the request is suspended so the last report cannot
-     * resume a request that is not suspended yet. */
+     * resume a request that is not suspended yet (the report resumes after
+     * releasing the lock; see srl__push_delivery_report). */
     pthread_mutex_lock(&j->lock);
     size_t produced = 0;
     rd_kafka_resp_err_t perr = RD_KAFKA_RESP_ERR_NO_ERROR;
