@@ -15,6 +15,7 @@
  * happen under the pool lock, so the resume cannot overtake the suspend.
  */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +299,11 @@ cleanup:
     free(msgs);
     free(recs);
     free(origins);
+    /* A rebuild reached the end of a partition: its prefetched fetch
+     * buffers are freed now, but glibc keeps the pages; give them back so
+     * the bridge's RSS after a rebuild returns to its idle level. */
+    if (eof && n > 0)
+        malloc_trim(0);
 }
 
 /* A new consumer's first fetch waits about a second for its broker

@@ -49,11 +49,18 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
     srl_http_resp_t *r = arg;
     size_t add = sz * n;
-    char *b = realloc(r->body, r->len + add + 1);
-    if (!b)
-        return 0; /* curl fails the transfer: CURLE_WRITE_ERROR */
-    memcpy(b + r->len, p, add);
-    r->body = b;
+    if (r->len + add + 1 > r->cap) {
+        /* grow geometrically: a batch arrives in many 16 KiB chunks */
+        size_t cap = r->cap ? r->cap : 16384;
+        while (cap < r->len + add + 1)
+            cap *= 2;
+        char *b = realloc(r->body, cap);
+        if (!b)
+            return 0; /* curl fails the transfer: CURLE_WRITE_ERROR */
+        r->body = b;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, p, add);
     r->len += add;
     r->body[r->len] = '\0';
     return add;

@@ -36,6 +36,7 @@ typedef struct srl_http_resp {
     long status;           /* 0 when no HTTP answer came */
     char *body;
     size_t len;
+    size_t cap;            /* bytes allocated at body */
     int64_t next_offset;   /* X-Sysrepl-Next-Offset, -1 when absent */
     int64_t high;          /* X-Sysrepl-High-Watermark, -1 when absent */
     char error[512];       /* why, when not OK (the bridge's "error" text if any) */
