@@ -421,16 +421,8 @@ static rd_kafka_t *reader_consumer(srl_bridge_t *b, int id, char *errstr, size_t
                                      {"enable.partition.eof", "true"},
                                      {"auto.offset.reset", "earliest"},
                                      {NULL, NULL}};
-    for (size_t i = 0; defaults[i][0]; i++)
-        rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], eb, sizeof(eb));
-    if (!srl_config_kafka_conf(b->cfg, conf, errstr, errstr_size))
+    if (!srl_kafka_conf_layer(conf, b->cfg, defaults, forced, errstr, errstr_size))
         goto fail;
-    for (size_t i = 0; forced[i][0]; i++)
-        if (rd_kafka_conf_set(conf, forced[i][0], forced[i][1], eb, sizeof(eb)) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "librdkafka property %s: %s", forced[i][0], eb);
-            goto fail;
-        }
     rd_kafka_conf_set_log_cb(conf, on_kafka_log);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, eb, sizeof(eb));
     if (!rk) {

@@ -474,34 +474,6 @@ void srl__resolver_free(srl__resolver_t *res)
 
 static bool run(const plan_t *p, srl__rd_t *r, srl__wr_t *o, int depth);
 
-static bool run_block_count(const srl__avro_node_t *item, srl__rd_t *r, size_t total,
-                            size_t *count)
-{
-    int64_t n = srl__rd_long(r);
-    if (r->failed)
-        return false;
-    if (n < 0) {
-        if (n == INT64_MIN)
-            return srl__rd_fail(r, "block count out of range");
-        n = -n;
-        int64_t bytes = srl__rd_long(r);
-        if (r->failed)
-            return false;
-        if (bytes < 0 || (uint64_t)bytes > srl__rd_left(r))
-            return srl__rd_fail(r, "block size %lld invalid (%zu bytes left)",
-                                (long long)bytes, srl__rd_left(r));
-    }
-    if (item->min_size == 0) {
-        if ((uint64_t)n + total > SRL__AVRO_MAX_EMPTY_ITEMS)
-            return srl__rd_fail(r, "more than %u zero-size items", SRL__AVRO_MAX_EMPTY_ITEMS);
-    } else if ((uint64_t)n > srl__rd_left(r) / item->min_size) {
-        return srl__rd_fail(r, "block of %lld items exceeds the %zu bytes left", (long long)n,
-                            srl__rd_left(r));
-    }
-    *count = (size_t)n;
-    return true;
-}
-
 static bool run_record(const plan_t *p, srl__rd_t *r, srl__wr_t *o, int depth)
 {
     const srl__avro_node_t *w = p->w;
@@ -600,7 +572,7 @@ static bool run(const plan_t *p, srl__rd_t *r, srl__wr_t *o, int depth)
     }
     case OP_ARRAY:
     case OP_MAP:
-        while (run_block_count(p->w->items, r, total, &count) && count > 0) {
+        while (srl__avro_block_count(p->w->items, r, total, &count) && count > 0) {
             total += count;
             srl__wr_long(o, (int64_t)count);
             for (size_t i = 0; i < count; i++) {

@@ -634,10 +634,8 @@ int srl__avro_field_index(const srl__avro_node_t *record, const char *name)
 /* ------------------------------------------------------------------ */
 /* generic binary walking                                               */
 
-/* Reads an array/map block header: item count (0 ends), bounded by the
- * bytes left. A negative count is followed by the block's byte size. */
-static bool block_count(const srl__avro_node_t *item, srl__rd_t *r, size_t total,
-                        size_t *count)
+bool srl__avro_block_count(const srl__avro_node_t *item, srl__rd_t *r, size_t total,
+                           size_t *count)
 {
     int64_t n = srl__rd_long(r);
     if (r->failed)
@@ -720,7 +718,7 @@ bool srl__avro_skip(const srl__avro_node_t *n, srl__rd_t *r, int depth)
         break;
     case SRL__AVRO_ARRAY:
     case SRL__AVRO_MAP:
-        while (block_count(n->items, r, total, &count) && count > 0) {
+        while (srl__avro_block_count(n->items, r, total, &count) && count > 0) {
             total += count;
             for (size_t i = 0; i < count && !r->failed; i++) {
                 if (n->type == SRL__AVRO_MAP)
@@ -819,7 +817,7 @@ json_t *srl__avro_decode_json(const srl__avro_node_t *n, srl__rd_t *r, int depth
     case SRL__AVRO_ARRAY:
     case SRL__AVRO_MAP:
         out = n->type == SRL__AVRO_ARRAY ? json_array() : json_object();
-        while (out && block_count(n->items, r, total, &count) && count > 0) {
+        while (out && srl__avro_block_count(n->items, r, total, &count) && count > 0) {
             total += count;
             for (size_t i = 0; i < count; i++) {
                 char *key = NULL;

@@ -91,6 +91,14 @@ const char *srl__avro_type_name(const srl__avro_node_t *n);
 /* Field index by name, or -1. */
 int srl__avro_field_index(const srl__avro_node_t *record, const char *name);
 
+/* Read an array/map block header: its item count (0 ends the value),
+ * bounded by the bytes left so a hostile count cannot claim gigabytes
+ * (zero-size items by SRL__AVRO_MAX_EMPTY_ITEMS over total so far). A
+ * negative count is followed by the block's byte size. item NULL: 1-byte
+ * items. false with r failed and a reason. */
+bool srl__avro_block_count(const srl__avro_node_t *item, srl__rd_t *r, size_t total,
+                           size_t *count);
+
 /* Skip one value of schema n. */
 bool srl__avro_skip(const srl__avro_node_t *n, srl__rd_t *r, int depth);
 

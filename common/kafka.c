@@ -283,6 +283,29 @@ int64_t srl_kafka_header_version(const rd_kafka_message_t *m)
     return v;
 }
 
+static bool conf_set_table(rd_kafka_conf_t *conf, const char *const table[][2], char *errstr,
+                           size_t errstr_size)
+{
+    char eb[256];
+    for (size_t i = 0; table && table[i][0]; i++)
+        if (rd_kafka_conf_set(conf, table[i][0], table[i][1], eb, sizeof(eb)) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "librdkafka property %s=%s: %s", table[i][0],
+                     table[i][1], eb);
+            return false;
+        }
+    return true;
+}
+
+bool srl_kafka_conf_layer(rd_kafka_conf_t *conf, const srl_config_t *cfg,
+                          const char *const defaults[][2], const char *const forced[][2],
+                          char *errstr, size_t errstr_size)
+{
+    return conf_set_table(conf, defaults, errstr, errstr_size) &&
+           srl_config_kafka_conf(cfg, conf, errstr, errstr_size) &&
+           conf_set_table(conf, forced, errstr, errstr_size);
+}
+
 bool srl_kafka_err_is_retriable(rd_kafka_resp_err_t err)
 {
     switch (err) {

@@ -493,7 +493,8 @@ srl_source_t *srl_source_kafka_open(const srl_config_t *cfg, const char *instanc
         goto fail;
     }
     /* Our defaults first; kafka.* from the config may override them. */
-    static const char *const defaults[][2] = {
+    const char *const defaults[][2] = {
+        {"group.id", group},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"enable.partition.eof", "true"},
@@ -508,18 +509,9 @@ srl_source_t *srl_source_kafka_open(const srl_config_t *cfg, const char *instanc
         {"fetch.max.bytes", "1048576"},
         {"fetch.wait.max.ms", "100"},
         {"socket.keepalive.enable", "true"},
+        {NULL, NULL},
     };
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], eb, sizeof(eb)) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "kafka property %s: %s", defaults[i][0], eb);
-            goto fail;
-        }
-    if (rd_kafka_conf_set(conf, "group.id", group, eb, sizeof(eb)) != RD_KAFKA_CONF_OK) {
-        snprintf(errstr, errstr_size, "kafka property group.id: %s", eb);
-        goto fail;
-    }
-    if (!srl_config_kafka_conf(cfg, conf, errstr, errstr_size))
+    if (!srl_kafka_conf_layer(conf, cfg, defaults, NULL, errstr, errstr_size))
         goto fail;
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     rd_kafka_conf_set_error_cb(conf, kafka_error_cb);

@@ -100,31 +100,14 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
             "Kafka error", "error=%s reason=%s", rd_kafka_err2name(err), srl_log_q(reason));
 }
 
-static bool conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                     size_t errstr_size)
-{
-    char eb[256];
-    if (rd_kafka_conf_set(conf, name, value, eb, sizeof(eb)) != RD_KAFKA_CONF_OK) {
-        snprintf(errstr, errstr_size, "librdkafka property %s=%s: %s", name, value, eb);
-        return false;
-    }
-    return true;
-}
-
 /* A conf with the kafka.* passthrough and our callbacks; NULL on error. */
 static rd_kafka_conf_t *base_conf(kafka_sink_t *ks, const char *const defaults[][2],
                                   const char *const forced[][2], char *errstr,
                                   size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    for (size_t i = 0; defaults && defaults[i][0]; i++)
-        if (!conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
-            goto fail;
-    if (!srl_config_kafka_conf(ks->cfg, conf, errstr, errstr_size))
+    if (!srl_kafka_conf_layer(conf, ks->cfg, defaults, forced, errstr, errstr_size))
         goto fail;
-    for (size_t i = 0; forced && forced[i][0]; i++)
-        if (!conf_set(conf, forced[i][0], forced[i][1], errstr, errstr_size))
-            goto fail;
     rd_kafka_conf_set_log_cb(conf, on_log);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, ks);

@@ -13,6 +13,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "sysrepl/config.h"
 #include "sysrepl/model.h"
 
 /* Record headers. Values are ASCII so any Kafka tool shows them:
@@ -67,6 +68,17 @@ bool srl_kafka_header_str(const rd_kafka_message_t *m, const char *name, char *b
                           size_t buf_size);
 /* The sysrepl.version header of a message, or -1 when missing/malformed. */
 int64_t srl_kafka_header_version(const rd_kafka_message_t *m);
+
+/* Build a librdkafka conf in three layers, the one way every client of
+ * ours does it: our defaults (a user's kafka.* key may override them),
+ * then the kafka.* keys of cfg, then the properties the program cannot
+ * work without (they override the user). Each table is {name, value}
+ * pairs ending with {NULL, NULL}; either may be NULL. false with errstr
+ * naming the property and librdkafka's reason; conf is left to the caller
+ * to destroy. */
+bool srl_kafka_conf_layer(rd_kafka_conf_t *conf, const srl_config_t *cfg,
+                          const char *const defaults[][2], const char *const forced[][2],
+                          char *errstr, size_t errstr_size);
 
 /* The one classification of librdkafka errors: true when waiting and
  * retrying can succeed (broker away, timeouts, leader changes), false when
