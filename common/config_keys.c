@@ -67,6 +67,10 @@ const srl_config_key_t srl_config_keys[] = {
         "Records applied to the store per database transaction."),
     DUR("consumer.poll_timeout_ms", "100", 1, 1 * MINUTE, C, RELOAD,
         "How long one poll waits for records."),
+    INT("consumer.apply_sessions", "2", 1, 8, C, RESTART,
+        "Database sessions that apply one large batch side by side, each taking the assessments of its share of keys (types and policies stay on the first); the offsets are committed after all of them. 1: every batch in one transaction with its offsets."),
+    INT("consumer.apply_split_min", "1000", 1, 100000, C, RELOAD,
+        "A batch is split over the sessions only when each would get at least this many records; smaller batches (the low-latency case) take one transaction."),
 
     STR("bridge.url", "", P | C, RESTART,
         "Base URL of the sysrepl-bridge (transport http), e.g. https://hub.example:8443."),

@@ -5,6 +5,7 @@
 #include "apply.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +18,28 @@ typedef struct item {
     srl_kind_t kind;
     bool deleted;
     bool superseded; /* a higher version of the same key is in the batch */
+    uint8_t lane;    /* the session that applies it (split batches) */
+    uint64_t hash;   /* of (kind, key) */
     int64_t version;
     size_t key_off;  /* NUL-terminated key in a->text */
     size_t row_off, row_len; /* COPY row in a->text */
 } item_t;
+
+/* One database session applying its share of a batch. Lane 0 uses the
+ * caller's connection; the others own theirs. */
+typedef struct lane {
+    srl_apply_t *a;
+    int index;
+    srl_store_t *st;     /* lanes >= 1: own session (NULL until needed) */
+    PGconn *conn;        /* the session this commit runs on */
+    srl_buf_t copy;      /* scratch: the COPY data of one staging table */
+    srl_buf_t sql;       /* scratch: the statements */
+    srl_apply_stats_t stats;
+    srl_store_rc_t rc;
+    char err[512];
+    pthread_t thread;
+    bool running;        /* thread started for this commit */
+} lane_t;
 
 struct srl_apply {
     char *local_origin;
@@ -30,8 +49,10 @@ struct srl_apply {
     /* open-addressing index of (kind, key) -> item + 1; 0 = empty */
     size_t *slots;
     size_t nslots;
-    srl_buf_t copy;      /* scratch: the COPY data of one staging table */
-    srl_buf_t sql;       /* scratch: the statements */
+    char *dsn;           /* for the extra sessions */
+    size_t nlanes;       /* 1: no split */
+    size_t split_min;
+    lane_t lanes[SRL_APPLY_MAX_SESSIONS];
 };
 
 srl_apply_t *srl_apply_new(const char *local_origin)
@@ -41,19 +62,51 @@ srl_apply_t *srl_apply_new(const char *local_origin)
         free(a);
         return NULL;
     }
+    a->nlanes = 1;
+    for (int i = 0; i < SRL_APPLY_MAX_SESSIONS; i++) {
+        a->lanes[i].a = a;
+        a->lanes[i].index = i;
+    }
     return a;
+}
+
+bool srl_apply_set_sessions(srl_apply_t *a, const char *dsn, size_t sessions, size_t split_min)
+{
+    srl_apply_drop_sessions(a);
+    free(a->dsn);
+    a->dsn = NULL;
+    a->nlanes = 1;
+    a->split_min = split_min ? split_min : 1;
+    if (sessions <= 1 || !dsn)
+        return true;
+    if (!(a->dsn = strdup(dsn)))
+        return false;
+    a->nlanes = sessions > SRL_APPLY_MAX_SESSIONS ? SRL_APPLY_MAX_SESSIONS : sessions;
+    return true;
+}
+
+void srl_apply_drop_sessions(srl_apply_t *a)
+{
+    for (int i = 1; i < SRL_APPLY_MAX_SESSIONS; i++) {
+        srl_store_close(a->lanes[i].st);
+        a->lanes[i].st = NULL;
+    }
 }
 
 void srl_apply_free(srl_apply_t *a)
 {
     if (!a)
         return;
+    srl_apply_drop_sessions(a);
+    free(a->dsn);
     free(a->local_origin);
     free(a->items);
     free(a->slots);
     srl_buf_free(&a->text);
-    srl_buf_free(&a->copy);
-    srl_buf_free(&a->sql);
+    for (int i = 0; i < SRL_APPLY_MAX_SESSIONS; i++) {
+        srl_buf_free(&a->lanes[i].copy);
+        srl_buf_free(&a->lanes[i].sql);
+    }
     free(a);
 }
 
@@ -89,7 +142,7 @@ static bool grow_index(srl_apply_t *a)
         item_t *it = &a->items[i];
         if (it->superseded)
             continue;
-        size_t j = key_hash(it->kind, a->text.data + it->key_off) & (n - 1);
+        size_t j = it->hash & (n - 1);
         while (s[j])
             j = (j + 1) & (n - 1);
         s[j] = i + 1;
@@ -118,8 +171,9 @@ static bool add_item(srl_apply_t *a, srl_kind_t kind, bool deleted, int64_t vers
     if (!srl_buf_add(&a->text, key, strlen(key) + 1))
         return false;
     item_t *it = &a->items[a->count];
-    *it = (item_t){kind, deleted, false, version, key_off, row_off, row_len};
-    size_t j = key_hash(kind, key) & (a->nslots - 1);
+    uint64_t h = key_hash(kind, key);
+    *it = (item_t){kind, deleted, false, 0, h, version, key_off, row_off, row_len};
+    size_t j = h & (a->nslots - 1);
     while (a->slots[j]) {
         item_t *old = &a->items[a->slots[j] - 1];
         if (old->kind == kind && strcmp(a->text.data + old->key_off, key) == 0) {
@@ -378,25 +432,24 @@ static srl_store_rc_t exec_simple(PGconn *conn, const char *sql, const char *wha
 /* What each statement of the batch counts towards. */
 typedef enum { COUNT_NONE, COUNT_DELETED, COUNT_UPSERTED } count_t;
 
-srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_update_t *offs,
-                                size_t noffs, bool lag_columns, srl_deadletters_t *dl,
-                                const char *extra_sql, srl_apply_stats_t *stats,
-                                char *errstr, size_t errstr_size)
+/* Items of the commit: all of them, those of one lane, or none. */
+#define ITEMS_ALL (-1)
+#define ITEMS_NONE (-2)
+
+/* One transaction on conn: stage the chosen items, apply them, write dl
+ * and the offsets and extra_sql (each may be NULL/0), commit. Per-kind
+ * counts go to *stats. On failure rolls back. */
+static srl_store_rc_t apply_txn(lane_t *ln, PGconn *conn, int items,
+                                const srl_offset_update_t *offs, size_t noffs, bool lag_columns,
+                                srl_deadletters_t *dl, const char *extra_sql,
+                                srl_apply_stats_t *stats, char *errstr, size_t errstr_size)
 {
+    srl_apply_t *a = ln->a;
     srl_store_rc_t rc;
     bool ups[SRL_KIND_COUNT] = {false}, tombs[SRL_KIND_COUNT] = {false};
     char *local = NULL;
     srl_apply_stats_t st = {0};
 
-    st.records = (int64_t)a->count;
-    /* synchronous_commit off: a batch lost in a server crash takes its
-     * offsets with it, so it is simply read again; no fsync wait per batch.
-     * Hash and merge joins and materialized inner sides off: a batch is
-     * small next to the content and tombstones tables, so every join of
-     * the staged rows should probe the primary key once per staged row.
-     * With a few thousand tombstones the planner otherwise rescans all of a
-     * kind's tombstones for every staged row (measured: 0.6 s of a 5,000
-     * record batch, 4.8 M key comparisons for 1,500 tombstones). */
     rc = exec_simple(conn,
                      "BEGIN; SET LOCAL sysrepl.applying = 'on';"
                      " SET LOCAL synchronous_commit = off; SET LOCAL enable_hashjoin = off;"
@@ -406,14 +459,15 @@ srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_u
         goto fail;
 
     /* Stage the winners, one COPY per table that has any. */
-    for (int k = 0; k <= SRL_KIND_COUNT; k++) {
+    for (int k = 0; items != ITEMS_NONE && k <= SRL_KIND_COUNT; k++) {
         bool tomb_pass = k == SRL_KIND_COUNT;
-        a->copy.len = 0;
+        ln->copy.len = 0;
         for (size_t i = 0; i < a->count; i++) {
             const item_t *it = &a->items[i];
-            if (it->superseded || it->deleted != tomb_pass || (!tomb_pass && (int)it->kind != k))
+            if (it->superseded || it->deleted != tomb_pass || (!tomb_pass && (int)it->kind != k) ||
+                (items >= 0 && it->lane != items))
                 continue;
-            if (!srl_buf_add(&a->copy, a->text.data + it->row_off, it->row_len)) {
+            if (!srl_buf_add(&ln->copy, a->text.data + it->row_off, it->row_len)) {
                 snprintf(errstr, errstr_size, "out of memory");
                 rc = SRL_STORE_FATAL;
                 goto fail;
@@ -423,11 +477,11 @@ srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_u
             else
                 ups[k] = true;
         }
-        if (a->copy.len == 0)
+        if (ln->copy.len == 0)
             continue;
         rc = srl_copy_send(conn, tomb_pass ? srl_apply_tomb_copy_sql
                                            : srl_apply_stage_copy_sql((srl_kind_t)k),
-                           a->copy.data, a->copy.len, errstr, errstr_size);
+                           ln->copy.data, ln->copy.len, errstr, errstr_size);
         if (rc != SRL_STORE_OK)
             goto fail;
     }
@@ -443,12 +497,12 @@ srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_u
     count_t counts[64];
     srl_kind_t count_kind[64];
     size_t nstmt = 0;
-    a->sql.len = 0;
+    ln->sql.len = 0;
     bool ok = true;
     for (int k = 0; k < SRL_KIND_COUNT && ok; k++) {
         if (!ups[k] && !tombs[k])
             continue;
-        ok = srl_apply_kind_sql(&a->sql, (srl_kind_t)k, ups[k], tombs[k], local);
+        ok = srl_apply_kind_sql(&ln->sql, (srl_kind_t)k, ups[k], tombs[k], local);
         if (tombs[k]) {
             counts[nstmt] = COUNT_DELETED, count_kind[nstmt++] = (srl_kind_t)k;
             counts[nstmt] = COUNT_NONE, count_kind[nstmt++] = (srl_kind_t)k;
@@ -458,16 +512,16 @@ srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_u
             counts[nstmt] = COUNT_NONE, count_kind[nstmt++] = (srl_kind_t)k;
         }
     }
-    ok = ok && offsets_sql(&a->sql, conn, offs, noffs, lag_columns);
+    ok = ok && offsets_sql(&ln->sql, conn, offs, noffs, lag_columns);
     if (ok && extra_sql)
-        ok = srl_buf_add(&a->sql, extra_sql, strlen(extra_sql));
-    ok = ok && addf(&a->sql, "COMMIT;");
+        ok = srl_buf_add(&ln->sql, extra_sql, strlen(extra_sql));
+    ok = ok && addf(&ln->sql, "COMMIT;");
     if (!ok) {
         snprintf(errstr, errstr_size, "out of memory building the apply statements");
         rc = SRL_STORE_FATAL;
         goto fail;
     }
-    if (!PQsendQuery(conn, a->sql.data)) {
+    if (!PQsendQuery(conn, ln->sql.data)) {
         rc = srl_store_classify(conn, NULL, "sending the apply statements", errstr, errstr_size);
         goto fail;
     }
@@ -504,12 +558,7 @@ srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_u
     }
     if (rc != SRL_STORE_OK)
         goto fail;
-    int64_t effective = 0;
-    for (int k = 0; k < SRL_KIND_COUNT; k++)
-        effective += st.upserted[k] + st.deleted[k];
-    st.stale = st.records > effective ? st.records - effective : 0;
-    if (stats)
-        *stats = st;
+    *stats = st;
     PQfreemem(local);
     return SRL_STORE_OK;
 fail:
@@ -520,4 +569,152 @@ fail:
         PQclear(r);
     }
     return rc;
+}
+
+static void *lane_main(void *arg)
+{
+    lane_t *ln = arg;
+    ln->rc = apply_txn(ln, ln->conn, ln->index, NULL, 0, false, NULL, NULL, &ln->stats, ln->err,
+                       sizeof(ln->err));
+    return NULL;
+}
+
+/* Connect lane i's session if it has none. */
+static srl_store_rc_t lane_connect(lane_t *ln, char *errstr, size_t errstr_size)
+{
+    if (ln->st && PQstatus(srl_store_conn(ln->st)) == CONNECTION_OK)
+        return SRL_STORE_OK;
+    srl_store_close(ln->st);
+    ln->st = NULL;
+    char err[400];
+    srl_store_rc_t rc;
+    srl_store_t *st = srl_store_connect(ln->a->dsn, &rc, err, sizeof(err));
+    if (st) {
+        rc = srl_apply_prepare(srl_store_conn(st), err, sizeof(err));
+        if (rc != SRL_STORE_OK) {
+            srl_store_close(st);
+            st = NULL;
+        }
+    }
+    if (!st) {
+        snprintf(errstr, errstr_size, "apply session %d: %s", ln->index + 1, err);
+        return rc;
+    }
+    ln->st = st;
+    return SRL_STORE_OK;
+}
+
+/* Worse results win when lanes disagree: a refused row (the caller
+ * bisects) over a lost session over a retriable error. */
+static int rc_rank(srl_store_rc_t rc)
+{
+    switch (rc) {
+    case SRL_STORE_OK:
+        return 0;
+    case SRL_STORE_RETRY:
+        return 1;
+    case SRL_STORE_UNREACHABLE:
+        return 2;
+    case SRL_STORE_INVALID:
+        return 3;
+    default:
+        return 4;
+    }
+}
+
+srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_update_t *offs,
+                                size_t noffs, bool lag_columns, srl_deadletters_t *dl,
+                                const char *extra_sql, srl_apply_stats_t *stats,
+                                char *errstr, size_t errstr_size)
+{
+    srl_apply_stats_t st = {0};
+    srl_store_rc_t rc = SRL_STORE_OK;
+
+    /* Split only the bulk kind, assessments, by key hash: every version of
+     * a key lands on the same session, and types and policies (few, and
+     * unique case-insensitively) stay on the first. */
+    size_t per_lane[SRL_APPLY_MAX_SESSIONS] = {0};
+    size_t nlanes = a->nlanes;
+    if (nlanes > 1) {
+        for (size_t i = 0; i < a->count; i++) {
+            item_t *it = &a->items[i];
+            it->lane = it->kind == SRL_KIND_ASSESSMENT ? (uint8_t)((it->hash >> 32) % nlanes) : 0;
+            if (!it->superseded)
+                per_lane[it->lane]++;
+        }
+        for (size_t l = 0; l < nlanes; l++)
+            if (per_lane[l] < a->split_min)
+                nlanes = 1;
+    }
+    if (nlanes <= 1) {
+        rc = apply_txn(&a->lanes[0], conn, ITEMS_ALL, offs, noffs, lag_columns, dl, extra_sql, &st,
+                       errstr, errstr_size);
+    } else {
+        /* Each session commits its share; the offsets follow in their own
+         * transaction once all have. A failure in between leaves the
+         * offsets behind the applied rows: the batch is read and applied
+         * again, which the version rule makes a no-op for what was done. */
+        for (size_t l = 1; l < nlanes && rc == SRL_STORE_OK; l++) {
+            rc = lane_connect(&a->lanes[l], errstr, errstr_size);
+            if (rc == SRL_STORE_OK)
+                a->lanes[l].conn = srl_store_conn(a->lanes[l].st);
+        }
+        if (rc != SRL_STORE_OK)
+            return rc;
+        for (size_t l = 1; l < nlanes; l++) {
+            lane_t *ln = &a->lanes[l];
+            ln->rc = SRL_STORE_OK;
+            ln->err[0] = '\0';
+            memset(&ln->stats, 0, sizeof(ln->stats));
+            /* no thread: this share is applied here, after the first */
+            ln->running = pthread_create(&ln->thread, NULL, lane_main, ln) == 0;
+        }
+        lane_t *l0 = &a->lanes[0];
+        l0->rc = apply_txn(l0, conn, 0, NULL, 0, false, NULL, NULL, &l0->stats, l0->err,
+                           sizeof(l0->err));
+        for (size_t l = 1; l < nlanes; l++) {
+            lane_t *ln = &a->lanes[l];
+            if (ln->running)
+                pthread_join(ln->thread, NULL);
+            else
+                lane_main(ln);
+            ln->running = false;
+        }
+        int worst = 0;
+        for (size_t l = 0; l < nlanes; l++) {
+            lane_t *ln = &a->lanes[l];
+            for (int k = 0; k < SRL_KIND_COUNT; k++) {
+                st.upserted[k] += ln->stats.upserted[k];
+                st.deleted[k] += ln->stats.deleted[k];
+            }
+            if (rc_rank(ln->rc) > worst) {
+                worst = rc_rank(ln->rc);
+                rc = ln->rc;
+                if (l == 0)
+                    snprintf(errstr, errstr_size, "%s", ln->err);
+                else
+                    snprintf(errstr, errstr_size, "apply session %zu: %s", l + 1, ln->err);
+            }
+            if (l > 0 && PQstatus(ln->conn) != CONNECTION_OK) {
+                srl_store_close(ln->st);
+                ln->st = NULL;
+            }
+        }
+        if (rc == SRL_STORE_OK) {
+            srl_apply_stats_t fin = {0};
+            rc = apply_txn(l0, conn, ITEMS_NONE, offs, noffs, lag_columns, dl, extra_sql, &fin,
+                           errstr, errstr_size);
+        }
+    }
+    if (rc != SRL_STORE_OK)
+        return rc;
+    st.records = (int64_t)a->count;
+    st.sessions = (int)nlanes;
+    int64_t effective = 0;
+    for (int k = 0; k < SRL_KIND_COUNT; k++)
+        effective += st.upserted[k] + st.deleted[k];
+    st.stale = st.records > effective ? st.records - effective : 0;
+    if (stats)
+        *stats = st;
+    return SRL_STORE_OK;
 }

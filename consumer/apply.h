@@ -13,7 +13,15 @@
  * winners are streamed with COPY into temporary staging tables, then a few
  * set-based statements per kind (deletes first, then upserts, types before
  * assessments) apply them against the content and tombstones tables, the
- * offsets are upserted, and the transaction commits. Every statement runs
+ * offsets are upserted, and the transaction commits.
+ *
+ * Side by side (srl_apply_set_sessions): a large batch's assessments are
+ * split by key hash over several sessions, each applying its share in its
+ * own transaction (one thread each), and the offsets, dead letters and
+ * log lines follow in one more transaction once every share committed. A
+ * failure in between leaves the offsets behind rows already applied: the
+ * batch is read again, and the version rule makes what was applied a
+ * no-op, so the effect is still exactly once. Every statement runs
  * with `SET LOCAL sysrepl.applying = 'on'`, so the capture triggers keep
  * the record's origin/version/changed_at and write no outbox row.
  */
@@ -50,6 +58,7 @@ typedef struct srl_apply_stats {
     int64_t upserted[SRL_KIND_COUNT];  /* rows inserted or replaced */
     int64_t deleted[SRL_KIND_COUNT];   /* rows removed by tombstones */
     int64_t stale;                  /* records that changed nothing */
+    int sessions;                   /* sessions the batch was applied on */
 } srl_apply_stats_t;
 
 typedef struct srl_apply srl_apply_t;
@@ -57,6 +66,17 @@ typedef struct srl_apply srl_apply_t;
 /* local_origin: this spoke's instance id (its local edits lose). */
 srl_apply_t *srl_apply_new(const char *local_origin);
 void srl_apply_free(srl_apply_t *a); /* NULL accepted */
+
+#define SRL_APPLY_MAX_SESSIONS 8
+
+/* Apply large batches on `sessions` database sessions (the caller's and
+ * sessions - 1 more, opened on dsn when first needed), when each share
+ * would hold at least split_min records; 1: always one transaction.
+ * False on out of memory. */
+bool srl_apply_set_sessions(srl_apply_t *a, const char *dsn, size_t sessions, size_t split_min);
+/* Close the extra sessions (they reopen when needed): after the store was
+ * away. */
+void srl_apply_drop_sessions(srl_apply_t *a);
 
 /* Forget the items added so far. */
 void srl_apply_reset(srl_apply_t *a);

@@ -195,6 +195,7 @@ typedef struct consumer {
     srl_buf_t extra;
     /* stats since start and since the last stats line */
     int64_t total_records, total_upserted, total_deleted, total_stale, total_dead;
+    int64_t total_split; /* batches applied on more than one session */
     int64_t window_records, window_start_ms, last_stats_ms, last_heartbeat_ms;
     int64_t lag_records;
     double lag_seconds;
@@ -226,6 +227,8 @@ static bool store_connect(consumer_t *c)
     bool warned = false;
     srl_store_close(c->st);
     c->st = NULL;
+    if (c->apply)
+        srl_apply_drop_sessions(c->apply);
     while (!stop_flag) {
         srl_store_rc_t rc;
         c->st = srl_store_connect(c->dsn, &rc, err, sizeof(err));
@@ -558,6 +561,7 @@ static srl_store_rc_t commit_staged(consumer_t *c, const srl_offset_update_t *of
             c->total_deleted += s.deleted[k];
         }
         c->total_stale += s.stale;
+        c->total_split += s.sessions > 1;
         c->total_dead += (int64_t)c->dl.count;
     }
     srl_apply_reset(c->apply);
@@ -619,10 +623,11 @@ static void stats_line(consumer_t *c, bool force)
     srl_log(SRL_LOG_INFO, "consumer", "stats",
             "records=%" PRId64 " upserted=%" PRId64 " deleted=%" PRId64 " stale=%" PRId64
             " dead_letters=%" PRId64 " rate=%.0f lag_records=%" PRId64 " lag_seconds=%.3f"
-            " fetch_ms=%" PRId64 " decode_ms=%" PRId64 " store_ms=%" PRId64,
+            " fetch_ms=%" PRId64 " decode_ms=%" PRId64 " store_ms=%" PRId64
+            " split_batches=%" PRId64,
             c->total_records, c->total_upserted, c->total_deleted, c->total_stale, c->total_dead,
             secs > 0 ? c->window_records / secs : 0.0, c->lag_records, c->lag_seconds,
-            c->fetch_ms, c->decode_ms, c->store_ms);
+            c->fetch_ms, c->decode_ms, c->store_ms, c->total_split);
     c->last_stats_ms = now;
     c->window_start_ms = now;
     c->window_records = 0;
@@ -839,7 +844,10 @@ int main(int argc, char **argv)
     }
     c.loader = srl_schemas_loader_new(c.src, schemas_topic);
     c.apply = srl_apply_new(c.instance_id);
-    if (!c.loader || !c.apply) {
+    if (!c.loader || !c.apply ||
+        !srl_apply_set_sessions(c.apply, c.dsn,
+                                (size_t)srl_config_get_int(cfg, "consumer.apply_sessions"),
+                                (size_t)srl_config_get_int(cfg, "consumer.apply_split_min"))) {
         fprintf(stderr, "sysrepl-consumer: out of memory\n");
         goto cleanup;
     }
