@@ -323,6 +323,91 @@ static bool addf(srl_buf_t *sql, const char *fmt, ...)
     return true;
 }
 
+/* "a = s.a, ..." and "s.a, ..." for every column of cols. */
+static bool col_list(srl_buf_t *sql, const char *cols, bool assign)
+{
+    bool ok = true, first = true;
+    const char *p = cols;
+    while (ok && *p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *start = p;
+        while (*p && *p != ',')
+            p++;
+        int n = (int)(p - start);
+        if (n == 0)
+            break;
+        ok = assign ? addf(sql, "%s%.*s = s.%.*s", first ? "" : ", ", n, start, n, start)
+                    : addf(sql, "%ss.%.*s", first ? "" : ", ", n, start);
+        first = false;
+    }
+    return ok;
+}
+
+bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tombstones,
+                               const char *local)
+{
+    const char *table = srl_rows_table(kind);
+    const char *kc = srl_rows_key_column(kind);
+    const char *cols = srl_rows_columns(kind);
+    const char *stage = stage_table[kind];
+    bool ok = true;
+
+    if (tombstones) {
+        /* One statement: delete what each tombstone beats, and keep the
+         * tombstone unless a row at least as new (not a local edit)
+         * stays; both decided on the same snapshot. Its one row is the
+         * number of rows deleted. */
+        ok = ok && addf(sql,
+                        "WITH s AS MATERIALIZED (SELECT key, version, origin, changed_at"
+                        " FROM srl_stage_tombstones WHERE kind = %d),"
+                        " d AS (DELETE FROM %s c USING s WHERE c.%s = s.key"
+                        " AND (c.version < s.version OR c.origin = %s) RETURNING 1),"
+                        " i AS (INSERT INTO tombstones (kind, key, version, origin, changed_at)"
+                        " SELECT %d, s.key, s.version, s.origin, s.changed_at FROM s"
+                        " WHERE NOT EXISTS (SELECT 1 FROM %s c WHERE c.%s = s.key"
+                        " AND c.version >= s.version AND c.origin <> %s)"
+                        " ON CONFLICT (kind, key) DO UPDATE SET version = EXCLUDED.version,"
+                        " origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,"
+                        " deleted_at = now() WHERE tombstones.version < EXCLUDED.version)"
+                        " SELECT count(*) FROM d;",
+                        (int)kind, table, kc, local, (int)kind, table, kc, local);
+    }
+    if (upserts) {
+        /* One probe of the tombstones per staged row (tk: the few keys
+         * that have one; LATERAL .. LIMIT 1 keeps the staged rows the
+         * driving side whatever the tombstones' statistics say), the
+         * beaten tombstones deleted by their row id (only this consumer
+         * writes them), then MERGE: no speculative insertion. Type names
+         * are unique case-insensitively, so types match on lower(name)
+         * and keep one record per case-folded name. */
+        bool types = kind == SRL_KIND_ASSESSMENT_TYPE;
+        ok = ok && addf(sql,
+                        "WITH tk AS MATERIALIZED (SELECT s.%s AS key, s.version AS sv,"
+                        " t.version AS tv, t.ctid AS tid FROM %s s CROSS JOIN LATERAL"
+                        " (SELECT t.version, t.ctid FROM tombstones t WHERE t.kind = %d"
+                        " AND t.key = s.%s LIMIT 1) t),"
+                        " d AS (DELETE FROM tombstones t"
+                        " WHERE t.ctid = ANY (ARRAY(SELECT tid FROM tk WHERE tv < sv)))"
+                        " MERGE INTO %s c USING (SELECT %s s.* FROM %s s"
+                        " WHERE (s.%s, s.version) NOT IN (SELECT key, sv FROM tk WHERE tv >= sv)"
+                        "%s) s ON %s",
+                        kc, stage, (int)kind, kc, table,
+                        types ? "DISTINCT ON (lower(s.name))" : "", stage, kc,
+                        types ? " ORDER BY lower(s.name), s.version DESC" : "",
+                        types ? "lower(c.name) = lower(s.name)"
+                              : kind == SRL_KIND_ASSESSMENT ? "c.key = s.key" : "c.name = s.name");
+        ok = ok && addf(sql, " WHEN MATCHED AND (c.version < s.version OR c.origin = %s)"
+                             " THEN UPDATE SET ",
+                        local);
+        ok = ok && col_list(sql, cols, true);
+        ok = ok && addf(sql, " WHEN NOT MATCHED THEN INSERT (%s) VALUES (", cols);
+        ok = ok && col_list(sql, cols, false);
+        ok = ok && addf(sql, ");");
+    }
+    return ok;
+}
+
 bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tombstones,
                         const char *local)
 {
@@ -502,15 +587,11 @@ static srl_store_rc_t apply_txn(lane_t *ln, PGconn *conn, int items,
     for (int k = 0; k < SRL_KIND_COUNT && ok; k++) {
         if (!ups[k] && !tombs[k])
             continue;
-        ok = srl_apply_kind_sql(&ln->sql, (srl_kind_t)k, ups[k], tombs[k], local);
-        if (tombs[k]) {
+        ok = srl_apply_kind_sql_unique(&ln->sql, (srl_kind_t)k, ups[k], tombs[k], local);
+        if (tombs[k])
             counts[nstmt] = COUNT_DELETED, count_kind[nstmt++] = (srl_kind_t)k;
-            counts[nstmt] = COUNT_NONE, count_kind[nstmt++] = (srl_kind_t)k;
-        }
-        if (ups[k]) {
+        if (ups[k])
             counts[nstmt] = COUNT_UPSERTED, count_kind[nstmt++] = (srl_kind_t)k;
-            counts[nstmt] = COUNT_NONE, count_kind[nstmt++] = (srl_kind_t)k;
-        }
     }
     ok = ok && offsets_sql(&ln->sql, conn, offs, noffs, lag_columns);
     if (ok && extra_sql)
@@ -529,9 +610,21 @@ static srl_store_rc_t apply_txn(lane_t *ln, PGconn *conn, int items,
     size_t n = 0;
     bool committed = false;
     while ((res = PQgetResult(conn)) != NULL) {
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            if (rc == SRL_STORE_OK)
+        ExecStatusType es = PQresultStatus(res);
+        if (es == PGRES_TUPLES_OK && PQntuples(res) == 1 && n < nstmt) {
+            /* the tombstone statement: the number of rows it deleted */
+            if (counts[n] == COUNT_DELETED)
+                st.deleted[count_kind[n]] += strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        } else if (es != PGRES_COMMAND_OK) {
+            if (rc == SRL_STORE_OK) {
                 rc = srl_store_classify(conn, res, "applying the batch", errstr, errstr_size);
+                /* A unique violation here is a local write of the same
+                 * key racing the MERGE (staged keys are distinct): the
+                 * batch is retried, and then finds the row. */
+                const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                if (rc == SRL_STORE_INVALID && state && strcmp(state, "23505") == 0)
+                    rc = SRL_STORE_RETRY;
+            }
         } else {
             const char *status = PQcmdStatus(res);
             if (strcmp(status, "COMMIT") == 0)
@@ -540,13 +633,8 @@ static srl_store_rc_t apply_txn(lane_t *ln, PGconn *conn, int items,
                 snprintf(errstr, errstr_size, "applying the batch: transaction rolled back");
                 rc = SRL_STORE_RETRY;
             }
-            if (n < nstmt) {
-                int64_t t = strtoll(PQcmdTuples(res), NULL, 10);
-                if (counts[n] == COUNT_DELETED)
-                    st.deleted[count_kind[n]] += t;
-                else if (counts[n] == COUNT_UPSERTED)
-                    st.upserted[count_kind[n]] += t;
-            }
+            if (n < nstmt && counts[n] == COUNT_UPSERTED)
+                st.upserted[count_kind[n]] += strtoll(PQcmdTuples(res), NULL, 10);
         }
         n++;
         PQclear(res);

@@ -122,5 +122,12 @@ bool srl_apply_tomb_row(srl_buf_t *b, srl_kind_t kind, const char *key, int64_t 
  * instance id as an SQL literal (PQescapeLiteral). */
 bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tombstones,
                         const char *local_origin_literal);
+/* The same rule in fewer statements and index probes, for staging tables
+ * that hold at most one record per (kind, key) and no key in both (what
+ * srl_apply_commit stages): the tombstone statement (a WITH .. SELECT
+ * whose one row is the number of rows deleted), then a MERGE of the
+ * upserts (command tag: rows inserted or replaced). */
+bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tombstones,
+                               const char *local_origin_literal);
 
 #endif

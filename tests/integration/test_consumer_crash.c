@@ -187,6 +187,9 @@ static void consumer_split_apply_survives_kills_and_lost_sessions(void **state)
     }
     print_message("killed the consumer %d times, cut its sessions %d times\n", kills, cuts);
     assert_true(kills > 0);
+    /* more changes, so the last run too has full batches to split */
+    fx_random_changes(&fx, &model, nkeys, 20000, &seed);
+    fx_flush(&fx);
     fx_consumer_sync(&fx, spoke, "split-spoke", split);
     fx_model_check(&model, spoke, 7);
     assert_int_equal(fx_query_int(spoke, "SELECT count(*) FROM dead_letters"), 1);
