@@ -356,22 +356,24 @@ bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bo
     if (tombstones) {
         /* One statement: delete what each tombstone beats, and keep the
          * tombstone unless a row at least as new (not a local edit)
-         * stays; both decided on the same snapshot. Its one row is the
-         * number of rows deleted. */
+         * stays; both decided on the same snapshot, where a deleted row
+         * needs no second look. Its one row is the number of rows
+         * deleted. */
         ok = ok && addf(sql,
                         "WITH s AS MATERIALIZED (SELECT key, version, origin, changed_at"
                         " FROM srl_stage_tombstones WHERE kind = %d),"
                         " d AS (DELETE FROM %s c USING s WHERE c.%s = s.key"
-                        " AND (c.version < s.version OR c.origin = %s) RETURNING 1),"
+                        " AND (c.version < s.version OR c.origin = %s) RETURNING c.%s AS key),"
                         " i AS (INSERT INTO tombstones (kind, key, version, origin, changed_at)"
                         " SELECT %d, s.key, s.version, s.origin, s.changed_at FROM s"
-                        " WHERE NOT EXISTS (SELECT 1 FROM %s c WHERE c.%s = s.key"
+                        " WHERE s.key IN (SELECT key FROM d)"
+                        " OR NOT EXISTS (SELECT 1 FROM %s c WHERE c.%s = s.key"
                         " AND c.version >= s.version AND c.origin <> %s)"
                         " ON CONFLICT (kind, key) DO UPDATE SET version = EXCLUDED.version,"
                         " origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,"
                         " deleted_at = now() WHERE tombstones.version < EXCLUDED.version)"
                         " SELECT count(*) FROM d;",
-                        (int)kind, table, kc, local, (int)kind, table, kc, local);
+                        (int)kind, table, kc, local, kc, (int)kind, table, kc, local);
     }
     if (upserts) {
         /* One probe of the tombstones per staged row (tk: the few keys
