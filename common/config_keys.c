@@ -63,8 +63,8 @@ const srl_config_key_t srl_config_keys[] = {
     DUR("producer.linger_ms", "1", 0, 900 * SECOND, P, RESTART,
         "librdkafka linger.ms: how long to wait to fill a Kafka batch."),
 
-    INT("consumer.batch_size", "5000", 1, 100000, C, RELOAD,
-        "Records applied to the store per database transaction."),
+    INT("consumer.batch_size", "20000", 1, 100000, C, RELOAD,
+        "Records read and applied per batch (one transaction, or one per session when split). A rebuild reads at most 5000 at a time."),
     DUR("consumer.poll_timeout_ms", "100", 1, 1 * MINUTE, C, RELOAD,
         "How long one poll waits for records."),
     INT("consumer.apply_sessions", "2", 1, 8, C, RESTART,

@@ -56,6 +56,7 @@
 #define EXIT_FAIL 4  /* fatal: the topics cannot be read, a rebuild failed, ... */
 
 #define META_TIMEOUT_MS 10000
+#define REBUILD_BATCH_MAX 5000 /* records per read during a rebuild */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define HEARTBEAT_MS 5000 /* how often an idle, caught-up spoke stamps caught_up_at */
@@ -433,10 +434,14 @@ static int sync_start(consumer_t *c)
     if (ntodo > 0) {
         srl_rebuild_stats_t rs;
         int64_t t0 = mono_ms();
-        srl_rebuild_rc_t rc = srl_rebuild(
-            c->src, srl_store_conn(c->st), c->reg, c->loader, todo, ntodo, c->local_origin,
-            c->lag_columns, (size_t)srl_config_get_int(c->cfg, "consumer.batch_size"), &stop_flag,
-            &rs, err, sizeof(err));
+        /* A rebuild streams its rows through COPY: bigger reads buy it
+         * nothing, and its memory stays bounded by REBUILD_BATCH_MAX. */
+        size_t rebuild_batch = (size_t)srl_config_get_int(c->cfg, "consumer.batch_size");
+        if (rebuild_batch > REBUILD_BATCH_MAX)
+            rebuild_batch = REBUILD_BATCH_MAX;
+        srl_rebuild_rc_t rc = srl_rebuild(c->src, srl_store_conn(c->st), c->reg, c->loader, todo,
+                                          ntodo, c->local_origin, c->lag_columns, rebuild_batch,
+                                          &stop_flag, &rs, err, sizeof(err));
         switch (rc) {
         case SRL_REBUILD_OK:
             break;
