@@ -25,6 +25,7 @@
 struct srl_bridge_keys {
     srl_bridge_key_t *items;
     size_t count;
+    struct srl_bridge_keys *retired_next; /* srl_bridge_keys_retire */
 };
 
 void srl_bridge_sha256_hex(const void *buf, size_t len, char hex[65])
@@ -199,6 +200,23 @@ void srl_bridge_keys_free(srl_bridge_keys_t *keys)
         return;
     free(keys->items);
     free(keys);
+}
+
+void srl_bridge_keys_retire(srl_bridge_keys_t **list, srl_bridge_keys_t *keys)
+{
+    if (!keys)
+        return;
+    keys->retired_next = *list;
+    *list = keys;
+}
+
+void srl_bridge_keys_free_list(srl_bridge_keys_t *list)
+{
+    while (list) {
+        srl_bridge_keys_t *next = list->retired_next;
+        srl_bridge_keys_free(list);
+        list = next;
+    }
 }
 
 size_t srl_bridge_keys_count(const srl_bridge_keys_t *keys)

@@ -72,6 +72,10 @@ typedef enum {
 /* Load the keys file. NULL with errstr naming the file and line. */
 srl_bridge_keys_t *srl_bridge_keys_load(const char *path, char *errstr, size_t errstr_size);
 void srl_bridge_keys_free(srl_bridge_keys_t *keys); /* NULL accepted */
+/* Chain keys onto *list (retired tables, freed together by
+ * srl_bridge_keys_free_list). */
+void srl_bridge_keys_retire(srl_bridge_keys_t **list, srl_bridge_keys_t *keys);
+void srl_bridge_keys_free_list(srl_bridge_keys_t *list);
 size_t srl_bridge_keys_count(const srl_bridge_keys_t *keys);
 
 /* Authorise a request: x_apikey / authorization are the X-ApiKey and
@@ -96,7 +100,12 @@ typedef struct srl_bridge {
     char topics[SRL_KIND_COUNT + 1][SRL_BRIDGE_TOPIC_MAX + 1]; /* + SRL_BRIDGE_SCHEMAS */
     char schemas_topic[SRL_BRIDGE_TOPIC_MAX + 1];
 
-    srl_bridge_keys_t *keys;
+    /* The keys in use, replaced whole on SIGHUP (bridge.keys_file read
+     * again). Requests keep pointing into the table they were checked
+     * against, so replaced tables are kept (retired) until exit. */
+    _Atomic(srl_bridge_keys_t *) keys;
+    srl_bridge_keys_t *retired_keys;
+    volatile sig_atomic_t reload;          /* SIGHUP: read the keys file again */
     rd_kafka_t *rk;                        /* the producer (push, admin, metadata) */
     srl_registry_t *reg;                   /* guarded by reg_lock */
     pthread_mutex_t reg_lock;

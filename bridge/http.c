@@ -352,7 +352,8 @@ static enum MHD_Result on_headers(srl_req_t *req, const char *url, const char *m
                        : -1;
         char why[256];
         srl_auth_result_t a =
-            srl_bridge_authorize(b->keys, xkey, authz, perm, kind, &req->key, why, sizeof(why));
+            srl_bridge_authorize(atomic_load(&b->keys), xkey, authz, perm, kind, &req->key, why,
+                                 sizeof(why));
         if (a == SRL_AUTH_UNAUTHENTICATED)
             return srl__respond_error(req, MHD_HTTP_UNAUTHORIZED, NULL, "%s", why);
         if (a == SRL_AUTH_FORBIDDEN) {

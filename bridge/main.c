@@ -29,9 +29,31 @@ static srl_bridge_t *the_bridge;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    if (the_bridge)
+    if (!the_bridge)
+        return;
+    if (sig == SIGHUP)
+        the_bridge->reload = 1;
+    else
         the_bridge->stop = 1;
+}
+
+/* SIGHUP: read bridge.keys_file again. A file with an error changes
+ * nothing (the reason is logged); requests already checked keep their
+ * key, so the replaced table is retired, not freed. */
+static void reload_keys(srl_bridge_t *b)
+{
+    char err[512];
+    const char *path = srl_config_get_str(b->cfg, "bridge.keys_file");
+    srl_bridge_keys_t *keys = srl_bridge_keys_load(path, err, sizeof(err));
+    if (!keys) {
+        srl_log(SRL_LOG_ERROR, "bridge", "keys file not reloaded; the keys in use stay",
+                "reason=%s", srl_log_q(err));
+        return;
+    }
+    srl_bridge_keys_t *old = atomic_exchange(&b->keys, keys);
+    srl_bridge_keys_retire(&b->retired_keys, old);
+    srl_log(SRL_LOG_INFO, "bridge", "keys reloaded", "file=%s keys=%zu", srl_log_q(path),
+            srl_bridge_keys_count(keys));
 }
 
 int srl__bridge_topic_kind(const srl_bridge_t *b, const char *topic)
@@ -275,9 +297,9 @@ int main(int argc, char **argv)
         srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
         goto cleanup;
     }
-    b->keys = srl_bridge_keys_load(srl_config_get_str(b->cfg, "bridge.keys_file"), err,
-                                   sizeof(err));
-    if (!b->keys) {
+    atomic_store(&b->keys, srl_bridge_keys_load(srl_config_get_str(b->cfg, "bridge.keys_file"),
+                                                err, sizeof(err)));
+    if (!atomic_load(&b->keys)) {
         srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
         goto cleanup;
     }
@@ -299,6 +321,7 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     /* The server starts before the broker is known to be there: TLS and
@@ -331,13 +354,17 @@ int main(int argc, char **argv)
     srl_log(SRL_LOG_INFO, "bridge", "started",
             "instance=%s prefix=%s keys=%zu max_connections=%u long_poll_max_ms=%" PRId64,
             srl_log_q(srl_config_get_str(b->cfg, "instance.id")), srl_log_q(b->prefix),
-            srl_bridge_keys_count(b->keys), b->max_connections, b->long_poll_max_ms);
+            srl_bridge_keys_count(atomic_load(&b->keys)), b->max_connections, b->long_poll_max_ms);
 
     int64_t stats_every = srl_config_get_int(b->cfg, "stats.interval_ms");
     int64_t next_stats = srl__now_ms() + stats_every;
     int64_t next_publish = 0;
     while (!b->stop && !atomic_load(&b->fatal)) {
         rd_kafka_poll(b->rk, 100);
+        if (b->reload) {
+            b->reload = 0;
+            reload_keys(b);
+        }
         /* Pushes wait for our writer schemas to be on <prefix>.schemas. */
         if (!b->schemas_published && srl__now_ms() >= next_publish) {
             if (srl__bridge_publish_schemas(b, err, sizeof(err)))
@@ -377,7 +404,8 @@ cleanup:
     if (b->rk)
         rd_kafka_destroy(b->rk);
     srl_registry_free(b->reg);
-    srl_bridge_keys_free(b->keys);
+    srl_bridge_keys_free(atomic_load(&b->keys));
+    srl_bridge_keys_free_list(b->retired_keys);
     srl_config_free(b->cfg);
     pthread_mutex_destroy(&b->reg_lock);
     return rc;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """sysrepl-bridge over HTTP, on the real broker: every error path answers
 with its exact status and a JSON body naming the problem; keys are checked;
-pushes are all-or-nothing; pulls serve what is on the topic (binary framing
+keys are read again on SIGHUP; pushes are all-or-nothing; pulls serve what is on the topic (binary framing
 and JSON); hostile clients (truncated, oversized, slow, 1,000 concurrent
 long polls) never stop the bridge serving others."""
 import json
@@ -113,6 +113,55 @@ def key_never_logged():
     for name, (key, _, _) in KEYS.items():
         assert key not in B.logtext(), "key of %s appears in the log" % name
     assert "key=spoke" in B.logtext()  # the forbidden push is logged by name
+
+
+def keys_file_reloads_on_sighup():
+    """SIGHUP reads bridge.keys_file again: a new key works without a
+    restart, a removed one is refused, and a broken file changes nothing."""
+    import signal
+    path = os.path.join(TMP, "keys")
+    with open(path) as f:
+        original = f.read()
+    new_key = "rotated-secret-key-" + uuid.uuid4().hex[:8]
+    line = subprocess.run([B.args[0], "--hash-key", new_key, "--name", "spoke-rotated", "--perms", "pull"],
+                          check=True, capture_output=True, text=True).stdout
+
+    def status_with(key):
+        return B.request("GET", API + "/state", key=key)[0]
+
+    def reload_and_wait(fragment, count):
+        B.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while time.time() < deadline and B.logtext().count(fragment) < count:
+            time.sleep(0.05)
+        assert B.logtext().count(fragment) >= count, "no %r in the log after SIGHUP" % fragment
+
+    try:
+        assert status_with(new_key) == 401
+        with open(path, "a") as f:
+            f.write(line)
+        reload_and_wait("keys reloaded", 1)
+        assert status_with(new_key) == 200
+        assert status_with("spoke") == 200
+        assert "keys=%d" % (len(KEYS) + 1) in B.logtext()
+        # a broken file: refused with file and line, the keys in use stay
+        with open(path, "a") as f:
+            f.write("broken-line-without-a-hash\n")
+        reload_and_wait("keys file not reloaded", 1)
+        nlines = original.count("\n") + 2
+        assert "%s:%d: too few fields" % (path, nlines) in B.logtext(), B.logtext()[-2000:]
+        assert status_with(new_key) == 200 and status_with("hub") == 200
+        # the rotated key removed again
+        with open(path, "w") as f:
+            f.write(original)
+        reload_and_wait("keys reloaded", 2)
+        expect_error(B.request("GET", API + "/state", key=new_key), 401, "unknown API key")
+        assert status_with("spoke") == 200
+        assert B.proc.poll() is None, "the bridge exited on SIGHUP"
+        assert new_key not in B.logtext()
+    finally:
+        with open(path, "w") as f:
+            f.write(original)
 
 
 # ---- routes and parameters ----
@@ -505,6 +554,7 @@ def tls_serves_https_and_refuses_without_config():
 
 ORDER = [health_needs_no_key, missing_key_is_401, wrong_key_is_401, bearer_key_is_accepted_and_basic_refused,
          pull_key_cannot_push_403, key_limited_to_kinds_is_403_elsewhere, key_never_logged,
+         keys_file_reloads_on_sighup,
          unknown_route_is_404, wrong_method_is_405_with_allow, unknown_kind_is_404,
          bad_partition_is_400_and_missing_one_404, bad_query_parameters_are_400,
          offset_beyond_high_watermark_is_416, schemas_route, state_has_watermarks_and_retention,
