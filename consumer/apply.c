@@ -284,29 +284,6 @@ srl_store_rc_t srl_apply_prepare(PGconn *conn, char *errstr, size_t errstr_size)
     return rc;
 }
 
-/* "SET a = EXCLUDED.a, ..." for every column of cols. */
-static bool set_list(srl_buf_t *sql, const char *cols)
-{
-    bool ok = true, first = true;
-    const char *p = cols;
-    while (ok && *p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *start = p;
-        while (*p && *p != ',')
-            p++;
-        size_t n = (size_t)(p - start);
-        if (n == 0)
-            break;
-        char piece[128];
-        int m = snprintf(piece, sizeof(piece), "%s%.*s = EXCLUDED.%.*s", first ? "" : ", ",
-                         (int)n, start, (int)n, start);
-        ok = m > 0 && (size_t)m < sizeof(piece) && srl_buf_add(sql, piece, (size_t)m);
-        first = false;
-    }
-    return ok;
-}
-
 static bool addf(srl_buf_t *sql, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static bool addf(srl_buf_t *sql, const char *fmt, ...)
 {
@@ -323,8 +300,9 @@ static bool addf(srl_buf_t *sql, const char *fmt, ...)
     return true;
 }
 
-/* "a = s.a, ..." and "s.a, ..." for every column of cols. */
-static bool col_list(srl_buf_t *sql, const char *cols, bool assign)
+/* A list over every column of cols, each as "a = <src>.a" (assign) or
+ * "<src>.a": src "EXCLUDED" for ON CONFLICT, "s" for the staged row. */
+static bool col_list(srl_buf_t *sql, const char *cols, const char *src, bool assign)
 {
     bool ok = true, first = true;
     const char *p = cols;
@@ -337,8 +315,8 @@ static bool col_list(srl_buf_t *sql, const char *cols, bool assign)
         int n = (int)(p - start);
         if (n == 0)
             break;
-        ok = assign ? addf(sql, "%s%.*s = s.%.*s", first ? "" : ", ", n, start, n, start)
-                    : addf(sql, "%ss.%.*s", first ? "" : ", ", n, start);
+        ok = assign ? addf(sql, "%s%.*s = %s.%.*s", first ? "" : ", ", n, start, src, n, start)
+                    : addf(sql, "%s%s.%.*s", first ? "" : ", ", src, n, start);
         first = false;
     }
     return ok;
@@ -402,9 +380,9 @@ bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bo
         ok = ok && addf(sql, " WHEN MATCHED AND (c.version < s.version OR c.origin = %s)"
                              " THEN UPDATE SET ",
                         local);
-        ok = ok && col_list(sql, cols, true);
+        ok = ok && col_list(sql, cols, "s", true);
         ok = ok && addf(sql, " WHEN NOT MATCHED THEN INSERT (%s) VALUES (", cols);
-        ok = ok && col_list(sql, cols, false);
+        ok = ok && col_list(sql, cols, "s", false);
         ok = ok && addf(sql, ");");
     }
     return ok;
@@ -455,7 +433,7 @@ bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tomb
                              " AND t.key = s.%s AND t.version >= s.version)"
                              " ORDER BY %s, s.version DESC ON CONFLICT %s DO UPDATE SET ",
                         table, cols, dedup, cols, stage, (int)kind, kc, dedup, target);
-        ok = ok && set_list(sql, cols);
+        ok = ok && col_list(sql, cols, "EXCLUDED", true);
         ok = ok && addf(sql, " WHERE %s.version < EXCLUDED.version OR %s.origin = %s;", table,
                         table, local);
         ok = ok && addf(sql,
