@@ -113,16 +113,22 @@ srl_store_rc_t srl_store_classify(PGconn *conn, const PGresult *res, const char 
     return SRL_STORE_FATAL;
 }
 
-srl_store_rc_t srl__store_exec(srl_store_t *st, const char *sql, const char *what,
-                               char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_exec(PGconn *conn, const char *sql, const char *what, char *errstr,
+                              size_t errstr_size)
 {
-    PGresult *res = PQexec(st->conn, sql);
+    PGresult *res = PQexec(conn, sql);
     srl_store_rc_t rc = SRL_STORE_OK;
     ExecStatusType s = PQresultStatus(res);
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
-        rc = srl_store_classify(st->conn, res, what, errstr, errstr_size);
+        rc = srl_store_classify(conn, res, what ? what : sql, errstr, errstr_size);
     PQclear(res);
     return rc;
+}
+
+srl_store_rc_t srl__store_exec(srl_store_t *st, const char *sql, const char *what,
+                               char *errstr, size_t errstr_size)
+{
+    return srl_store_exec(st->conn, sql, what, errstr, errstr_size);
 }
 
 void srl__store_rollback(srl_store_t *st)

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sysrepl/buf.h"
 #include "sysrepl/keys.h"
 #include "store_private.h"
 
@@ -73,12 +74,6 @@ typedef struct hash_part {
     size_t cap, count;
 } hash_part_t;
 
-/* A growing byte buffer of COPY text. */
-typedef struct copybuf {
-    char *p;
-    size_t len, cap;
-} copybuf_t;
-
 struct srl_store_import {
     srl_store_t *st;
     char origin[128];      /* this instance's id, stamped on every row */
@@ -86,10 +81,10 @@ struct srl_store_import {
     bool direct;           /* the table was empty: new keys go straight in */
     char changed_at[24];   /* sysrepl_now_ms() of this transaction */
     bool in_copy;          /* a direct COPY is open */
-    copybuf_t send;        /* direct rows not yet handed to libpq */
+    srl_buf_t send;          /* direct rows not yet handed to libpq */
     bool staging;          /* the staging table exists */
     bool insert_running;   /* a staging chunk's INSERT runs on the server */
-    copybuf_t chunk;       /* staging rows of the chunk being filled */
+    srl_buf_t chunk;         /* staging rows of the chunk being filled */
     size_t chunk_dups;     /* dups[chunk_dups..] were added to this chunk */
     doc_list_t docs[SRL_KIND_COUNT]; /* types and policies */
     name_list_t known_types;         /* in the store or in this import */
@@ -224,54 +219,13 @@ static int hash_insert(srl_store_import_t *imp, uint64_t h, long line, long *pre
 /* ------------------------------------------------------------------ */
 /* COPY text                                                            */
 
-static bool cb_reserve(copybuf_t *b, size_t n)
-{
-    if (b->len + n <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 65536;
-    while (cap < b->len + n)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p)
-        return false;
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-/* Append a field in COPY text format; the worst case (every byte escaped)
- * was reserved by the caller. */
-static void put_field(copybuf_t *b, const char *s, char sep)
-{
-    char *w = b->p + b->len;
-    if (!s) {
-        *w++ = '\\';
-        *w++ = 'N';
-    } else {
-        for (; *s; s++) {
-            switch (*s) {
-            case '\\': *w++ = '\\'; *w++ = '\\'; break;
-            case '\t': *w++ = '\\'; *w++ = 't'; break;
-            case '\n': *w++ = '\\'; *w++ = 'n'; break;
-            case '\r': *w++ = '\\'; *w++ = 'r'; break;
-            default: *w++ = *s;
-            }
-        }
-    }
-    *w++ = sep;
-    b->len = (size_t)(w - b->p);
-}
-
 /* Append one row: the fields in order, NULL for \N. */
-static bool put_row(copybuf_t *b, const char *const *fields, int n)
+static bool put_row(srl_buf_t *b, const char *const *fields, int n)
 {
-    size_t need = 1;
     for (int i = 0; i < n; i++)
-        need += (fields[i] ? 2 * strlen(fields[i]) : 2) + 1;
-    if (!cb_reserve(b, need))
-        return false;
-    for (int i = 0; i < n; i++)
-        put_field(b, fields[i], i + 1 < n ? '\t' : '\n');
+        if (!srl_copy_field(b, fields[i], fields[i] ? strlen(fields[i]) : 0,
+                            i + 1 < n ? '\t' : '\n'))
+            return false;
     return true;
 }
 
@@ -332,7 +286,7 @@ static srl_store_rc_t close_direct(srl_store_import_t *imp, char *errstr, size_t
 {
     if (!imp->in_copy)
         return SRL_STORE_OK;
-    srl_store_rc_t rc = send_copy_data(imp, imp->send.p, imp->send.len, errstr, errstr_size);
+    srl_store_rc_t rc = send_copy_data(imp, imp->send.data, imp->send.len, errstr, errstr_size);
     imp->send.len = 0;
     imp->in_copy = false;
     srl_store_rc_t rc2 = end_copy(imp, rc == SRL_STORE_OK ? NULL : "import failed",
@@ -365,7 +319,7 @@ static srl_store_rc_t add_direct(srl_store_import_t *imp, const char *const *col
         return SRL_STORE_FATAL;
     }
     if (imp->send.len >= SEND_BYTES) {
-        rc = send_copy_data(imp, imp->send.p, imp->send.len, errstr, errstr_size);
+        rc = send_copy_data(imp, imp->send.data, imp->send.len, errstr, errstr_size);
         imp->send.len = 0;
         return rc;
     }
@@ -508,7 +462,7 @@ static srl_store_rc_t ship_chunk(srl_store_import_t *imp, char *errstr, size_t e
                         errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         return rc;
-    rc = send_copy_data(imp, imp->chunk.p, imp->chunk.len, errstr, errstr_size);
+    rc = send_copy_data(imp, imp->chunk.data, imp->chunk.len, errstr, errstr_size);
     srl_store_rc_t rc2 = end_copy(imp, rc == SRL_STORE_OK ? NULL : "import failed", NULL,
                                   errstr, errstr_size);
     if (rc == SRL_STORE_OK)
@@ -519,8 +473,7 @@ static srl_store_rc_t ship_chunk(srl_store_import_t *imp, char *errstr, size_t e
         return rc;
     imp->chunk.len = 0;
     if (imp->chunk.cap > CHUNK_BYTES * 2) { /* one huge row grew it: give it back */
-        free(imp->chunk.p);
-        imp->chunk = (copybuf_t){NULL, 0, 0};
+        srl_buf_free(&imp->chunk);
     }
     const char *params[] = {imp->origin};
     if (!PQsendQueryParams(imp->st->conn, INSERT_ASSESSMENTS, 1, NULL, params, NULL, NULL, 0))
@@ -872,7 +825,7 @@ void srl_store_import_abort(srl_store_import_t *imp)
         free(imp->parts[i].hashes);
         free(imp->parts[i].lines);
     }
-    free(imp->send.p);
-    free(imp->chunk.p);
+    srl_buf_free(&imp->send);
+    srl_buf_free(&imp->chunk);
     free(imp);
 }

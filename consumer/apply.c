@@ -214,13 +214,13 @@ bool srl_apply_tomb_row(srl_buf_t *b, srl_kind_t kind, const char *key, int64_t 
 {
     char num[32];
     int n = snprintf(num, sizeof(num), "%d", (int)kind);
-    bool ok = srl_rows_field(b, num, (size_t)n, '\t') &&
-              srl_rows_field(b, key, strlen(key), '\t');
+    bool ok = srl_copy_field(b, num, (size_t)n, '\t') &&
+              srl_copy_field(b, key, strlen(key), '\t');
     n = snprintf(num, sizeof(num), "%" PRId64, version);
-    ok = ok && srl_rows_field(b, num, (size_t)n, '\t') &&
-         srl_rows_field(b, origin ? origin : "", origin ? strlen(origin) : 0, '\t');
+    ok = ok && srl_copy_field(b, num, (size_t)n, '\t') &&
+         srl_copy_field(b, origin ? origin : "", origin ? strlen(origin) : 0, '\t');
     n = snprintf(num, sizeof(num), "%" PRId64, changed_at);
-    return ok && srl_rows_field(b, num, (size_t)n, '\n');
+    return ok && srl_copy_field(b, num, (size_t)n, '\n');
 }
 
 bool srl_apply_add_tombstone(srl_apply_t *a, srl_kind_t kind, const char *key, int64_t version,
@@ -276,12 +276,7 @@ srl_store_rc_t srl_apply_prepare(PGconn *conn, char *errstr, size_t errstr_size)
         "CREATE TEMP TABLE IF NOT EXISTS srl_stage_tombstones (kind smallint, key text,"
         " version bigint, origin text, changed_at bigint) ON COMMIT DELETE ROWS;"
         "RESET client_min_messages;";
-    PGresult *res = PQexec(conn, sql);
-    srl_store_rc_t rc = SRL_STORE_OK;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = srl_store_classify(conn, res, "creating the staging tables", errstr, errstr_size);
-    PQclear(res);
-    return rc;
+    return srl_store_exec(conn, sql, "creating the staging tables", errstr, errstr_size);
 }
 
 static bool addf(srl_buf_t *sql, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -483,17 +478,6 @@ static bool offsets_sql(srl_buf_t *sql, PGconn *conn, const srl_offset_update_t 
     return ok;
 }
 
-static srl_store_rc_t exec_simple(PGconn *conn, const char *sql, const char *what, char *errstr,
-                                  size_t errstr_size)
-{
-    PGresult *res = PQexec(conn, sql);
-    srl_store_rc_t rc = SRL_STORE_OK;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = srl_store_classify(conn, res, what, errstr, errstr_size);
-    PQclear(res);
-    return rc;
-}
-
 /* What each statement of the batch counts towards. */
 typedef enum { COUNT_NONE, COUNT_DELETED, COUNT_UPSERTED } count_t;
 
@@ -515,7 +499,7 @@ static srl_store_rc_t apply_txn(lane_t *ln, PGconn *conn, int items,
     char *local = NULL;
     srl_apply_stats_t st = {0};
 
-    rc = exec_simple(conn,
+    rc = srl_store_exec(conn,
                      "BEGIN; SET LOCAL sysrepl.applying = 'on';"
                      " SET LOCAL synchronous_commit = off; SET LOCAL enable_hashjoin = off;"
                      " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off",

@@ -15,7 +15,7 @@ static bool bytea_field(srl_buf_t *b, const void *p, size_t n, char sep)
 {
     static const char hex[] = "0123456789abcdef";
     if (!p)
-        return srl_rows_field(b, NULL, 0, sep);
+        return srl_copy_field(b, NULL, 0, sep);
     if (!srl_buf_reserve(b, 3 + 2 * n + 1))
         return false;
     char *d = b->data + b->len;
@@ -49,14 +49,14 @@ bool srl_deadletter_add(srl_deadletters_t *dl, const char *topic, const srl_reco
             "topic=%s partition=%d offset=%" PRId64 " reason=%s", srl_log_q(topic),
             (int)r->partition, r->offset, srl_log_q(reason));
     size_t mark = dl->rows.len;
-    bool ok = srl_rows_field(&dl->rows, topic, strlen(topic), '\t');
+    bool ok = srl_copy_field(&dl->rows, topic, strlen(topic), '\t');
     int n = snprintf(num, sizeof(num), "%d", (int)r->partition);
-    ok = ok && srl_rows_field(&dl->rows, num, (size_t)n, '\t');
+    ok = ok && srl_copy_field(&dl->rows, num, (size_t)n, '\t');
     n = snprintf(num, sizeof(num), "%" PRId64, r->offset);
-    ok = ok && srl_rows_field(&dl->rows, num, (size_t)n, '\t') &&
+    ok = ok && srl_copy_field(&dl->rows, num, (size_t)n, '\t') &&
          bytea_field(&dl->rows, r->key, r->key_len, '\t') &&
          bytea_field(&dl->rows, r->value, r->value_len, '\t') &&
-         srl_rows_field(&dl->rows, reason, strlen(reason), '\n');
+         srl_copy_field(&dl->rows, reason, strlen(reason), '\n');
     if (!ok) {
         dl->rows.len = mark;
         return false;

@@ -109,22 +109,17 @@ static srl_rebuild_rc_t store_fail(PGconn *conn, PGresult *res, const char *what
                                                                 : SRL_REBUILD_FATAL;
 }
 
-static srl_rebuild_rc_t exec_ok(PGconn *conn, const char *sql, const char *what, char *errstr,
-                                size_t errstr_size)
-{
-    PGresult *res = PQexec(conn, sql);
-    srl_rebuild_rc_t rc = SRL_REBUILD_OK;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = store_fail(conn, res, what, errstr, errstr_size);
-    PQclear(res);
-    return rc;
-}
-
 static srl_rebuild_rc_t from_store_rc(srl_store_rc_t rc)
 {
     return rc == SRL_STORE_OK ? SRL_REBUILD_OK
            : rc == SRL_STORE_UNREACHABLE || rc == SRL_STORE_RETRY ? SRL_REBUILD_STORE_RETRY
                                                                   : SRL_REBUILD_FATAL;
+}
+
+static srl_rebuild_rc_t exec_ok(PGconn *conn, const char *sql, const char *what, char *errstr,
+                                size_t errstr_size)
+{
+    return from_store_rc(srl_store_exec(conn, sql, what, errstr, errstr_size));
 }
 
 /* COPY the contents of a temporary file into a staging table. */

@@ -16,38 +16,6 @@
 
 #include "sysrepl/json.h"
 
-bool srl_buf_reserve(srl_buf_t *b, size_t extra)
-{
-    if (b->len + extra <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + extra)
-        cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d)
-        return false;
-    b->data = d;
-    b->cap = cap;
-    return true;
-}
-
-bool srl_buf_add(srl_buf_t *b, const void *p, size_t n)
-{
-    if (!srl_buf_reserve(b, n))
-        return false;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return true;
-}
-
-void srl_buf_free(srl_buf_t *b)
-{
-    if (!b)
-        return;
-    free(b->data);
-    memset(b, 0, sizeof(*b));
-}
-
 const char *srl_rows_table(srl_kind_t kind)
 {
     switch (kind) {
@@ -83,57 +51,28 @@ const char *srl_rows_columns(srl_kind_t kind)
     }
 }
 
-bool srl_rows_field(srl_buf_t *out, const char *s, size_t len, char sep)
-{
-    if (!s) {
-        if (!srl_buf_reserve(out, 3))
-            return false;
-        memcpy(out->data + out->len, "\\N", 2);
-        out->data[out->len + 2] = sep;
-        out->len += 3;
-        return true;
-    }
-    /* Worst case every byte is escaped to two. */
-    if (!srl_buf_reserve(out, 2 * len + 1))
-        return false;
-    char *d = out->data + out->len;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '\\': *d++ = '\\'; *d++ = '\\'; break;
-        case '\n': *d++ = '\\'; *d++ = 'n'; break;
-        case '\r': *d++ = '\\'; *d++ = 'r'; break;
-        case '\t': *d++ = '\\'; *d++ = 't'; break;
-        default: *d++ = (char)c;
-        }
-    }
-    *d++ = sep;
-    out->len = (size_t)(d - out->data);
-    return true;
-}
-
 static bool str(srl_buf_t *out, const char *s)
 {
-    return srl_rows_field(out, s, s ? strlen(s) : 0, '\t');
+    return srl_copy_field(out, s, s ? strlen(s) : 0, '\t');
 }
 
 static bool i64(srl_buf_t *out, int64_t v)
 {
     char num[32];
     int n = snprintf(num, sizeof(num), "%" PRId64, v);
-    return srl_rows_field(out, num, (size_t)n, '\t');
+    return srl_copy_field(out, num, (size_t)n, '\t');
 }
 
 static bool dbl(srl_buf_t *out, double v)
 {
     char num[40];
     int n = snprintf(num, sizeof(num), "%.17g", v);
-    return srl_rows_field(out, num, (size_t)n, '\t');
+    return srl_copy_field(out, num, (size_t)n, '\t');
 }
 
 static bool boolean(srl_buf_t *out, bool v)
 {
-    return srl_rows_field(out, v ? "t" : "f", 1, '\t');
+    return srl_copy_field(out, v ? "t" : "f", 1, '\t');
 }
 
 /* The last field of a row: origin, version, changed_at, then the newline. */
@@ -142,7 +81,7 @@ static bool meta(srl_buf_t *out, const srl_meta_t *m)
     char num[32];
     int n = snprintf(num, sizeof(num), "%" PRId64, m->changed_at);
     return str(out, m->origin ? m->origin : "") && i64(out, m->version) &&
-           srl_rows_field(out, num, (size_t)n, '\n');
+           srl_copy_field(out, num, (size_t)n, '\n');
 }
 
 /* A jsonb field from a member of the entity's JSON form (json.h), so the
@@ -172,7 +111,7 @@ static bool text_array(srl_buf_t *out, char *const *items, size_t count)
                  srl_buf_add(&lit, p, 1);
         ok = ok && srl_buf_add(&lit, "\"", 1);
     }
-    ok = ok && srl_buf_add(&lit, "}", 1) && srl_rows_field(out, lit.data, lit.len, '\t');
+    ok = ok && srl_buf_add(&lit, "}", 1) && srl_copy_field(out, lit.data, lit.len, '\t');
     srl_buf_free(&lit);
     return ok;
 }
@@ -197,7 +136,7 @@ static bool type_row(srl_buf_t *out, const srl_assessment_type_t *t)
                              (int)t->auto_rule.pvrs_categories[i]);
             ok = srl_buf_add(&lit, num, (size_t)n);
         }
-        ok = ok && srl_buf_add(&lit, "}", 1) && srl_rows_field(out, lit.data, lit.len, '\t');
+        ok = ok && srl_buf_add(&lit, "}", 1) && srl_copy_field(out, lit.data, lit.len, '\t');
         srl_buf_free(&lit);
     } else if (ok) {
         ok = str(out, NULL);

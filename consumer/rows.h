@@ -10,17 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sysrepl/buf.h"
 #include "sysrepl/model.h"
-
-/* A growable byte buffer. */
-typedef struct srl_buf {
-    char *data;
-    size_t len, cap;
-} srl_buf_t;
-
-bool srl_buf_reserve(srl_buf_t *b, size_t extra);
-bool srl_buf_add(srl_buf_t *b, const void *p, size_t n);
-void srl_buf_free(srl_buf_t *b); /* NULL-safe */
 
 /* The content table of a kind, and its key column ("name" or "key"). */
 const char *srl_rows_table(srl_kind_t kind);
@@ -37,8 +28,5 @@ const char *srl_rows_columns(srl_kind_t kind);
  * out of memory or an entity that cannot be formatted (errstr says why). */
 bool srl_rows_format(srl_buf_t *out, const srl_entity_t *e, bool with_key, const char *key,
                      char *errstr, size_t errstr_size);
-
-/* Append one COPY text field: s escaped (NULL as \N), then sep. */
-bool srl_rows_field(srl_buf_t *out, const char *s, size_t len, char sep);
 
 #endif

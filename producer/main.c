@@ -210,17 +210,6 @@ static void store_drop(producer_t *p)
     p->read_pending = false;
 }
 
-static bool exec_ok(PGconn *conn, const char *sql, char *errstr, size_t errstr_size,
-                    srl_store_rc_t *rc)
-{
-    PGresult *res = PQexec(conn, sql);
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
-    if (!ok)
-        *rc = srl_store_classify(conn, res, sql, errstr, errstr_size);
-    PQclear(res);
-    return ok;
-}
-
 /* Connect both sessions, check the store, take the lock (waiting while
  * another producer holds it), LISTEN. Retries unreachable stores forever;
  * returns false with an exit code on a store that cannot be used, or when
@@ -297,9 +286,11 @@ static bool store_connect(producer_t *p, bool first, int *exit_code)
                 PQclear(res);
                 /* JIT compiles the batch query anew each time for tens of
                  * ms; the query is an index lookup per row. */
-                if (exec_ok(srl_store_conn(p->st), "SET jit = off", err, sizeof(err), &rc) &&
-                    exec_ok(srl_store_conn(p->st), "LISTEN " NOTIFY_CHANNEL, err, sizeof(err),
-                            &rc)) {
+                PGconn *conn = srl_store_conn(p->st);
+                if ((rc = srl_store_exec(conn, "SET jit = off", NULL, err, sizeof(err))) ==
+                        SRL_STORE_OK &&
+                    (rc = srl_store_exec(conn, "LISTEN " NOTIFY_CHANNEL, NULL, err, sizeof(err))) ==
+                        SRL_STORE_OK) {
                     p->store_ok = true;
                     srl_log(SRL_LOG_INFO, "producer", first ? "store connected, lock taken"
                                                              : "store reconnected, lock taken",

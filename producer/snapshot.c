@@ -134,16 +134,6 @@ static bool array_append(char **buf, size_t *len, size_t *cap, const char *s)
     return true;
 }
 
-static srl_store_rc_t exec_simple(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
-{
-    PGresult *res = PQexec(conn, sql);
-    srl_store_rc_t rc = SRL_STORE_OK;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = srl_store_classify(conn, res, sql, errstr, errstr_size);
-    PQclear(res);
-    return rc;
-}
-
 /* Step 1: publish every row of kind; fills store_keys (sorted). */
 static srl_store_rc_t publish_state(PGconn *conn, srl_sink_t *sink, srl_registry_t *reg,
                                     srl_kind_t kind, const char *origin, int batch_size,
@@ -155,15 +145,15 @@ static srl_store_rc_t publish_state(PGconn *conn, srl_sink_t *sink, srl_registry
     const char *cols = kind == SRL_KIND_ASSESSMENT_TYPE ? ROWS_TYPE_COLS("x")
                        : kind == SRL_KIND_ASSESSMENT    ? ROWS_ASSESSMENT_COLS("x")
                                                         : ROWS_POLICY_COLS("x");
-    srl_store_rc_t rc = exec_simple(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                                    errstr, errstr_size);
+    srl_store_rc_t rc = srl_store_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                                       NULL, errstr, errstr_size);
     if (rc)
         return rc;
     snprintf(sql, sizeof(sql),
              "DECLARE srl_snapshot NO SCROLL CURSOR FOR SELECT x.%s, %s FROM %s x"
              " ORDER BY x.%s COLLATE \"C\"",
              keycol, cols, table, keycol);
-    rc = exec_simple(conn, sql, errstr, errstr_size);
+    rc = srl_store_exec(conn, sql, NULL, errstr, errstr_size);
     snprintf(fetch, sizeof(fetch), "FETCH %d FROM srl_snapshot", batch_size);
     while (rc == SRL_STORE_OK) {
         if (*stop) {
@@ -217,7 +207,7 @@ static srl_store_rc_t publish_state(PGconn *conn, srl_sink_t *sink, srl_registry
             break;
     }
     if (rc == SRL_STORE_OK)
-        rc = exec_simple(conn, "COMMIT", errstr, errstr_size);
+        rc = srl_store_exec(conn, "COMMIT", NULL, errstr, errstr_size);
     else
         PQclear(PQexec(conn, "ROLLBACK"));
     /* Keys came in "C" collation order, which is strcmp's; sort anyway
@@ -283,11 +273,11 @@ static srl_store_rc_t tombstone_strays(PGconn *conn, srl_sink_t *sink, srl_kind_
      * than the tombstone's). */
     char sql[512];
     const char *table = srl_rows_table(kind), *keycol = srl_rows_key_column(kind);
-    rc = exec_simple(conn, "BEGIN", errstr, errstr_size);
+    rc = srl_store_exec(conn, "BEGIN", NULL, errstr, errstr_size);
     if (rc)
         goto cleanup;
     snprintf(sql, sizeof(sql), "LOCK TABLE %s IN SHARE MODE", table);
-    rc = exec_simple(conn, sql, errstr, errstr_size);
+    rc = srl_store_exec(conn, sql, NULL, errstr, errstr_size);
     if (rc)
         goto rollback;
     snprintf(sql, sizeof(sql),
@@ -300,7 +290,7 @@ static srl_store_rc_t tombstone_strays(PGconn *conn, srl_sink_t *sink, srl_kind_
         rc = srl_store_classify(conn, res, "taking tombstone versions", errstr, errstr_size);
         goto rollback;
     }
-    rc = exec_simple(conn, "COMMIT", errstr, errstr_size);
+    rc = srl_store_exec(conn, "COMMIT", NULL, errstr, errstr_size);
     if (rc)
         goto cleanup;
     for (int i = 0; i < PQntuples(res); i++) {

@@ -195,19 +195,11 @@ static int index_of(const char *key)
     return n;
 }
 
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-}
-
 /* Write the initial states of keys 0..n-1 as the consumer would (applying:
  * the stamping trigger keeps the given origin and version). */
 static void seed_store(PGconn *c, const state_t *init, int n)
 {
-    exec_ok(c, "BEGIN; SET LOCAL sysrepl.applying = 'on'");
+    srl_test_exec(c, "BEGIN; SET LOCAL sysrepl.applying = 'on'");
     for (int i = 0; i < n; i++) {
         char key[256], sql[1024];
         key_of(i, key, sizeof(key));
@@ -219,17 +211,17 @@ static void seed_store(PGconn *c, const state_t *init, int n)
                      " scope_kind, assessed_at, origin, version, changed_at)"
                      " VALUES ('%s', '%s', 'global', 1, '%s', %" PRId64 ", 1)",
                      vid, init[i].row_type, init[i].row_origin, init[i].row_version);
-            exec_ok(c, sql);
+            srl_test_exec(c, sql);
         }
         if (init[i].has_tomb) {
             snprintf(sql, sizeof(sql),
                      "INSERT INTO tombstones (kind, key, version, origin, changed_at)"
                      " VALUES (%d, '%s', %" PRId64 ", '%s', 1)",
                      (int)SRL_KIND_ASSESSMENT, key, init[i].tomb_version, HUB);
-            exec_ok(c, sql);
+            srl_test_exec(c, sql);
         }
     }
-    exec_ok(c, "COMMIT");
+    srl_test_exec(c, "COMMIT");
 }
 
 /* What the store holds for keys 0..n-1; fails on rows of any other key or

@@ -41,18 +41,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void exec_ok(PGconn *conn, const char *sql)
-{
-    PGresult *res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(res));
-        PQclear(res);
-        fail_msg("%s: %s", sql, msg);
-    }
-    PQclear(res);
-}
-
 static int64_t read_int8_binary(const char *p)
 {
     uint32_t hi, lo;
@@ -85,8 +73,8 @@ static void pg_roundtrip_preserves_text_bigint_bytea(void **state)
     for (size_t i = 0; i < sizeof blob; i++)
         blob[i] = (unsigned char)(255 - i);
 
-    exec_ok(f->conn, "SET client_encoding = 'UTF8'");
-    exec_ok(f->conn, "CREATE TABLE roundtrip (id bigint PRIMARY KEY, title text NOT NULL, body bytea NOT NULL)");
+    srl_test_exec(f->conn, "SET client_encoding = 'UTF8'");
+    srl_test_exec(f->conn, "CREATE TABLE roundtrip (id bigint PRIMARY KEY, title text NOT NULL, body bytea NOT NULL)");
 
     const char *values[3] = {id_text, text, (const char *)blob};
     int lengths[3] = {0, 0, (int)sizeof blob};

@@ -32,11 +32,8 @@ static struct fixture *fixture_new(void **state)
     assert_non_null(f);
     *state = f;
     srl_test_create_db(f->dsn, sizeof f->dsn);
+    f->st = srl_test_store_connect(f->dsn);
     char err[512];
-    srl_store_rc_t rc;
-    f->st = srl_store_connect(f->dsn, &rc, err, sizeof err);
-    if (!f->st)
-        fail_msg("connect: %s", err);
     if (srl_store_migrate(f->st, NULL, err, sizeof err) != SRL_STORE_OK ||
         srl_store_set_settings(f->st, "hub-test", "hub", err, sizeof err) != SRL_STORE_OK)
         fail_msg("init: %s", err);
@@ -56,15 +53,7 @@ static int teardown(void **state)
 
 static void exec_ok(srl_store_t *st, const char *sql)
 {
-    PGresult *res = PQexec(srl_store_conn(st), sql);
-    ExecStatusType s = PQresultStatus(res);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(res));
-        PQclear(res);
-        fail_msg("%s: %s", sql, msg);
-    }
-    PQclear(res);
+    srl_test_exec(srl_store_conn(st), sql);
 }
 
 /* The SQLSTATE of a statement expected to fail. */

@@ -28,11 +28,7 @@ static struct fixture *fixture_new(void **state)
     assert_non_null(f);
     *state = f;
     srl_test_create_db(f->dsn, sizeof f->dsn);
-    char err[512];
-    srl_store_rc_t rc;
-    f->st = srl_store_connect(f->dsn, &rc, err, sizeof err);
-    if (!f->st)
-        fail_msg("connect: %s", err);
+    f->st = srl_test_store_connect(f->dsn);
     return f;
 }
 
@@ -49,15 +45,7 @@ static int teardown(void **state)
 
 static void exec_ok(srl_store_t *st, const char *sql)
 {
-    PGresult *res = PQexec(srl_store_conn(st), sql);
-    ExecStatusType s = PQresultStatus(res);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(res));
-        PQclear(res);
-        fail_msg("%s: %s", sql, msg);
-    }
-    PQclear(res);
+    srl_test_exec(srl_store_conn(st), sql);
 }
 
 static long long query_int(srl_store_t *st, const char *sql)

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "support/support.h"
+#include "sysrepl/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,29 @@ PGconn *srl_test_pg_connect(const char *dsn)
         fail_msg("cannot connect to PostgreSQL (%s): %s", dsn, msg);
     }
     return conn;
+}
+
+void srl_test_exec(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType s = PQresultStatus(res);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(res));
+        PQclear(res);
+        fail_msg("%s: %s", sql, msg);
+    }
+    PQclear(res);
+}
+
+struct srl_store *srl_test_store_connect(const char *dsn)
+{
+    char err[512];
+    srl_store_rc_t rc;
+    srl_store_t *st = srl_store_connect(dsn, &rc, err, sizeof err);
+    if (!st)
+        fail_msg("connect: %s", err);
+    return st;
 }
 
 /* Runs one utility statement on the base database; returns false and copies

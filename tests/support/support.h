@@ -42,6 +42,14 @@ void srl_test_drop_db(const char *dsn);
  * The caller owns the connection (PQfinish). */
 PGconn *srl_test_pg_connect(const char *dsn);
 
+/* Runs sql (one or more statements) on conn; fails the test with the
+ * statement and the server's message on error. Rows are dropped. */
+void srl_test_exec(PGconn *conn, const char *sql);
+
+/* A migration-free connection to the store at dsn (srl_store_connect);
+ * fails the test with the reason on error. Close with srl_store_close. */
+struct srl_store *srl_test_store_connect(const char *dsn);
+
 /* Returns "<prefix>-<pid>-<time>-<n>", unique across processes and calls,
  * made only of [A-Za-z0-9._-] so it is a valid Kafka topic name or prefix.
  * The caller owns the string (free). Fails the test on allocation failure. */

@@ -106,6 +106,12 @@ bool srl_store_sqlstate_is_retriable(const char *sqlstate);
 srl_store_rc_t srl_store_classify(PGconn *conn, const PGresult *res, const char *what,
                                   char *errstr, size_t errstr_size);
 
+/* Run sql on conn (one or more statements; rows, if any, are dropped).
+ * On failure, the class as srl_store_classify, errstr naming what (NULL:
+ * the sql itself). */
+srl_store_rc_t srl_store_exec(PGconn *conn, const char *sql, const char *what, char *errstr,
+                              size_t errstr_size);
+
 typedef struct srl_store srl_store_t;
 
 /* Connect to dsn (a libpq conninfo or URI). On failure returns NULL, *rc
