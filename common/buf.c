@@ -4,6 +4,8 @@
 #include "sysrepl/buf.h"
 
 #include <stdlib.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 bool srl_buf_reserve(srl_buf_t *b, size_t extra)
@@ -27,6 +29,21 @@ bool srl_buf_add(srl_buf_t *b, const void *p, size_t n)
         return false;
     memcpy(b->data + b->len, p, n);
     b->len += n;
+    return true;
+}
+
+bool srl_buf_addf(srl_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !srl_buf_reserve(b, (size_t)n + 1))
+        return false;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
     return true;
 }
 

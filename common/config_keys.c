@@ -69,6 +69,8 @@ const srl_config_key_t srl_config_keys[] = {
         "How long one poll waits for records."),
     INT("consumer.apply_sessions", "2", 1, 8, C, RESTART,
         "Database sessions that apply one large batch side by side, each taking the assessments of its share of keys (types and policies stay on the first); the offsets are committed after all of them. 1: every batch in one transaction with its offsets."),
+    BOOL("consumer.synchronous_commit", "true", C, RESTART,
+         "Apply transactions wait for their WAL to reach disk, so a crash of the spoke's PostgreSQL never takes back a version a reader has seen. false: faster commits (SET LOCAL synchronous_commit = off); a server crash may then roll back the last moments of applies, which are read again from the topics, and readers may briefly see an entity at an older version."),
     INT("consumer.apply_split_min", "1000", 1, 100000, C, RELOAD,
         "A batch is split over the sessions only when each would get at least this many records; smaller batches (the low-latency case) take one transaction."),
 

@@ -52,6 +52,7 @@ struct srl_apply {
     char *dsn;           /* for the extra sessions */
     size_t nlanes;       /* 1: no split */
     size_t split_min;
+    bool synchronous_commit; /* false: SET LOCAL synchronous_commit = off */
     lane_t lanes[SRL_APPLY_MAX_SESSIONS];
 };
 
@@ -63,11 +64,17 @@ srl_apply_t *srl_apply_new(const char *local_origin)
         return NULL;
     }
     a->nlanes = 1;
+    a->synchronous_commit = true;
     for (int i = 0; i < SRL_APPLY_MAX_SESSIONS; i++) {
         a->lanes[i].a = a;
         a->lanes[i].index = i;
     }
     return a;
+}
+
+void srl_apply_set_synchronous_commit(srl_apply_t *a, bool on)
+{
+    a->synchronous_commit = on;
 }
 
 bool srl_apply_set_sessions(srl_apply_t *a, const char *dsn, size_t sessions, size_t split_min)
@@ -279,21 +286,6 @@ srl_store_rc_t srl_apply_prepare(PGconn *conn, char *errstr, size_t errstr_size)
     return srl_store_exec(conn, sql, "creating the staging tables", errstr, errstr_size);
 }
 
-static bool addf(srl_buf_t *sql, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool addf(srl_buf_t *sql, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || !srl_buf_reserve(sql, (size_t)n + 1))
-        return false;
-    va_start(ap, fmt);
-    vsnprintf(sql->data + sql->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sql->len += (size_t)n;
-    return true;
-}
 
 /* A list over every column of cols, each as "a = <src>.a" (assign) or
  * "<src>.a": src "EXCLUDED" for ON CONFLICT, "s" for the staged row. */
@@ -310,8 +302,8 @@ static bool col_list(srl_buf_t *sql, const char *cols, const char *src, bool ass
         int n = (int)(p - start);
         if (n == 0)
             break;
-        ok = assign ? addf(sql, "%s%.*s = %s.%.*s", first ? "" : ", ", n, start, src, n, start)
-                    : addf(sql, "%s%s.%.*s", first ? "" : ", ", src, n, start);
+        ok = assign ? srl_buf_addf(sql, "%s%.*s = %s.%.*s", first ? "" : ", ", n, start, src, n, start)
+                    : srl_buf_addf(sql, "%s%s.%.*s", first ? "" : ", ", src, n, start);
         first = false;
     }
     return ok;
@@ -332,7 +324,7 @@ bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bo
          * stays; both decided on the same snapshot, where a deleted row
          * needs no second look. Its one row is the number of rows
          * deleted. */
-        ok = ok && addf(sql,
+        ok = ok && srl_buf_addf(sql,
                         "WITH s AS MATERIALIZED (SELECT key, version, origin, changed_at"
                         " FROM srl_stage_tombstones WHERE kind = %d),"
                         " d AS (DELETE FROM %s c USING s WHERE c.%s = s.key"
@@ -357,7 +349,7 @@ bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bo
          * are unique case-insensitively, so types match on lower(name)
          * and keep one record per case-folded name. */
         bool types = kind == SRL_KIND_ASSESSMENT_TYPE;
-        ok = ok && addf(sql,
+        ok = ok && srl_buf_addf(sql,
                         "WITH tk AS MATERIALIZED (SELECT s.%s AS key, s.version AS sv,"
                         " t.version AS tv, t.ctid AS tid FROM %s s CROSS JOIN LATERAL"
                         " (SELECT t.version, t.ctid FROM tombstones t WHERE t.kind = %d"
@@ -372,13 +364,13 @@ bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bo
                         types ? " ORDER BY lower(s.name), s.version DESC" : "",
                         types ? "lower(c.name) = lower(s.name)"
                               : kind == SRL_KIND_ASSESSMENT ? "c.key = s.key" : "c.name = s.name");
-        ok = ok && addf(sql, " WHEN MATCHED AND (c.version < s.version OR c.origin = %s)"
+        ok = ok && srl_buf_addf(sql, " WHEN MATCHED AND (c.version < s.version OR c.origin = %s)"
                              " THEN UPDATE SET ",
                         local);
         ok = ok && col_list(sql, cols, "s", true);
-        ok = ok && addf(sql, " WHEN NOT MATCHED THEN INSERT (%s) VALUES (", cols);
+        ok = ok && srl_buf_addf(sql, " WHEN NOT MATCHED THEN INSERT (%s) VALUES (", cols);
         ok = ok && col_list(sql, cols, "s", false);
-        ok = ok && addf(sql, ");");
+        ok = ok && srl_buf_addf(sql, ");");
     }
     return ok;
 }
@@ -395,12 +387,12 @@ bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tomb
     if (tombstones) {
         /* The newest tombstone per key removes an older row (or a local
          * edit); a tombstone is kept unless a row at least as new stays. */
-        ok = ok && addf(sql,
+        ok = ok && srl_buf_addf(sql,
                         "DELETE FROM %s c USING (SELECT key, max(version) AS version"
                         " FROM srl_stage_tombstones WHERE kind = %d GROUP BY key) s"
                         " WHERE c.%s = s.key AND (c.version < s.version OR c.origin = %s);",
                         table, (int)kind, kc, local);
-        ok = ok && addf(sql,
+        ok = ok && srl_buf_addf(sql,
                         "INSERT INTO tombstones (kind, key, version, origin, changed_at)"
                         " SELECT DISTINCT ON (s.key) %d, s.key, s.version, s.origin, s.changed_at"
                         " FROM srl_stage_tombstones s WHERE s.kind = %d"
@@ -423,58 +415,19 @@ bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tomb
             snprintf(dedup_buf, sizeof(dedup_buf), "s.%s", kc);
             dedup = dedup_buf;
         }
-        ok = ok && addf(sql, "INSERT INTO %s (%s) SELECT DISTINCT ON (%s) %s FROM %s s"
+        ok = ok && srl_buf_addf(sql, "INSERT INTO %s (%s) SELECT DISTINCT ON (%s) %s FROM %s s"
                              " WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.kind = %d"
                              " AND t.key = s.%s AND t.version >= s.version)"
                              " ORDER BY %s, s.version DESC ON CONFLICT %s DO UPDATE SET ",
                         table, cols, dedup, cols, stage, (int)kind, kc, dedup, target);
         ok = ok && col_list(sql, cols, "EXCLUDED", true);
-        ok = ok && addf(sql, " WHERE %s.version < EXCLUDED.version OR %s.origin = %s;", table,
+        ok = ok && srl_buf_addf(sql, " WHERE %s.version < EXCLUDED.version OR %s.origin = %s;", table,
                         table, local);
-        ok = ok && addf(sql,
+        ok = ok && srl_buf_addf(sql,
                         "DELETE FROM tombstones t USING %s s WHERE t.kind = %d AND t.key = s.%s"
                         " AND t.version < s.version;",
                         stage, (int)kind, kc);
     }
-    return ok;
-}
-
-/* The offsets statement: one multi-row upsert. */
-static bool offsets_sql(srl_buf_t *sql, PGconn *conn, const srl_offset_update_t *offs,
-                        size_t noffs, bool lag_columns)
-{
-    if (noffs == 0)
-        return true;
-    bool ok = addf(sql, "INSERT INTO consumer_offsets (topic, partition, next_offset, updated_at,"
-                        " caught_up_at%s) VALUES ",
-                   lag_columns ? ", high_watermark, lag_seconds" : "");
-    for (size_t i = 0; ok && i < noffs; i++) {
-        char *topic = PQescapeLiteral(conn, offs[i].topic, strlen(offs[i].topic));
-        if (!topic)
-            return false;
-        ok = addf(sql, "%s(%s, %d, %" PRId64 ", now(), %s", i ? ", " : "", topic,
-                  (int)offs[i].partition, offs[i].next_offset,
-                  offs[i].caught_up ? "now()" : "NULL::timestamptz");
-        PQfreemem(topic);
-        if (ok && lag_columns) {
-            char hw[32] = "NULL", lag[40] = "NULL";
-            if (offs[i].high_watermark >= 0)
-                snprintf(hw, sizeof(hw), "%" PRId64, offs[i].high_watermark);
-            if (offs[i].lag_seconds >= 0)
-                snprintf(lag, sizeof(lag), "%.3f", offs[i].lag_seconds);
-            ok = addf(sql, ", %s::bigint, %s::float8", hw, lag);
-        }
-        ok = ok && addf(sql, ")");
-    }
-    ok = ok && addf(sql, " ON CONFLICT (topic, partition) DO UPDATE SET"
-                         " next_offset = EXCLUDED.next_offset, updated_at = now(),"
-                         " caught_up_at = coalesce(EXCLUDED.caught_up_at,"
-                         " consumer_offsets.caught_up_at)%s;",
-                    lag_columns ? ", high_watermark = coalesce(EXCLUDED.high_watermark,"
-                                  " consumer_offsets.high_watermark),"
-                                  " lag_seconds = coalesce(EXCLUDED.lag_seconds,"
-                                  " consumer_offsets.lag_seconds)"
-                                : "");
     return ok;
 }
 
@@ -500,10 +453,14 @@ static srl_store_rc_t apply_txn(lane_t *ln, PGconn *conn, int items,
     srl_apply_stats_t st = {0};
 
     rc = srl_store_exec(conn,
-                     "BEGIN; SET LOCAL sysrepl.applying = 'on';"
-                     " SET LOCAL synchronous_commit = off; SET LOCAL enable_hashjoin = off;"
-                     " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off",
-                     "BEGIN", errstr, errstr_size);
+                        a->synchronous_commit
+                            ? "BEGIN; SET LOCAL sysrepl.applying = 'on';"
+                              " SET LOCAL enable_hashjoin = off;"
+                              " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off"
+                            : "BEGIN; SET LOCAL sysrepl.applying = 'on';"
+                              " SET LOCAL synchronous_commit = off; SET LOCAL enable_hashjoin = off;"
+                              " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off",
+                        "BEGIN", errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         goto fail;
 
@@ -557,10 +514,10 @@ static srl_store_rc_t apply_txn(lane_t *ln, PGconn *conn, int items,
         if (ups[k])
             counts[nstmt] = COUNT_UPSERTED, count_kind[nstmt++] = (srl_kind_t)k;
     }
-    ok = ok && offsets_sql(&ln->sql, conn, offs, noffs, lag_columns);
+    ok = ok && srl_offsets_upsert_sql(&ln->sql, conn, offs, noffs, lag_columns);
     if (ok && extra_sql)
         ok = srl_buf_add(&ln->sql, extra_sql, strlen(extra_sql));
-    ok = ok && addf(&ln->sql, "COMMIT;");
+    ok = ok && srl_buf_addf(&ln->sql, "COMMIT;");
     if (!ok) {
         snprintf(errstr, errstr_size, "out of memory building the apply statements");
         rc = SRL_STORE_FATAL;

@@ -38,19 +38,9 @@
 #include "sysrepl/store.h"
 
 #include "deadletter.h"
+#include "offsets.h"
 #include "rows.h"
 
-/* Where a partition stands after the batch, written in the same
- * transaction. caught_up: the read reached the partition's end (sets
- * caught_up_at = now()). high_watermark -1 and lag_seconds < 0: unknown. */
-typedef struct srl_offset_update {
-    const char *topic;
-    int32_t partition;
-    int64_t next_offset;
-    bool caught_up;
-    int64_t high_watermark;
-    double lag_seconds;
-} srl_offset_update_t;
 
 /* What a commit did, per kind. */
 typedef struct srl_apply_stats {
@@ -73,6 +63,13 @@ void srl_apply_free(srl_apply_t *a); /* NULL accepted */
  * sessions - 1 more, opened on dsn when first needed), when each share
  * would hold at least split_min records; 1: always one transaction.
  * False on out of memory. */
+/* Durable commits (the default, on): every apply transaction waits for its
+ * WAL to reach disk, so a crash of the spoke's PostgreSQL never takes back
+ * a version a reader has seen. off: SET LOCAL synchronous_commit = off,
+ * faster, and a server crash may roll back the last ~600 ms of applies
+ * (re-read from the topics afterwards; readers may see versions go back). */
+void srl_apply_set_synchronous_commit(srl_apply_t *a, bool on);
+
 bool srl_apply_set_sessions(srl_apply_t *a, const char *dsn, size_t sessions, size_t split_min);
 /* Close the extra sessions (they reopen when needed): after the store was
  * away. */

@@ -15,6 +15,7 @@
 #include "apply.h"
 #include "deadletter.h"
 #include "decode.h"
+#include "offsets.h"
 #include "rows.h"
 
 #define WATERMARK_TIMEOUT_MS 10000
@@ -382,6 +383,9 @@ srl_rebuild_rc_t srl_rebuild(srl_source_t *src, PGconn *conn, srl_registry_t *re
         goto cleanup;
     }
     /* The watermarks of the start: what the rebuild promises to include. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t evidence_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     for (size_t i = 0; i < n; i++) {
         parts[i] = calloc((size_t)topics[i].partitions, sizeof(part_t));
         if (!parts[i]) {
@@ -420,33 +424,17 @@ srl_rebuild_rc_t srl_rebuild(srl_source_t *src, PGconn *conn, srl_registry_t *re
         goto cleanup;
 
     /* The offsets: where each read ended (at least the start's watermark),
-     * replacing whatever the store held for these topics. */
+     * replacing whatever the store held for these topics. Caught up as of
+     * the moment the watermarks were asked for (evidence, offsets.h). */
     bool ok = true;
     for (size_t i = 0; ok && i < n; i++) {
-        char *topic = PQescapeLiteral(conn, topics[i].topic, strlen(topics[i].topic));
-        if (!topic) {
-            ok = false;
-            break;
-        }
-        char head[256];
-        int hn = snprintf(head, sizeof(head), "DELETE FROM consumer_offsets WHERE topic = %s;",
-                          topic);
-        ok = srl_buf_add(&sql, head, (size_t)hn);
+        ok = srl_offsets_forget_topic_sql(&sql, conn, topics[i].topic);
         for (int p = 0; ok && p < topics[i].partitions; p++) {
             part_t *pt = &parts[i][p];
             int64_t next = pt->next > pt->high ? pt->next : pt->high;
-            char row[512], extra[64] = "";
-            if (lag_columns)
-                snprintf(extra, sizeof(extra), ", %" PRId64 ", 0", next);
-            int m = snprintf(row, sizeof(row),
-                             "INSERT INTO consumer_offsets (topic, partition, next_offset,"
-                             " updated_at, caught_up_at%s) VALUES (%s, %d, %" PRId64
-                             ", now(), now()%s);",
-                             lag_columns ? ", high_watermark, lag_seconds" : "", topic, p, next,
-                             extra);
-            ok = m > 0 && (size_t)m < sizeof(row) && srl_buf_add(&sql, row, (size_t)m);
+            srl_offset_update_t u = {topics[i].topic, p, next, evidence_ms, next, 0.0};
+            ok = srl_offsets_upsert_sql(&sql, conn, &u, 1, lag_columns);
         }
-        PQfreemem(topic);
     }
     ok = ok && srl_buf_add(&sql, "COMMIT", 7);
     if (!ok) {

@@ -56,13 +56,19 @@ typedef struct srl_source_pos {
  * partition's end as the broker saw it (its high watermark at that
  * moment): exact, but only reported once per arrival at the end.
  * high[i] is the high watermark last seen for pos[i] (-1 when unknown),
- * possibly a little stale: good for lag, not for deciding a read is done. */
+ * possibly a little stale: good for lag, never evidence of being caught up
+ * (that comes only from highs(), asked of the broker or bridge now).
+ * next[i] (-1 when none) is an offset the source vouches for: every record
+ * of pos[i] below it was returned by this fetch or an earlier one, or no
+ * longer exists (compacted away). It lets a position pass a compacted gap
+ * at the end of a partition, where no record arrives to move it. */
 typedef struct srl_source_batch {
     srl_record_t *records;
     size_t count;
     size_t capacity;
     bool *eof;         /* one per position passed to fetch */
     int64_t *high;     /* one per position passed to fetch */
+    int64_t *next;     /* one per position passed to fetch */
     size_t npos;
     void *priv;        /* the source's own memory behind records[] */
     void (*priv_free)(void *priv); /* set by the source that made priv */
@@ -80,6 +86,13 @@ typedef struct srl_source_ops {
     srl_source_rc_t (*watermarks)(srl_source_t *src, const char *topic, int32_t partition,
                                   int64_t *low, int64_t *high, int timeout_ms,
                                   char *errstr, size_t errstr_size);
+
+    /* The high watermark of every position, asked of the broker (or, over
+     * http, of the bridge, which asks the broker) now, never a cached
+     * value: the only evidence a spoke has of being caught up. OK only when
+     * every position got its answer; highs[] has npos entries. */
+    srl_source_rc_t (*highs)(srl_source_t *src, const srl_source_pos_t *pos, size_t npos,
+                             int64_t *highs, int timeout_ms, char *errstr, size_t errstr_size);
 
     /* The topic's delete.retention.ms: how long tombstones stay readable.
      * A spoke away longer than this may have missed deletes. */

@@ -144,6 +144,46 @@ static srl_source_rc_t http_watermarks(srl_source_t *src, const char *topic, int
     return rc;
 }
 
+/* One GET state for every position: the bridge asks the broker for each
+ * watermark while answering (routes_state.c), so these are fresh. */
+static srl_source_rc_t http_highs(srl_source_t *src, const srl_source_pos_t *pos, size_t npos,
+                                  int64_t *highs, int timeout_ms, char *errstr,
+                                  size_t errstr_size)
+{
+    http_source_t *s = (http_source_t *)src;
+    json_t *root = NULL;
+    srl_source_rc_t rc = SRL_SOURCE_OK;
+    for (size_t i = 0; i < npos; i++)
+        highs[i] = -1;
+    for (size_t i = 0; rc == SRL_SOURCE_OK && i < npos; i++) {
+        if (highs[i] >= 0)
+            continue;
+        json_t *t, *p;
+        size_t k;
+        json_decref(root);
+        rc = get_topic_state(s, pos[i].topic, timeout_ms, &root, &t, errstr, errstr_size);
+        if (rc != SRL_SOURCE_OK)
+            break;
+        /* every position of this topic from the same answer */
+        json_array_foreach(json_object_get(t, "partitions"), k, p)
+        {
+            json_int_t part = json_integer_value(json_object_get(p, "partition"));
+            json_t *hw = json_object_get(p, "high_watermark");
+            for (size_t j = i; j < npos; j++)
+                if (strcmp(pos[j].topic, pos[i].topic) == 0 && pos[j].partition == part &&
+                    json_is_integer(hw))
+                    highs[j] = json_integer_value(hw);
+        }
+        if (highs[i] < 0) {
+            snprintf(errstr, errstr_size, "topic %s has no partition %d at the bridge",
+                     pos[i].topic, (int)pos[i].partition);
+            rc = SRL_SOURCE_RETRY;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
 static srl_source_rc_t http_retention(srl_source_t *src, const char *topic, int64_t *ms,
                                       int timeout_ms, char *errstr, size_t errstr_size)
 {
@@ -331,6 +371,9 @@ static srl_source_rc_t http_fetch(srl_source_t *src, const srl_source_pos_t *pos
         }
         batch->high[i] = r->high;
         batch->eof[i] = r->high >= 0 && r->next_offset >= r->high;
+        /* The bridge's next offset passes compacted gaps (source.h). */
+        if (r->next_offset > pos[i].offset)
+            batch->next[i] = r->next_offset;
     }
     batch->count = count;
     free(rcs);
@@ -368,6 +411,7 @@ static void http_close(srl_source_t *src)
 static const srl_source_ops_t http_ops = {
     .partitions = http_partitions,
     .watermarks = http_watermarks,
+    .highs = http_highs,
     .tombstone_retention_ms = http_retention,
     .fetch = http_fetch,
     .release = http_release,

@@ -67,6 +67,7 @@ void srl_source_batch_free(srl_source_batch_t *batch)
     free(batch->records);
     free(batch->eof);
     free(batch->high);
+    free(batch->next);
     memset(batch, 0, sizeof(*batch));
 }
 
@@ -89,12 +90,17 @@ bool srl_source_batch_reserve(srl_source_batch_t *batch, size_t npos, size_t cap
         if (!h)
             return false;
         batch->high = h;
+        int64_t *nx = realloc(batch->next, n * sizeof(*nx));
+        if (!nx)
+            return false;
+        batch->next = nx;
     }
     batch->npos = npos;
     batch->count = 0;
     for (size_t i = 0; i < npos; i++) {
         batch->eof[i] = false;
         batch->high[i] = -1;
+        batch->next[i] = -1;
     }
     return true;
 }
@@ -166,6 +172,19 @@ static srl_source_rc_t ks_watermarks(srl_source_t *src, const char *topic, int32
         snprintf(errstr, errstr_size, "watermarks of %s [%" PRId32 "]: %s", topic, partition,
                  rd_kafka_err2str(err));
         return classify(err);
+    }
+    return SRL_SOURCE_OK;
+}
+
+static srl_source_rc_t ks_highs(srl_source_t *src, const srl_source_pos_t *pos, size_t npos,
+                               int64_t *highs, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < npos; i++) {
+        int64_t low;
+        srl_source_rc_t rc = ks_watermarks(src, pos[i].topic, pos[i].partition, &low, &highs[i],
+                                           timeout_ms, errstr, errstr_size);
+        if (rc != SRL_SOURCE_OK)
+            return rc;
     }
     return SRL_SOURCE_OK;
 }
@@ -303,6 +322,13 @@ static bool take_message(kafka_source_t *ks, kafka_batch_t *kb, rd_kafka_message
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             if (i >= 0)
                 batch->eof[i] = true;
+            /* The end as a fetch response saw it: every record below that
+             * offset was handed out or compacted away, so the position
+             * may pass a compacted gap no record would move it over. */
+            if (i >= 0 && m->offset > ks->assigned[i].next) {
+                ks->assigned[i].next = m->offset;
+                batch->next[i] = m->offset;
+            }
         } else if (classify(m->err) == SRL_SOURCE_FATAL) {
             snprintf(errstr, errstr_size, "consuming %s [%" PRId32 "]: %s",
                      topic ? topic : "?", m->partition, rd_kafka_message_errstr(m));
@@ -469,6 +495,7 @@ static void ks_close(srl_source_t *src)
 static const srl_source_ops_t kafka_ops = {
     .partitions = ks_partitions,
     .watermarks = ks_watermarks,
+    .highs = ks_highs,
     .tombstone_retention_ms = ks_tombstone_retention_ms,
     .fetch = ks_fetch,
     .release = ks_release,

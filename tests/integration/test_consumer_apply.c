@@ -296,7 +296,7 @@ static char *dump_all(const char *dsn)
 static void commit_ok(srl_apply_t *a, PGconn *c, int64_t next_offset, srl_apply_stats_t *stats)
 {
     char err[512] = "";
-    srl_offset_update_t off = {"test.assessments", 0, next_offset, true, next_offset, 0.0};
+    srl_offset_update_t off = {"test.assessments", 0, next_offset, srl_test_now_ms(), next_offset, 0.0};
     srl_store_rc_t rc = srl_apply_commit(a, c, &off, 1, true, NULL, NULL, stats, err, sizeof(err));
     if (rc != SRL_STORE_OK)
         fail_msg("srl_apply_commit: rc %d: %s", (int)rc, err);

@@ -19,6 +19,9 @@ typedef struct srl_buf {
 bool srl_buf_reserve(srl_buf_t *b, size_t extra);
 bool srl_buf_add(srl_buf_t *b, const void *p, size_t n);
 void srl_buf_free(srl_buf_t *b); /* NULL-safe; leaves an empty buffer */
+/* Append printf-formatted text (kept NUL-terminated, the NUL not counted
+ * in len). False on out of memory or a bad format, the buffer unchanged. */
+bool srl_buf_addf(srl_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Append one COPY text field: s[0..len) escaped (s NULL: \N), then sep
  * ('\t' between fields, '\n' after the last). False on out of memory. */
