@@ -29,15 +29,14 @@
 
 #include "source.h"
 #include "source_http.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/codec.h"
 #include "sysrepl/config.h"
 #include "sysrepl/kafka.h"
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)srl_clock_mono_us() / 1e6;
 }
 
 static void die(const char *what, const char *why)

@@ -44,6 +44,7 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
+#include "sysrepl/clock.h"
 #include "sysrepl/codec.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/keys.h"
@@ -53,9 +54,7 @@
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)srl_clock_mono_us() / 1e6;
 }
 
 static void die(const char *what, const char *why)

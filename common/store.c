@@ -26,13 +26,6 @@ void srl__store_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
     va_end(ap);
 }
 
-int64_t srl__store_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 const char *srl__store_table(srl_kind_t kind)
 {
     switch (kind) {

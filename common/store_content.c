@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "sysrepl/clock.h"
 #include "sysrepl/json.h"
 #include "sysrepl/keys.h"
 #include "store_private.h"
@@ -219,7 +220,7 @@ bool srl_store_validate(const srl_entity_t *e, int64_t now_ms, char *errstr, siz
     if (!srl_entity_validate(e, errstr, errstr_size))
         return false;
     if (now_ms == 0)
-        now_ms = srl__store_now_ms();
+        now_ms = srl_clock_wall_ms();
     char when[40];
     if (e->kind == SRL_KIND_ASSESSMENT) {
         const srl_assessment_t *a = &e->u.assessment;
@@ -604,7 +605,7 @@ static srl_store_rc_t build_list_sql(srl_store_t *st, srl_kind_t kind,
     }
     if (kind == SRL_KIND_ASSESSMENT && f && f->expired) {
         snprintf(piece, sizeof(piece), " AND expires_at <= %" PRId64,
-                 f->now_ms ? f->now_ms : srl__store_now_ms());
+                 f->now_ms ? f->now_ms : srl_clock_wall_ms());
         if (!append(sql, size, piece))
             goto too_long;
     }

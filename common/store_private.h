@@ -47,9 +47,6 @@ void srl__store_rollback(srl_store_t *st);
 /* The table holding a kind, and its key column. */
 const char *srl__store_table(srl_kind_t kind);
 
-/* Milliseconds since the epoch, now. */
-int64_t srl__store_now_ms(void);
-
 /* ---- content (store_content.c) ---- */
 
 /* Columns a writer gives for an assessment, in parameter/COPY order; the

@@ -47,6 +47,7 @@
 #include "sink.h"
 #include "sink_http.h"
 #include "snapshot.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/codec.h"
 #include "sysrepl/config.h"
 #include "sysrepl/kafka.h"
@@ -158,18 +159,6 @@ typedef struct producer {
     bool error_dirty;
     int64_t lock_check_ms;
 } producer_t;
-
-static int64_t now_ms(void)
-{
-    return srl_now_us() / 1000;
-}
-
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void note_error(producer_t *p, const char *what, const char *why)
 {
@@ -368,7 +357,7 @@ static bool sink_open(producer_t *p, int *exit_code)
 /* Write queued log lines, producer_state and the error to the store. */
 static void store_bookkeeping(producer_t *p, bool force)
 {
-    int64_t now = now_ms();
+    int64_t now = srl_clock_mono_ms();
     if (!p->store_ok || p->read_pending)
         return; /* the work session is busy with a read */
     PGconn *conn = srl_store_conn(p->st);
@@ -415,7 +404,7 @@ static void store_bookkeeping(producer_t *p, bool force)
 
 static void log_stats(producer_t *p, const char *msg)
 {
-    int64_t now = now_ms();
+    int64_t now = srl_clock_mono_ms();
     double secs = (now - p->stats_at_ms) / 1000.0;
     srl_log(SRL_LOG_INFO, "producer", msg,
             "delivered=%" PRId64 " rate=%.0f superseded=%" PRId64 " not_replicated=%" PRId64
@@ -461,7 +450,7 @@ static void retire(producer_t *p)
             bool done = false;
             if (p->deleting != b) {
                 if (p->ack_log) {
-                    int64_t t = wall_us();
+                    int64_t t = srl_clock_wall_us();
                     for (size_t i = 0; i < b->sink.count; i++)
                         fprintf(p->ack_log, "%" PRId64 " %" PRId64 "\n",
                                 b->sink.records[i].version, t);
@@ -469,7 +458,7 @@ static void retire(producer_t *p)
                 rc = srl_outbox_delete_send(dconn, b->versions, b->version_count, err,
                                             sizeof(err));
                 p->deleting = b;
-                p->delete_started_us = srl_now_us();
+                p->delete_started_us = srl_clock_mono_us();
             }
             if (rc == SRL_STORE_OK)
                 rc = srl_outbox_delete_poll(dconn, &done, err, sizeof(err));
@@ -484,7 +473,7 @@ static void retire(producer_t *p)
             if (!done)
                 break;
             p->deleting = NULL;
-            p->timing.delete_us += srl_now_us() - p->delete_started_us;
+            p->timing.delete_us += srl_clock_mono_us() - p->delete_started_us;
             p->delivered += (int64_t)b->sink.count;
             p->superseded += (int64_t)b->superseded;
             p->not_replicated += (int64_t)b->not_replicated;
@@ -511,7 +500,7 @@ static void retire(producer_t *p)
  * a result taken but not yet in the ring (0: none). */
 static int64_t next_read_range(producer_t *p, int64_t holding_min, bool *from_start)
 {
-    int64_t now = now_ms(), below = 0;
+    int64_t now = srl_clock_mono_ms(), below = 0;
     size_t in_flight = p->ring_count + (holding_min ? 1 : 0);
     if (in_flight == 0) {
         p->cursor = 0; /* pipeline empty: read from the lowest version */
@@ -534,7 +523,7 @@ static int64_t next_read_range(producer_t *p, int64_t holding_min, bool *from_st
 /* Whether a read may be sent now, with slots_used batches in flight. */
 static bool may_read(producer_t *p, size_t slots_used, bool stopping)
 {
-    int64_t now = now_ms();
+    int64_t now = srl_clock_mono_ms();
     bool sweep_due = slots_used > 0 &&
                      (p->sweep_now || now - p->last_sweep_ms >= SWEEP_INTERVAL_MS);
     bool want = p->more || p->notified || now >= p->next_poll_ms || sweep_due;
@@ -569,7 +558,7 @@ static void issue_read(producer_t *p, int64_t holding_min)
     p->read_pending = true;
     p->read_below = below;
     p->read_from_start = from_start;
-    p->read_sent_us = srl_now_us();
+    p->read_sent_us = srl_clock_mono_us();
     p->notified = false;
 }
 
@@ -589,7 +578,7 @@ static void take_read(producer_t *p, bool stopping)
     if (!res)
         return; /* still running */
     p->read_pending = false;
-    p->query_us += srl_now_us() - p->read_sent_us;
+    p->query_us += srl_clock_mono_us() - p->read_sent_us;
     if (stopping) {
         PQclear(res); /* not published: the rows stay for the next start */
         return;
@@ -602,7 +591,7 @@ static void take_read(producer_t *p, bool stopping)
         /* --once: no waiting for a poll; the next read (from the start
          * once the pipeline is empty) decides whether the outbox is empty. */
         if (!p->more)
-            p->next_poll_ms = now_ms() + (p->once ? 0 : p->poll_interval_ms);
+            p->next_poll_ms = srl_clock_mono_ms() + (p->once ? 0 : p->poll_interval_ms);
         if (rows > 0)
             p->cursor = hi;
     }
@@ -633,12 +622,12 @@ static void take_read(producer_t *p, bool stopping)
     if (b->unpublishable)
         note_error(p, "codec", err);
     if (b->sink.count > 0) {
-        int64_t t0 = srl_now_us();
+        int64_t t0 = srl_clock_mono_us();
         b->sink.published_us = t0;
         if (!p->sink->ops->publish(p->sink, &b->sink, err, sizeof(err)))
             srl_log(SRL_LOG_ERROR, "producer", "publishing a batch failed", "reason=%s",
                     srl_log_q(err));
-        p->produce_us += srl_now_us() - t0;
+        p->produce_us += srl_clock_mono_us() - t0;
     }
     size_t slot = (p->ring_head + p->ring_count) % PIPELINE_DEPTH;
     p->ring[slot] = b;
@@ -666,7 +655,7 @@ static void serve_store_socket(producer_t *p)
 /* The lock session is alive (and so the lock is ours). */
 static void check_lock(producer_t *p)
 {
-    int64_t now = now_ms();
+    int64_t now = srl_clock_mono_ms();
     if (!p->store_ok || p->deleting || now - p->lock_check_ms < LOCK_CHECK_MS)
         return; /* a running DELETE proves the session alive */
     p->lock_check_ms = now;
@@ -683,9 +672,9 @@ static int run_loop(producer_t *p)
 {
     int exit_code = EXIT_OK;
     int64_t stop_deadline = 0;
-    p->stats_at_ms = p->state_at_ms = now_ms();
+    p->stats_at_ms = p->state_at_ms = srl_clock_mono_ms();
     for (;;) {
-        int64_t now = now_ms();
+        int64_t now = srl_clock_mono_ms();
         if (stop_requested && !stop_deadline) {
             stop_deadline = now + STOP_GRACE_MS;
             srl_log(SRL_LOG_INFO, "producer", "stopping: waiting for records in flight",
@@ -744,7 +733,7 @@ static int run_loop(producer_t *p)
             fds[nfds++] = (struct pollfd){.fd = pfd, .events = POLLIN};
         if (p->deleting && p->store_ok)
             fds[nfds++] = (struct pollfd){.fd = PQsocket(srl_store_conn(p->lock)), .events = POLLIN};
-        int64_t timeout = p->ring_count || p->read_pending ? 100 : p->next_poll_ms - now_ms();
+        int64_t timeout = p->ring_count || p->read_pending ? 100 : p->next_poll_ms - srl_clock_mono_ms();
         if (may_read(p, p->ring_count, stop_deadline != 0))
             timeout = 0;
         if (timeout > LOCK_CHECK_MS)
@@ -753,10 +742,10 @@ static int run_loop(producer_t *p)
             timeout = 0;
         if (kfd < 0 && p->ring_count)
             timeout = 5;
-        int64_t w0 = srl_now_us();
+        int64_t w0 = srl_clock_mono_us();
         if (poll(fds, (nfds_t)nfds, (int)timeout) < 0 && errno != EINTR)
             nap(10);
-        p->wait_us += srl_now_us() - w0;
+        p->wait_us += srl_clock_mono_us() - w0;
         if (pfd >= 0)
             serve_store_socket(p);
     }
@@ -916,7 +905,7 @@ int main(int argc, char **argv)
         goto cleanup;
     if (snapshot || all_empty) {
         srl_snapshot_stats_t ss;
-        int64_t t0 = now_ms();
+        int64_t t0 = srl_clock_mono_ms();
         srl_store_rc_t rc = srl_snapshot_run(p.st, p.sink, p.reg, p.kind_mask, p.instance_id,
                                              p.batch_size, all_empty, &stop_requested, &ss, err,
                                              sizeof(err));
@@ -934,7 +923,7 @@ int main(int argc, char **argv)
         }
         srl_log(SRL_LOG_INFO, "producer", "snapshot done",
                 "reason=%s published=%" PRId64 " tombstoned=%" PRId64 " ms=%" PRId64,
-                snapshot ? "requested" : "empty-topics", pub, tomb, now_ms() - t0);
+                snapshot ? "requested" : "empty-topics", pub, tomb, srl_clock_mono_ms() - t0);
     }
     store_bookkeeping(&p, true);
     exit_code = run_loop(&p);

@@ -23,14 +23,8 @@
 #include <time.h>
 
 #include "rows.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/log.h"
-
-int64_t srl_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Columns of the batch query: 4 outbox columns, then each kind's content
  * columns (rows.h) in srl_kind_t order. */
@@ -187,7 +181,7 @@ srl_store_rc_t srl_outbox_batch_build(PGresult *res, srl_registry_t *reg, unsign
                                       size_t errstr_size)
 {
     srl_store_rc_t rc = SRL_STORE_OK;
-    int64_t t0 = srl_now_us(), encode_us = 0;
+    int64_t t0 = srl_clock_mono_us(), encode_us = 0;
 
     memset(b, 0, sizeof(*b));
     int nrows = PQntuples(res);
@@ -239,7 +233,7 @@ srl_store_rc_t srl_outbox_batch_build(PGresult *res, srl_registry_t *reg, unsign
             b->versions[b->version_count++] = version;
             continue;
         }
-        int64_t te = srl_now_us();
+        int64_t te = srl_clock_mono_us();
         srl_entity_t e;
         uint8_t *value = NULL;
         size_t value_len = 0;
@@ -247,7 +241,7 @@ srl_store_rc_t srl_outbox_batch_build(PGresult *res, srl_registry_t *reg, unsign
         bool ok = srl_rows_parse(res, i, col0, kind, &e, why, sizeof(why)) &&
                   srl_codec_encode(reg, &e, &value, &value_len, why, sizeof(why));
         srl_entity_clear(&e);
-        encode_us += srl_now_us() - te;
+        encode_us += srl_clock_mono_us() - te;
         if (!ok) {
             /* Left in the outbox: dropping it would lose the change
              * silently; the log and producer_state say why. */
@@ -273,7 +267,7 @@ cleanup:
         srl_outbox_batch_clear(b);
     if (timing) {
         timing->encode_us += encode_us;
-        timing->read_us += srl_now_us() - t0 - encode_us;
+        timing->read_us += srl_clock_mono_us() - t0 - encode_us;
     }
     return rc;
 }
