@@ -250,7 +250,7 @@ int main(int argc, char **argv)
     srl_config_t *kc = srl_config_new(SRL_PROG_CONSUMER);
     snprintf(kv, sizeof(kv), "kafka.bootstrap.servers=%s", kafka);
     srl_config_set_override(kc, kv, err, sizeof(err));
-    srl_source_t *ks = srl_source_kafka_open(kc, "bench", err, sizeof(err));
+    srl_source_t *ks = srl_source_kafka_new(kc, "bench", err, sizeof(err));
     if (!ks)
         die("kafka source", err);
     double t = now_s();
@@ -264,7 +264,7 @@ int main(int argc, char **argv)
     srl_config_set_override(hc, "bridge.api_key=bench-key", err, sizeof(err));
     snprintf(kv, sizeof(kv), "topic.prefix=%s", prefix);
     srl_config_set_override(hc, kv, err, sizeof(err));
-    srl_source_t *hs = srl_source_http_open(hc, err, sizeof(err));
+    srl_source_t *hs = srl_source_http_new(hc, err, sizeof(err));
     if (!hs)
         die("http source", err);
     t = now_s();

@@ -50,7 +50,7 @@
 #include "sysrepl/keys.h"
 #include "sysrepl/store.h"
 
-#include "rows.h" /* consumer/rows.h: the same COPY rows the consumer streams */
+#include "sysrepl/rows.h" /* the same COPY rows the consumer streams */
 
 static double now_s(void)
 {

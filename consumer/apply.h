@@ -38,7 +38,7 @@
 #include "sysrepl/store.h"
 
 #include "deadletter.h"
-#include "rows.h"
+#include "sysrepl/rows.h"
 
 /* Where a partition stands after the batch, written in the same
  * transaction. caught_up: the read reached the partition's end (sets

@@ -837,9 +837,9 @@ int main(int argc, char **argv)
      * for a spoke that cannot reach the broker. Everything after this
      * line is the same for both. */
     if (srl_config_get_enum(cfg, "transport") == SRL_TRANSPORT_HTTP)
-        c.src = srl_source_http_open(cfg, err, sizeof(err));
+        c.src = srl_source_http_new(cfg, err, sizeof(err));
     else
-        c.src = srl_source_kafka_open(cfg, c.instance_id, err, sizeof(err));
+        c.src = srl_source_kafka_new(cfg, c.instance_id, err, sizeof(err));
     if (!c.src) {
         fprintf(stderr, "sysrepl-consumer: %s\n", err);
         if (srl_config_get_enum(cfg, "transport") == SRL_TRANSPORT_HTTP) {

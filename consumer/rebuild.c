@@ -15,7 +15,7 @@
 #include "apply.h"
 #include "deadletter.h"
 #include "decode.h"
-#include "rows.h"
+#include "sysrepl/rows.h"
 
 #define WATERMARK_TIMEOUT_MS 10000
 
@@ -197,11 +197,11 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
     }
 
     snprintf(sql, sizeof(sql), "DELETE FROM %s; DELETE FROM tombstones WHERE kind = %d",
-             srl_rows_table(t->kind), (int)t->kind);
+             srl_kind_table(t->kind), (int)t->kind);
     if ((rc = exec_ok(conn, sql, "emptying the content table", errstr, errstr_size)))
         goto cleanup;
     if (direct) {
-        snprintf(sql, sizeof(sql), "COPY %s (%s) FROM STDIN", srl_rows_table(t->kind),
+        snprintf(sql, sizeof(sql), "COPY %s (%s) FROM STDIN", srl_kind_table(t->kind),
                  srl_rows_columns(t->kind));
         PGresult *res = PQexec(conn, sql);
         if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -459,7 +459,7 @@ srl_rebuild_rc_t srl_rebuild(srl_source_t *src, PGconn *conn, srl_registry_t *re
     in_tx = false;
     for (size_t i = 0; i < n; i++) {
         char q[256];
-        snprintf(q, sizeof(q), "SELECT count(*) FROM %s", srl_rows_table(topics[i].kind));
+        snprintf(q, sizeof(q), "SELECT count(*) FROM %s", srl_kind_table(topics[i].kind));
         PGresult *res = PQexec(conn, q);
         if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
             st.rows += strtoll(PQgetvalue(res, 0, 0), NULL, 10);

@@ -476,8 +476,8 @@ static const srl_source_ops_t kafka_ops = {
     .close = ks_close,
 };
 
-srl_source_t *srl_source_kafka_open(const srl_config_t *cfg, const char *instance_id,
-                                    char *errstr, size_t errstr_size)
+srl_source_t *srl_source_kafka_new(const srl_config_t *cfg, const char *instance_id,
+                                   char *errstr, size_t errstr_size)
 {
     kafka_source_t *ks = calloc(1, sizeof(*ks));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

@@ -22,29 +22,29 @@
 #include <string.h>
 #include <time.h>
 
-#include "rows.h"
+#include "sysrepl/rows.h"
 #include "sysrepl/clock.h"
 #include "sysrepl/log.h"
 
 /* Columns of the batch query: 4 outbox columns, then each kind's content
- * columns (rows.h) in srl_kind_t order. */
+ * columns (sysrepl/rows.h) in srl_kind_t order. */
 #define COL_VERSION 0
 #define COL_KIND 1
 #define COL_KEY 2
 #define COL_DELETED 3
 #define COL_TYPE 4
-#define COL_ASSESSMENT (COL_TYPE + ROWS_TYPE_NCOLS)
-#define COL_POLICY (COL_ASSESSMENT + ROWS_ASSESSMENT_NCOLS)
+#define COL_ASSESSMENT (COL_TYPE + SRL_ROWS_TYPE_NCOLS)
+#define COL_POLICY (COL_ASSESSMENT + SRL_ROWS_ASSESSMENT_NCOLS)
 
 /* LATERAL ... LIMIT 1 keeps each join an index lookup per outbox row: as
  * plain LEFT JOINs the planner hashes the whole content table per batch.
  * WHERE is the outbox range: above a version (the next batch) or below one
  * (rows that committed late, under the batches in flight). */
 #define FETCH_SQL(where)                                                                       \
-    "WITH b AS (SELECT version, kind, key, deleted FROM outbox WHERE " where                  \
+    "WITH b AS (SELECT version, kind, key, deleted FROM outbox WHERE " where                   \
     "           ORDER BY version LIMIT $2)"                                                    \
-    " SELECT b.version, b.kind, b.key, b.deleted, " ROWS_TYPE_COLS("t") ", "                  \
-    ROWS_ASSESSMENT_COLS("a") ", " ROWS_POLICY_COLS("p")                                       \
+    " SELECT b.version, b.kind, b.key, b.deleted, " SRL_ROWS_TYPE_COLS("t") ", "               \
+    SRL_ROWS_ASSESSMENT_COLS("a") ", " SRL_ROWS_POLICY_COLS("p")                               \
     " FROM b"                                                                                  \
     " LEFT JOIN LATERAL (SELECT * FROM assessment_types x"                                     \
     "                    WHERE b.kind = 0 AND x.name = b.key LIMIT 1) t ON true"               \
