@@ -5,8 +5,8 @@
  * reads exactly what is on the topics, long-polls for news, reports the
  * partitions' state, and survives a bridge restart.
  *
- * The transports are compiled into this test from their own files (the
- * consumer and producer programs choose them by `transport`). */
+ * The transports come from the programs' core libraries (the consumer and
+ * producer programs choose them by `transport`). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,9 +19,10 @@
 #include "support/support.h"
 #include "integration/bridge_fixture.h"
 
-#include "../../consumer/source_http.c"
-#include "../../consumer/source_kafka.c"
-#include "../../producer/sink_http.c"
+#include "sink.h"
+#include "sink_http.h"
+#include "source.h"
+#include "source_http.h"
 
 #define N 30
 
