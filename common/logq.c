@@ -81,6 +81,8 @@ void srl_logq_sink(void *ctx, srl_log_level_t lvl, const char *component, const 
 
 bool srl_logq_pending(srl_logq_t *q)
 {
+    if (!q)
+        return false;
     pthread_mutex_lock(&q->mu);
     bool any = q->count > 0 || q->dropped > 0;
     pthread_mutex_unlock(&q->mu);
@@ -105,6 +107,8 @@ static bool add_insert(srl_buf_t *sql, PGconn *conn, const char *component,
 
 bool srl_logq_take_sql(srl_logq_t *q, PGconn *conn, srl_buf_t *sql)
 {
+    if (!q)
+        return true;
     pthread_mutex_lock(&q->mu);
     logq_line_t *lines = q->lines;
     size_t n = q->count, dropped = q->dropped;

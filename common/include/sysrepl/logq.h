@@ -54,7 +54,8 @@ void srl_logq_sink(void *ctx, srl_log_level_t lvl, const char *component, const 
 /* Whether lines are waiting (or were dropped and not yet reported). */
 bool srl_logq_pending(srl_logq_t *q);
 
-/* Take and flush from one thread (the loop's) at a time. */
+/* Take and flush from one thread (the loop's) at a time. A NULL queue
+ * has nothing pending and takes nothing. */
 
 /* Take every queued line and append it to sql as one "INSERT INTO
  * replication_log ...;" statement (values escaped for conn), for the
