@@ -297,6 +297,8 @@ PF_FN int pf_cmp_rec(const void *a, const void *b)
  * on the way that every key lives in one partition. */
 PF_FN void pf_last_per_key(pf_recs_t *r)
 {
+    if (r->count == 0)
+        return; /* items may be NULL: qsort must not see it */
     qsort(r->items, r->count, sizeof(pf_rec_t), pf_cmp_rec);
     size_t w = 0;
     for (size_t i = 0; i < r->count; i++) {
