@@ -175,6 +175,74 @@ void srl_outbox_result_range(const PGresult *res, int64_t *min_version, int64_t 
     }
 }
 
+/* Row i of an outbox result into b: published (a record), superseded or
+ * not replicated (only its version kept, for the DELETE), or left in the
+ * outbox when the codec refuses it (errstr says why, rc stays OK).
+ * FATAL on a malformed row or out of memory. */
+static srl_store_rc_t add_row(PGresult *res, int i, srl_registry_t *reg, unsigned kind_mask,
+                              const char *origin, srl_outbox_batch_t *b, int64_t *encode_us,
+                              char *errstr, size_t errstr_size)
+{
+    int64_t version, kind_i;
+    if (!parse_int64(PQgetvalue(res, i, COL_VERSION), &version) ||
+        !parse_int64(PQgetvalue(res, i, COL_KIND), &kind_i) || kind_i < 0 ||
+        kind_i >= SRL_KIND_COUNT) {
+        snprintf(errstr, errstr_size, "outbox row %d: bad version or kind", i);
+        return SRL_STORE_FATAL;
+    }
+    srl_kind_t kind = (srl_kind_t)kind_i;
+    const char *key = PQgetvalue(res, i, COL_KEY);
+    bool deleted = PQgetvalue(res, i, COL_DELETED)[0] == 't';
+    int col0 = kind_col0[kind];
+    bool present = srl_rows_present(res, i, col0);
+    if (version > b->max_version)
+        b->max_version = version;
+    if (b->min_version == 0 || version < b->min_version)
+        b->min_version = version;
+
+    int64_t row_version = 0;
+    if (present && !deleted)
+        parse_int64(PQgetvalue(res, i, col0), &row_version);
+    if (!(kind_mask & (1u << kind))) {
+        b->not_replicated++;
+    } else if (deleted && present) {
+        b->superseded++; /* the key exists again */
+    } else if (deleted) {
+        if (!srl_outbox_batch_add(b, kind, key, NULL, 0, version, origin))
+            goto oom;
+    } else if (!present || row_version > version) {
+        b->superseded++; /* a later outbox row publishes the key */
+    } else {
+        int64_t te = srl_clock_mono_us();
+        srl_entity_t e;
+        uint8_t *value = NULL;
+        size_t value_len = 0;
+        char why[256];
+        bool ok = srl_rows_parse(res, i, col0, kind, &e, why, sizeof(why)) &&
+                  srl_codec_encode(reg, &e, &value, &value_len, why, sizeof(why));
+        srl_entity_clear(&e);
+        *encode_us += srl_clock_mono_us() - te;
+        if (!ok) {
+            /* Left in the outbox: dropping it would lose the change
+             * silently; the log and producer_state say why. */
+            b->unpublishable++;
+            srl_log(SRL_LOG_ERROR, "producer", "outbox row cannot be published",
+                    "kind=%s key=%s version=%" PRId64 " reason=%s", srl_kind_name(kind),
+                    srl_log_q(key), version, srl_log_q(why));
+            snprintf(errstr, errstr_size, "%s %s version %" PRId64 ": %s", srl_kind_name(kind),
+                     key, version, why);
+            return SRL_STORE_OK;
+        }
+        if (!srl_outbox_batch_add(b, kind, key, value, value_len, row_version, origin))
+            goto oom;
+    }
+    b->versions[b->version_count++] = version;
+    return SRL_STORE_OK;
+oom:
+    snprintf(errstr, errstr_size, "out of memory building a batch");
+    return SRL_STORE_FATAL;
+}
+
 srl_store_rc_t srl_outbox_batch_build(PGresult *res, srl_registry_t *reg, unsigned kind_mask,
                                       const char *origin, srl_outbox_batch_t *b,
                                       srl_outbox_timing_t *timing, char *errstr,
@@ -192,75 +260,8 @@ srl_store_rc_t srl_outbox_batch_build(PGresult *res, srl_registry_t *reg, unsign
         rc = SRL_STORE_FATAL;
         goto cleanup;
     }
-    for (int i = 0; i < nrows; i++) {
-        int64_t version, kind_i;
-        if (!parse_int64(PQgetvalue(res, i, COL_VERSION), &version) ||
-            !parse_int64(PQgetvalue(res, i, COL_KIND), &kind_i) || kind_i < 0 ||
-            kind_i >= SRL_KIND_COUNT) {
-            snprintf(errstr, errstr_size, "outbox row %d: bad version or kind", i);
-            rc = SRL_STORE_FATAL;
-            goto cleanup;
-        }
-        srl_kind_t kind = (srl_kind_t)kind_i;
-        const char *key = PQgetvalue(res, i, COL_KEY);
-        bool deleted = PQgetvalue(res, i, COL_DELETED)[0] == 't';
-        int col0 = kind_col0[kind];
-        bool present = srl_rows_present(res, i, col0);
-        if (version > b->max_version)
-            b->max_version = version;
-        if (b->min_version == 0 || version < b->min_version)
-            b->min_version = version;
-
-        if (!(kind_mask & (1u << kind))) {
-            b->not_replicated++;
-            b->versions[b->version_count++] = version;
-            continue;
-        }
-        if (deleted) {
-            if (present) {
-                b->superseded++;
-            } else if (!srl_outbox_batch_add(b, kind, key, NULL, 0, version, origin)) {
-                goto oom;
-            }
-            b->versions[b->version_count++] = version;
-            continue;
-        }
-        int64_t row_version = 0;
-        if (present)
-            parse_int64(PQgetvalue(res, i, col0), &row_version);
-        if (!present || row_version > version) {
-            b->superseded++;
-            b->versions[b->version_count++] = version;
-            continue;
-        }
-        int64_t te = srl_clock_mono_us();
-        srl_entity_t e;
-        uint8_t *value = NULL;
-        size_t value_len = 0;
-        char why[256];
-        bool ok = srl_rows_parse(res, i, col0, kind, &e, why, sizeof(why)) &&
-                  srl_codec_encode(reg, &e, &value, &value_len, why, sizeof(why));
-        srl_entity_clear(&e);
-        encode_us += srl_clock_mono_us() - te;
-        if (!ok) {
-            /* Left in the outbox: dropping it would lose the change
-             * silently; the log and producer_state say why. */
-            b->unpublishable++;
-            srl_log(SRL_LOG_ERROR, "producer", "outbox row cannot be published",
-                    "kind=%s key=%s version=%" PRId64 " reason=%s", srl_kind_name(kind),
-                    srl_log_q(key), version, srl_log_q(why));
-            snprintf(errstr, errstr_size, "%s %s version %" PRId64 ": %s", srl_kind_name(kind),
-                     key, version, why);
-            continue;
-        }
-        if (!srl_outbox_batch_add(b, kind, key, value, value_len, row_version, origin))
-            goto oom;
-        b->versions[b->version_count++] = version;
-    }
-    goto cleanup;
-oom:
-    snprintf(errstr, errstr_size, "out of memory building a batch");
-    rc = SRL_STORE_FATAL;
+    for (int i = 0; i < nrows && rc == SRL_STORE_OK; i++)
+        rc = add_row(res, i, reg, kind_mask, origin, b, &encode_us, errstr, errstr_size);
 cleanup:
     PQclear(res);
     if (rc != SRL_STORE_OK)
