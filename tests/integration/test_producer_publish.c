@@ -274,10 +274,7 @@ static void producer_publishes_only_the_current_row_of_a_key(void **state)
                  " UPDATE assessment_types SET description = 'two' WHERE name = 'Twice';"
                  " COMMIT");
     long long current = pf_scalar(&pf, "SELECT version FROM assessment_types WHERE name = 'Twice'");
-    if (!pf_wait_outbox_empty(&pf, 30000)) {
-        pf_dump_log(&pf, 40);
-        fail_msg("outbox not drained within 30 s");
-    }
+    wait_drained(&pf, pid);
     assert_int_equal(pf_stop(pid), 0);
     pf_recs_t recs;
     pf_read_topic(&pf, pf.topics[SRL_KIND_ASSESSMENT_TYPE], &recs);
