@@ -29,15 +29,14 @@
 
 #include "source.h"
 #include "source_http.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/codec.h"
 #include "sysrepl/config.h"
 #include "sysrepl/kafka.h"
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)srl_clock_mono_us() / 1e6;
 }
 
 static void die(const char *what, const char *why)
@@ -251,7 +250,7 @@ int main(int argc, char **argv)
     srl_config_t *kc = srl_config_new(SRL_PROG_CONSUMER);
     snprintf(kv, sizeof(kv), "kafka.bootstrap.servers=%s", kafka);
     srl_config_set_override(kc, kv, err, sizeof(err));
-    srl_source_t *ks = srl_source_kafka_open(kc, "bench", err, sizeof(err));
+    srl_source_t *ks = srl_source_kafka_new(kc, "bench", err, sizeof(err));
     if (!ks)
         die("kafka source", err);
     double t = now_s();
@@ -265,7 +264,7 @@ int main(int argc, char **argv)
     srl_config_set_override(hc, "bridge.api_key=bench-key", err, sizeof(err));
     snprintf(kv, sizeof(kv), "topic.prefix=%s", prefix);
     srl_config_set_override(hc, kv, err, sizeof(err));
-    srl_source_t *hs = srl_source_http_open(hc, err, sizeof(err));
+    srl_source_t *hs = srl_source_http_new(hc, err, sizeof(err));
     if (!hs)
         die("http source", err);
     t = now_s();

@@ -26,21 +26,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <avro.h>
 
 #include "../common/avro_resolve.h"
 #include "../common/codec_internal.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/codec.h"
 
 static double seconds_per_run = 1.0;
 
 static double now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return (double)srl_clock_mono_us() / 1e6;
 }
 
 #define DIE(...)                                                               \

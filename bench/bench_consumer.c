@@ -44,18 +44,17 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
+#include "sysrepl/clock.h"
 #include "sysrepl/codec.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/keys.h"
 #include "sysrepl/store.h"
 
-#include "rows.h" /* consumer/rows.h: the same COPY rows the consumer streams */
+#include "sysrepl/rows.h" /* the same COPY rows the consumer streams */
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)srl_clock_mono_us() / 1e6;
 }
 
 static void die(const char *what, const char *why)

@@ -39,7 +39,7 @@ cols="vulnerability_id, assessment_type, comment, scope_kind, scope_name, packag
 # Data: cached between runs (generating 1M lines takes ~10 s).
 data=${TMPDIR:-/tmp}/srl-bench-assessments-$N.jsonl
 if [ ! -s "$data" ]; then
-    python3 "$here/gen_assessments.py" "$N" > "$data.tmp" && mv "$data.tmp" "$data"
+    python3 "$here/../tests/tools/gen_assessments.py" "$N" > "$data.tmp" && mv "$data.tmp" "$data"
 fi
 
 psql "$base_dsn" -qXc "CREATE DATABASE $db" >/dev/null
@@ -87,7 +87,7 @@ for rep in $(seq "$R"); do
     [ "$lines" = "$N" ] || { echo "bench_import: export wrote $lines lines, expected $N" >&2; exit 1; }
     # The round trip is exact (meta fields aside); SRL_BENCH_VERIFY=0 skips it.
     if [ "$rep" = 1 ] && [ "${SRL_BENCH_VERIFY:-1}" = 1 ]; then
-        python3 "$here/compare_jsonl.py" --kind vulnerability-assessments "$data" "$work/export.jsonl" >&2 ||
+        python3 "$here/../tests/tools/compare_jsonl.py" --kind vulnerability-assessments "$data" "$work/export.jsonl" >&2 ||
             { echo "bench_import: export differs from the imported data" >&2; exit 1; }
     fi
 

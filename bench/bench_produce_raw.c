@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
+#include "sysrepl/clock.h"
 #include "sysrepl/codec.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/keys.h"
@@ -37,9 +37,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)srl_clock_mono_us() / 1e6;
 }
 
 int main(int argc, char **argv)

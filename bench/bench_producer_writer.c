@@ -15,11 +15,11 @@
 
 #include <libpq-fe.h>
 
+#include "sysrepl/clock.h"
+
 static int64_t wall_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return srl_clock_wall_us();
 }
 
 int main(int argc, char **argv)

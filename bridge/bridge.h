@@ -201,9 +201,6 @@ struct srl_req {
     void (*route_free)(srl_req_t *req);
 };
 
-/* Monotonic milliseconds. */
-int64_t srl__now_ms(void);
-
 /* Queue a response. body: malloc'd, ownership passes (NULL for none).
  * Returns what the access handler must return. */
 enum MHD_Result srl__respond(srl_req_t *req, unsigned status, const char *content_type,

@@ -30,19 +30,13 @@
 #include <jansson.h>
 
 #include "bridge.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/log.h"
 
 #define CONNECTION_HEADROOM 64
 
 /* The PEM text given to libmicrohttpd; kept until the daemon stops. */
 static char *tls_cert_pem, *tls_key_pem;
-
-int64_t srl__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *srl__route_name(srl_route_t route)
 {
@@ -395,7 +389,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         req->b = b;
         req->conn = conn;
-        req->start_ms = srl__now_ms();
+        req->start_ms = srl_clock_mono_ms();
         req->ready_next = -1;
         req->partition = -1;
         *con_cls = req;
@@ -405,7 +399,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES; /* an error was queued at the headers; drain */
 
     if (*upload_data_size) {
-        if (b->request_timeout_ms && srl__now_ms() - req->start_ms > b->request_timeout_ms) {
+        if (b->request_timeout_ms && srl_clock_mono_ms() - req->start_ms > b->request_timeout_ms) {
             /* libmicrohttpd cannot answer in the middle of a body: close. */
             srl_log(SRL_LOG_INFO, "bridge", "request body too slow, closing",
                     "route=%s timeout_ms=%" PRId64, srl__route_name(req->route),
@@ -439,7 +433,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
                                   "out of memory reading the request body");
     if (!req->resumed && b->request_timeout_ms &&
-        srl__now_ms() - req->start_ms > b->request_timeout_ms)
+        srl_clock_mono_ms() - req->start_ms > b->request_timeout_ms)
         return srl__respond_error(req, MHD_HTTP_REQUEST_TIMEOUT, NULL,
                                   "request took longer than bridge.request_timeout_ms = %" PRId64
                                   " ms to arrive",
@@ -471,7 +465,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     srl_req_t *req = *con_cls;
     if (!req)
         return;
-    int64_t elapsed = srl__now_ms() - req->start_ms;
+    int64_t elapsed = srl_clock_mono_ms() - req->start_ms;
     unsigned status = req->status;
     if (!status || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         /* No response went out in full: count it as the client's or our

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
 
@@ -357,7 +358,7 @@ int main(int argc, char **argv)
             srl_bridge_keys_count(atomic_load(&b->keys)), b->max_connections, b->long_poll_max_ms);
 
     int64_t stats_every = srl_config_get_int(b->cfg, "stats.interval_ms");
-    int64_t next_stats = srl__now_ms() + stats_every;
+    int64_t next_stats = srl_clock_mono_ms() + stats_every;
     int64_t next_publish = 0;
     while (!b->stop && !atomic_load(&b->fatal)) {
         rd_kafka_poll(b->rk, 100);
@@ -366,18 +367,18 @@ int main(int argc, char **argv)
             reload_keys(b);
         }
         /* Pushes wait for our writer schemas to be on <prefix>.schemas. */
-        if (!b->schemas_published && srl__now_ms() >= next_publish) {
+        if (!b->schemas_published && srl_clock_mono_ms() >= next_publish) {
             if (srl__bridge_publish_schemas(b, err, sizeof(err)))
                 srl_log(SRL_LOG_INFO, "bridge", "writer schemas published", "topic=%s",
                         srl_log_q(b->schemas_topic));
             else
                 srl_log(SRL_LOG_WARN, "bridge", "writer schemas not published yet; retrying",
                         "reason=%s", srl_log_q(err));
-            next_publish = srl__now_ms() + 5000;
+            next_publish = srl_clock_mono_ms() + 5000;
         }
-        if (stats_every > 0 && srl__now_ms() >= next_stats) {
+        if (stats_every > 0 && srl_clock_mono_ms() >= next_stats) {
             srl_metrics_log_stats(b);
-            next_stats = srl__now_ms() + stats_every;
+            next_stats = srl_clock_mono_ms() + stats_every;
         }
     }
     rc = atomic_load(&b->fatal) ? 1 : 0;

@@ -20,15 +20,9 @@
 #include <jansson.h>
 
 #include "push_decode.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/json.h"
 #include "sysrepl/keys.h"
-
-static int64_t now_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool fail(srl_push_error_t *e, unsigned status, long index, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -234,7 +228,7 @@ static bool decode_json_record(const srl_push_ctx_t *ctx, json_t *o, srl_push_re
     if (!json_object_get(val, "origin"))
         json_object_set_new(val, "origin", json_string(r->origin));
     if (!json_object_get(val, "changed_at"))
-        json_object_set_new(val, "changed_at", json_integer(now_wall_ms()));
+        json_object_set_new(val, "changed_at", json_integer(srl_clock_wall_ms()));
     srl_entity_t ent;
     char why[400];
     bool ok = srl_json_to_entity(val, ctx->kind, &ent, why, sizeof(why));

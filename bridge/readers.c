@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "bridge.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
 
@@ -216,9 +217,9 @@ static void read_partition(reader_t *r, srl_req_t *req)
         r->partition = req->partition;
         r->at_eof = false;
     }
-    int64_t deadline = srl__now_ms() + READ_BUDGET_MS;
+    int64_t deadline = srl_clock_mono_ms() + READ_BUDGET_MS;
     while (n < req->max) {
-        int64_t left = deadline - srl__now_ms();
+        int64_t left = deadline - srl_clock_mono_ms();
         if (left <= 0)
             break;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, (int)(left > 200 ? 200 : left));
@@ -323,8 +324,8 @@ static bool reader_warm_up(reader_t *r)
     rd_kafka_topic_partition_list_add(tpl, b->topics[k], 0)->offset = RD_KAFKA_OFFSET_END;
     rd_kafka_resp_err_t e = rd_kafka_assign(r->rk, tpl);
     rd_kafka_topic_partition_list_destroy(tpl);
-    int64_t deadline = srl__now_ms() + 5000;
-    while (!e && srl__now_ms() < deadline) {
+    int64_t deadline = srl_clock_mono_ms() + 5000;
+    while (!e && srl_clock_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, 200);
         if (!m)
             continue;
@@ -384,7 +385,7 @@ static void *reader_main(void *arg)
             read_partition(r, j->req);
         }
         pthread_mutex_lock(&p->lock);
-        r->last_used_ms = srl__now_ms();
+        r->last_used_ms = srl_clock_mono_ms();
         srl__resume(j->req);
         free(j);
     }

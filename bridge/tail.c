@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "bridge.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
 
@@ -205,7 +206,7 @@ srl_tail_rc_t srl_bridge_tail_pull(srl_bridge_tail_t *t, srl_req_t *req, bool ma
         goto done;
     }
     if (req->offset >= p->end && may_wait && req->wait_ms > 0 && !atomic_load(&t->stop)) {
-        req->deadline_ms = srl__now_ms() + req->wait_ms;
+        req->deadline_ms = srl_clock_mono_ms() + req->wait_ms;
         req->wprev = NULL;
         req->wnext = p->waiters;
         if (p->waiters)
@@ -462,7 +463,7 @@ static void *tail_main(void *arg)
             if (kind >= 0)
                 handle_eof(t, (srl_kind_t)kind, m);
         } else if (m->err) {
-            int64_t now = srl__now_ms();
+            int64_t now = srl_clock_mono_ms();
             if (now - last_error_log > 5000) {
                 srl_log(srl_kafka_err_is_retriable(m->err) ? SRL_LOG_WARN : SRL_LOG_ERROR,
                         "bridge", "tail consumer error", "topic=%s partition=%d reason=%s",
@@ -486,7 +487,7 @@ static void *timer_main(void *arg)
     srl_bridge_tail_t *t = arg;
     pthread_mutex_lock(&t->lock);
     while (!atomic_load(&t->stop)) {
-        int64_t now = srl__now_ms();
+        int64_t now = srl_clock_mono_ms();
         int64_t next = now + 1000;
         for (int k = 0; k < SRL_KIND_COUNT; k++) {
             for (int p = 0; p < t->nparts[k]; p++) {

@@ -246,7 +246,7 @@ int cli_cmd_list(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
     if (!st)
         return code;
     srl_store_rc_t rc;
-    srl_store_cursor_t *cur = srl_store_list_open(st, ctx->kind, &f, &rc, errstr, sizeof(errstr));
+    srl_store_cursor_t *cur = srl_store_cursor_new(st, ctx->kind, &f, &rc, errstr, sizeof(errstr));
     if (!cur) {
         cli_error(ctx, "%s", errstr);
         code = rc == SRL_STORE_INVALID ? CLI_EXIT_USAGE : cli_exit_code(rc);
@@ -257,7 +257,7 @@ int cli_cmd_list(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
         print_header(ctx, ctx->kind);
     srl_entity_t e = {.kind = ctx->kind};
     code = CLI_EXIT_OK;
-    while ((rc = srl_store_list_next(cur, &e, errstr, sizeof(errstr))) == SRL_STORE_OK) {
+    while ((rc = srl_store_cursor_next(cur, &e, errstr, sizeof(errstr))) == SRL_STORE_OK) {
         if (json) {
             if (!print_entity(ctx, &e, JSON_COMPACT)) {
                 code = CLI_EXIT_USAGE;
@@ -272,7 +272,7 @@ int cli_cmd_list(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
         code = cli_exit_code(rc);
     }
     srl_entity_clear(&e);
-    srl_store_list_close(cur);
+    srl_store_cursor_free(cur);
     srl_store_close(st);
     return code;
 }

@@ -243,19 +243,19 @@ int cli_cmd_export(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
         if (!want[k])
             continue;
         srl_store_filter_t f = {.any_order = true};
-        srl_store_cursor_t *cur = srl_store_list_open(st, (srl_kind_t)k, &f, &rc, errstr,
-                                                      sizeof(errstr));
+        srl_store_cursor_t *cur = srl_store_cursor_new(st, (srl_kind_t)k, &f, &rc, errstr,
+                                                       sizeof(errstr));
         if (!cur)
             break;
         const srl_entity_t *e;
-        while ((rc = srl_store_list_next_view(cur, &e, errstr, sizeof(errstr))) == SRL_STORE_OK) {
+        while ((rc = srl_store_cursor_next_view(cur, &e, errstr, sizeof(errstr))) == SRL_STORE_OK) {
             if (!srl_store_jsonl_write(out, e, errstr, sizeof(errstr))) {
                 rc = SRL_STORE_FATAL;
                 break;
             }
             counts[k]++;
         }
-        srl_store_list_close(cur);
+        srl_store_cursor_free(cur);
         if (rc == SRL_STORE_DONE)
             rc = SRL_STORE_OK;
     }

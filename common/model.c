@@ -70,6 +70,20 @@ ENUM_FUNCS(srl_outcome, srl_outcome_t, outcome_names)
 ENUM_FUNCS(srl_risk_level, srl_risk_level_t, risk_level_names)
 ENUM_FUNCS(srl_auto_rule_kind, srl_auto_rule_kind_t, auto_rule_kind_names)
 
+const char *srl_kind_table(srl_kind_t kind)
+{
+    static const char *const tables[SRL_KIND_COUNT] = {"assessment_types",
+                                                       "vulnerability_assessments", "policies"};
+    return (unsigned)kind < SRL_KIND_COUNT ? tables[kind] : NULL;
+}
+
+const char *srl_kind_key_column(srl_kind_t kind)
+{
+    if ((unsigned)kind >= SRL_KIND_COUNT)
+        return NULL;
+    return kind == SRL_KIND_ASSESSMENT ? "key" : "name";
+}
+
 const char *srl_rule_group_name(unsigned bit)
 {
     for (size_t i = 0; i < COUNT_OF(rule_group_names); i++)

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "store_private.h"
 
@@ -24,23 +23,6 @@ void srl__store_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(errstr, errstr_size, fmt, ap);
     va_end(ap);
-}
-
-int64_t srl__store_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-const char *srl__store_table(srl_kind_t kind)
-{
-    switch (kind) {
-    case SRL_KIND_ASSESSMENT_TYPE: return "assessment_types";
-    case SRL_KIND_ASSESSMENT: return "vulnerability_assessments";
-    case SRL_KIND_POLICY: return "policies";
-    default: return NULL;
-    }
 }
 
 const char *srl_store_rc_name(srl_store_rc_t rc)
@@ -122,6 +104,40 @@ srl_store_rc_t srl_store_exec(PGconn *conn, const char *sql, const char *what, c
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
         rc = srl_store_classify(conn, res, what ? what : sql, errstr, errstr_size);
     PQclear(res);
+    return rc;
+}
+
+srl_store_rc_t srl_store_copy_in(PGconn *conn, const char *sql, const char *data, size_t len,
+                                 char *errstr, size_t errstr_size)
+{
+    /* "COPY <table>" names the statement in messages. */
+    char what[96];
+    const char *paren = strchr(sql, '(');
+    snprintf(what, sizeof(what), "%.*s", paren ? (int)(paren - sql - 1) : 60, sql);
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        srl_store_rc_t rc = srl_store_classify(conn, res, what, errstr, errstr_size);
+        PQclear(res);
+        return rc;
+    }
+    PQclear(res);
+    /* Large buffers go in slices: libpq copies what it is given into its
+     * own output buffer, so one giant call would double the memory. */
+    const size_t slice = 1 << 20;
+    for (size_t off = 0; off < len; off += slice) {
+        size_t n = len - off < slice ? len - off : slice;
+        if (PQputCopyData(conn, data + off, (int)n) != 1)
+            break;
+    }
+    PQputCopyEnd(conn, NULL);
+    srl_store_rc_t rc = SRL_STORE_OK;
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == SRL_STORE_OK)
+            rc = srl_store_classify(conn, res, what, errstr, errstr_size);
+        PQclear(res);
+    }
+    if (rc == SRL_STORE_OK && PQstatus(conn) != CONNECTION_OK)
+        rc = srl_store_classify(conn, NULL, what, errstr, errstr_size);
     return rc;
 }
 

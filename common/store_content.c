@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "sysrepl/clock.h"
 #include "sysrepl/json.h"
 #include "sysrepl/keys.h"
 #include "store_private.h"
@@ -199,14 +200,14 @@ static bool entity_from_json_text(srl_kind_t kind, const char *text, srl_entity_
     json_t *doc = json_loads(text, 0, &jerr);
     if (!doc) {
         srl__store_errf(errstr, errstr_size, "%s: stored row is not JSON: %s",
-                        srl__store_table(kind), jerr.text);
+                        srl_kind_table(kind), jerr.text);
         return false;
     }
     char why[256];
     bool ok = srl_json_to_entity(doc, kind, e, why, sizeof(why));
     if (!ok)
         srl__store_errf(errstr, errstr_size, "%s: stored row does not decode: %s",
-                        srl__store_table(kind), why);
+                        srl_kind_table(kind), why);
     json_decref(doc);
     return ok;
 }
@@ -219,7 +220,7 @@ bool srl_store_validate(const srl_entity_t *e, int64_t now_ms, char *errstr, siz
     if (!srl_entity_validate(e, errstr, errstr_size))
         return false;
     if (now_ms == 0)
-        now_ms = srl__store_now_ms();
+        now_ms = srl_clock_wall_ms();
     char when[40];
     if (e->kind == SRL_KIND_ASSESSMENT) {
         const srl_assessment_t *a = &e->u.assessment;
@@ -445,7 +446,7 @@ srl_store_rc_t srl_store_delete(srl_store_t *st, srl_kind_t kind, const char *ke
             return SRL_STORE_INVALID;
         }
     }
-    snprintf(sql, sizeof(sql), "DELETE FROM %s%s", srl__store_table(kind), key_condition(kind));
+    snprintf(sql, sizeof(sql), "DELETE FROM %s%s", srl_kind_table(kind), key_condition(kind));
     res = PQexecParams(st->conn, sql, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         return query_failed(st, res, what, errstr, errstr_size);
@@ -466,7 +467,7 @@ struct srl_store_cursor {
     srl_kind_t kind;
     bool in_copy;      /* the COPY is still streaming */
     char *row;         /* the last row (libpq's), under view */
-    srl_entity_t view; /* srl_store_list_next_view's entity */
+    srl_entity_t view; /* srl_store_cursor_next_view's entity */
     bool view_owned;   /* view owns its strings (types, policies) */
 };
 
@@ -604,7 +605,7 @@ static srl_store_rc_t build_list_sql(srl_store_t *st, srl_kind_t kind,
     }
     if (kind == SRL_KIND_ASSESSMENT && f && f->expired) {
         snprintf(piece, sizeof(piece), " AND expires_at <= %" PRId64,
-                 f->now_ms ? f->now_ms : srl__store_now_ms());
+                 f->now_ms ? f->now_ms : srl_clock_wall_ms());
         if (!append(sql, size, piece))
             goto too_long;
     }
@@ -628,15 +629,15 @@ too_long:
     return SRL_STORE_INVALID;
 }
 
-srl_store_cursor_t *srl_store_list_open(srl_store_t *st, srl_kind_t kind,
-                                        const srl_store_filter_t *filter, srl_store_rc_t *rc,
-                                        char *errstr, size_t errstr_size)
+srl_store_cursor_t *srl_store_cursor_new(srl_store_t *st, srl_kind_t kind,
+                                         const srl_store_filter_t *filter, srl_store_rc_t *rc,
+                                         char *errstr, size_t errstr_size)
 {
     char sql[4096];
     srl_store_rc_t dummy;
     if (!rc)
         rc = &dummy;
-    if (!srl__store_table(kind)) {
+    if (!srl_kind_table(kind)) {
         srl__store_errf(errstr, errstr_size, "unknown kind %d", (int)kind);
         *rc = SRL_STORE_FATAL;
         return NULL;
@@ -720,8 +721,8 @@ static bool decode_row(srl_kind_t kind, char *row, int len, srl_entity_t *out, b
     return entity_from_json_text(kind, f[0], out, errstr, errstr_size);
 }
 
-srl_store_rc_t srl_store_list_next(srl_store_cursor_t *cur, srl_entity_t *out,
-                                   char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_cursor_next(srl_store_cursor_t *cur, srl_entity_t *out,
+                                     char *errstr, size_t errstr_size)
 {
     entity_reset(out, cur->kind);
     char *row;
@@ -745,8 +746,8 @@ static void drop_view(srl_store_cursor_t *cur)
     cur->row = NULL;
 }
 
-srl_store_rc_t srl_store_list_next_view(srl_store_cursor_t *cur, const srl_entity_t **view,
-                                        char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_cursor_next_view(srl_store_cursor_t *cur, const srl_entity_t **view,
+                                          char *errstr, size_t errstr_size)
 {
     *view = NULL;
     drop_view(cur);
@@ -766,7 +767,7 @@ srl_store_rc_t srl_store_list_next_view(srl_store_cursor_t *cur, const srl_entit
     return SRL_STORE_OK;
 }
 
-void srl_store_list_close(srl_store_cursor_t *cur)
+void srl_store_cursor_free(srl_store_cursor_t *cur)
 {
     if (!cur)
         return;

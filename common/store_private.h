@@ -44,12 +44,6 @@ srl_store_rc_t srl__store_exec(srl_store_t *st, const char *sql, const char *wha
 /* Roll back an open transaction, ignoring errors (connection may be gone). */
 void srl__store_rollback(srl_store_t *st);
 
-/* The table holding a kind, and its key column. */
-const char *srl__store_table(srl_kind_t kind);
-
-/* Milliseconds since the epoch, now. */
-int64_t srl__store_now_ms(void);
-
 /* ---- content (store_content.c) ---- */
 
 /* Columns a writer gives for an assessment, in parameter/COPY order; the

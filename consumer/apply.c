@@ -312,8 +312,8 @@ static bool col_list(srl_buf_t *sql, const char *cols, const char *src, bool ass
 bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tombstones,
                                const char *local)
 {
-    const char *table = srl_rows_table(kind);
-    const char *kc = srl_rows_key_column(kind);
+    const char *table = srl_kind_table(kind);
+    const char *kc = srl_kind_key_column(kind);
     const char *cols = srl_rows_columns(kind);
     const char *stage = stage_table[kind];
     bool ok = true;
@@ -378,8 +378,8 @@ bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bo
 bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tombstones,
                         const char *local)
 {
-    const char *table = srl_rows_table(kind);
-    const char *kc = srl_rows_key_column(kind);
+    const char *table = srl_kind_table(kind);
+    const char *kc = srl_kind_key_column(kind);
     const char *cols = srl_rows_columns(kind);
     const char *stage = stage_table[kind];
     bool ok = true;
@@ -485,9 +485,9 @@ static srl_store_rc_t apply_txn(lane_t *ln, PGconn *conn, int items,
         }
         if (ln->copy.len == 0)
             continue;
-        rc = srl_copy_send(conn, tomb_pass ? srl_apply_tomb_copy_sql
-                                           : srl_apply_stage_copy_sql((srl_kind_t)k),
-                           ln->copy.data, ln->copy.len, errstr, errstr_size);
+        rc = srl_store_copy_in(conn, tomb_pass ? srl_apply_tomb_copy_sql
+                                               : srl_apply_stage_copy_sql((srl_kind_t)k),
+                               ln->copy.data, ln->copy.len, errstr, errstr_size);
         if (rc != SRL_STORE_OK)
             goto fail;
     }

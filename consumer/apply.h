@@ -39,7 +39,7 @@
 
 #include "deadletter.h"
 #include "offsets.h"
-#include "rows.h"
+#include "sysrepl/rows.h"
 
 
 /* What a commit did, per kind. */

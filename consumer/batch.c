@@ -100,7 +100,7 @@ size_t srl__batch_offsets(consumer_t *c, const srl_source_pos_t *work,
                           const srl_source_batch_t *b, srl_offset_update_t *out,
                           bool *all_caught_up)
 {
-    int64_t now = srl__wall_ms();
+    int64_t now = srl_clock_wall_ms();
     *all_caught_up = true;
     c->lag_records = 0;
     c->lag_seconds = 0;
@@ -136,14 +136,14 @@ static srl_store_rc_t commit_staged(consumer_t *c, const srl_offset_update_t *of
     srl_apply_stats_t s = {0};
     PGconn *conn = srl_store_conn(c->st);
     c->extra.len = 0;
-    if (!srl__logq_take_sql(conn, &c->extra) || !srl_buf_add(&c->extra, "", 1)) {
+    if (!srl_logq_take_sql(c->logq, conn, &c->extra) || !srl_buf_add(&c->extra, "", 1)) {
         snprintf(err, errsize, "out of memory");
         return SRL_STORE_FATAL;
     }
-    int64_t t0 = srl__mono_ms();
+    int64_t t0 = srl_clock_mono_ms();
     srl_store_rc_t rc = srl_apply_commit(c->apply, conn, offs, noffs, c->lag_columns, &c->dl,
                                          c->extra.data, &s, err, errsize);
-    c->store_ms += srl__mono_ms() - t0;
+    c->store_ms += srl_clock_mono_ms() - t0;
     if (rc == SRL_STORE_OK) {
         c->total_records += s.records + (int64_t)c->dl.count;
         c->window_records += s.records + (int64_t)c->dl.count;
@@ -170,11 +170,11 @@ srl_store_rc_t srl__batch_apply(consumer_t *c, const srl_source_batch_t *b, size
         return SRL_STORE_FATAL;
     }
     memcpy(trial, work, c->npos * sizeof(*trial));
-    int64_t t0 = srl__mono_ms();
+    int64_t t0 = srl_clock_mono_ms();
     stage_range(c, b->records, lo, hi, trial, NULL);
     if (hi == b->count)
         advance_next(c, b, trial);
-    c->decode_ms += srl__mono_ms() - t0;
+    c->decode_ms += srl_clock_mono_ms() - t0;
     size_t n = srl__batch_offsets(c, trial, b, offs, all_caught_up);
     srl_store_rc_t rc = commit_staged(c, offs, n, err, errsize);
     if (rc == SRL_STORE_INVALID) {

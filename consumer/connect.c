@@ -78,10 +78,10 @@ bool srl__consumer_find_partitions(consumer_t *c)
                         srl_log_q(c->topics[t].name), srl_log_q(err));
                 return false;
             }
-            if (srl__mono_ms() - last_warn > 30000) {
+            if (srl_clock_mono_ms() - last_warn > 30000) {
                 srl_log(SRL_LOG_WARN, "consumer", "waiting for topic", "topic=%s reason=%s",
                         srl_log_q(c->topics[t].name), srl_log_q(err));
-                last_warn = srl__mono_ms();
+                last_warn = srl_clock_mono_ms();
             }
             srl__consumer_nap(1000);
         }

@@ -22,11 +22,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "sysrepl/buf.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/codec.h"
 #include "sysrepl/config.h"
+#include "sysrepl/logq.h"
 #include "sysrepl/store.h"
 
 #include "apply.h"
@@ -91,6 +92,7 @@ typedef struct consumer {
     /* the source (broker or bridge) unreachable: since when, last warning */
     bool source_away;
     int64_t source_away_boot, source_warned_boot;
+    srl_logq_t *logq; /* the lines for replication_log, written with the next commit */
     srl_deadletters_t dl;
     srl_source_batch_t batch;
     srl_buf_t extra;
@@ -106,17 +108,6 @@ typedef struct consumer {
      * transaction (store) */
     int64_t fetch_ms, decode_ms, store_ms;
 } consumer_t;
-
-/* ---- clocks (ms) ---- */
-static inline int64_t srl__clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-static inline int64_t srl__wall_ms(void) { return srl__clock_ms(CLOCK_REALTIME); }
-static inline int64_t srl__mono_ms(void) { return srl__clock_ms(CLOCK_MONOTONIC); }
-static inline int64_t srl__boot_ms(void) { return srl__clock_ms(CLOCK_BOOTTIME); }
 
 /* Sleep up to ms, waking early on a stop signal. */
 void srl__consumer_nap(int64_t ms);
@@ -179,10 +170,5 @@ unsigned srl__batch_topics(const consumer_t *c, const srl_source_batch_t *b);
 
 /* stats.c */
 void srl__consumer_stats(consumer_t *c, bool force);
-
-/* main.c: the replication_log queue (the lines written with the next
- * transaction) */
-bool srl__logq_take_sql(PGconn *conn, srl_buf_t *sql);
-bool srl__logq_pending(void);
 
 #endif

@@ -65,49 +65,15 @@ bool srl_deadletter_add(srl_deadletters_t *dl, const char *topic, const srl_reco
     return true;
 }
 
-srl_store_rc_t srl_copy_send(PGconn *conn, const char *sql, const char *data, size_t len,
-                             char *errstr, size_t errstr_size)
-{
-    /* "COPY <table>" names the statement in messages. */
-    char what[96];
-    const char *paren = strchr(sql, '(');
-    snprintf(what, sizeof(what), "%.*s", paren ? (int)(paren - sql - 1) : 60, sql);
-    PGresult *res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        srl_store_rc_t rc = srl_store_classify(conn, res, what, errstr, errstr_size);
-        PQclear(res);
-        return rc;
-    }
-    PQclear(res);
-    /* Large buffers go in slices: libpq copies what it is given into its
-     * own output buffer, so one giant call would double the memory. */
-    const size_t slice = 1 << 20;
-    for (size_t off = 0; off < len; off += slice) {
-        size_t n = len - off < slice ? len - off : slice;
-        if (PQputCopyData(conn, data + off, (int)n) != 1)
-            break;
-    }
-    PQputCopyEnd(conn, NULL);
-    srl_store_rc_t rc = SRL_STORE_OK;
-    while ((res = PQgetResult(conn)) != NULL) {
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == SRL_STORE_OK)
-            rc = srl_store_classify(conn, res, what, errstr, errstr_size);
-        PQclear(res);
-    }
-    if (rc == SRL_STORE_OK && PQstatus(conn) != CONNECTION_OK)
-        rc = srl_store_classify(conn, NULL, what, errstr, errstr_size);
-    return rc;
-}
-
 srl_store_rc_t srl_deadletter_write(srl_deadletters_t *dl, PGconn *conn, char *errstr,
                                     size_t errstr_size)
 {
     if (dl->count == 0)
         return SRL_STORE_OK;
-    return srl_copy_send(conn,
-                         "COPY dead_letters (topic, partition, record_offset, key, value, reason)"
-                         " FROM STDIN",
-                         dl->rows.data, dl->rows.len, errstr, errstr_size);
+    return srl_store_copy_in(conn,
+                             "COPY dead_letters (topic, partition, record_offset, key, value,"
+                             " reason) FROM STDIN",
+                             dl->rows.data, dl->rows.len, errstr, errstr_size);
 }
 
 void srl_deadletter_reset(srl_deadletters_t *dl)

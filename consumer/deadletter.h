@@ -15,7 +15,7 @@
 #include "sysrepl/record.h"
 #include "sysrepl/store.h"
 
-#include "rows.h"
+#include "sysrepl/rows.h"
 
 /* Dead letters collected for the transaction being built. */
 typedef struct srl_deadletters {
@@ -36,10 +36,5 @@ srl_store_rc_t srl_deadletter_write(srl_deadletters_t *dl, PGconn *conn, char *e
 
 void srl_deadletter_reset(srl_deadletters_t *dl);
 void srl_deadletter_free(srl_deadletters_t *dl); /* NULL accepted */
-
-/* Shared by the modules that COPY: send buf as the data of a COPY already
- * started on conn, end it and read the result. */
-srl_store_rc_t srl_copy_send(PGconn *conn, const char *sql, const char *data, size_t len,
-                             char *errstr, size_t errstr_size);
 
 #endif

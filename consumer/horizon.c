@@ -65,7 +65,7 @@ void srl__horizon_load(consumer_t *c, const srl_offset_row_t *rows, size_t n)
 void srl__horizon_read_retention(consumer_t *c, bool force)
 {
     char err[512];
-    int64_t now = srl__boot_ms();
+    int64_t now = srl_clock_boot_ms();
     for (size_t t = 0; t < c->ntopics; t++) {
         topic_state_t *ts = &c->topics[t];
         if (!force && ts->retention_read_at && now - ts->retention_read_at < RETENTION_REFRESH_MS)
@@ -95,7 +95,7 @@ void srl__horizon_read_retention(consumer_t *c, bool force)
  * it never was (no evidence: nothing to compare). */
 static int64_t away_ms(const consumer_t *c, size_t t)
 {
-    int64_t wall = srl__wall_ms(), boot = srl__boot_ms(), away = -1;
+    int64_t wall = srl_clock_wall_ms(), boot = srl_clock_boot_ms(), away = -1;
     for (size_t i = 0; i < c->npos; i++) {
         if (c->pos_topic[i] != t)
             continue;
@@ -135,7 +135,7 @@ unsigned srl__horizon_crossed(consumer_t *c, unsigned mask)
 
 void srl__horizon_source_failed(consumer_t *c, const char *err)
 {
-    int64_t now = srl__boot_ms();
+    int64_t now = srl_clock_boot_ms();
     if (!c->source_away) {
         c->source_away = true;
         c->source_away_boot = now;
@@ -155,7 +155,7 @@ static void source_back(consumer_t *c)
     if (!c->source_away)
         return;
     char d[32], msg[128];
-    srl__format_duration(srl__boot_ms() - c->source_away_boot, d, sizeof(d));
+    srl__format_duration(srl_clock_boot_ms() - c->source_away_boot, d, sizeof(d));
     snprintf(msg, sizeof(msg), "%s reachable again", c->source_name);
     srl_log(SRL_LOG_INFO, "consumer", msg, "after=%s", srl_log_q(d));
     c->source_away = false;
@@ -163,7 +163,7 @@ static void source_back(consumer_t *c)
 
 void srl__horizon_probe_if_due(consumer_t *c, bool cached_caught_up)
 {
-    int64_t now = srl__boot_ms();
+    int64_t now = srl_clock_boot_ms();
     int64_t every = c->until_caught_up && cached_caught_up ? UNTIL_CAUGHT_UP_PROBE_MS
                                                             : HEARTBEAT_MS;
     if (c->last_probe_boot && now - c->last_probe_boot < every)
@@ -173,7 +173,7 @@ void srl__horizon_probe_if_due(consumer_t *c, bool cached_caught_up)
     if (!highs)
         return;
     char err[512] = "";
-    int64_t wall = srl__wall_ms(); /* before asking: the evidence's moment */
+    int64_t wall = srl_clock_wall_ms(); /* before asking: the evidence's moment */
     srl_source_rc_t rc = c->src->ops->highs(c->src, c->pos, c->npos, highs, PROBE_TIMEOUT_MS,
                                             err, sizeof(err));
     if (rc != SRL_SOURCE_OK) {
@@ -231,5 +231,5 @@ bool srl__horizon_unwritten(const consumer_t *c)
 bool srl__horizon_caught_up(const consumer_t *c, size_t i)
 {
     return c->probe_gen > 0 && c->ev[i].done_gen == c->probe_gen &&
-           c->ev[i].probe_high < 0 && srl__boot_ms() - c->last_probe_ok_boot <= 3 * HEARTBEAT_MS;
+           c->ev[i].probe_high < 0 && srl_clock_boot_ms() - c->last_probe_ok_boot <= 3 * HEARTBEAT_MS;
 }

@@ -25,7 +25,6 @@
  * 4, each with the reason.
  */
 #include <inttypes.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +36,7 @@
 #include "sysrepl/config.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
+#include "sysrepl/logq.h"
 #include "sysrepl/store.h"
 
 #include "consumer.h"
@@ -60,8 +60,8 @@ static void on_stop_signal(int sig)
 
 void srl__consumer_nap(int64_t ms)
 {
-    int64_t end = srl__mono_ms() + ms;
-    while (!srl__consumer_stop && srl__mono_ms() < end)
+    int64_t end = srl_clock_mono_ms() + ms;
+    while (!srl__consumer_stop && srl_clock_mono_ms() < end)
         usleep(20000);
 }
 
@@ -79,79 +79,6 @@ void srl__format_duration(int64_t ms, char *buf, size_t size)
         snprintf(buf, size, "%.1fs", ms / 1000.0);
     else
         snprintf(buf, size, "%" PRId64 "ms", ms);
-}
-
-/* ---- replication_log: important lines, through the log sink ---- */
-
-/* The sink runs under the log mutex, possibly on a librdkafka thread: it
- * only queues; the main loop writes the queue into replication_log with
- * the next transaction (or on its own when idle). */
-#define LOGQ_MAX 256
-typedef struct logq_line {
-    srl_log_level_t lvl;
-    char text[512];
-} logq_line_t;
-
-static pthread_mutex_t logq_mutex = PTHREAD_MUTEX_INITIALIZER;
-static logq_line_t logq[LOGQ_MAX];
-static size_t logq_len;
-static size_t logq_dropped;
-
-static void log_sink(void *ctx, srl_log_level_t lvl, const char *component, const char *msg,
-                     const char *kv)
-{
-    (void)ctx;
-    /* The consumer's own events, not the periodic stats line nor
-     * librdkafka's chatter (which stays in the process log). */
-    if (strcmp(component, "consumer") != 0 || strcmp(msg, "stats") == 0)
-        return;
-    pthread_mutex_lock(&logq_mutex);
-    if (logq_len < LOGQ_MAX) {
-        logq[logq_len].lvl = lvl;
-        snprintf(logq[logq_len].text, sizeof(logq[logq_len].text), "%s%s%s", msg,
-                 kv && kv[0] ? " " : "", kv ? kv : "");
-        logq_len++;
-    } else {
-        logq_dropped++;
-    }
-    pthread_mutex_unlock(&logq_mutex);
-}
-
-/* Take the queued lines as INSERT statements into sql (appended). The
- * queue is emptied; on a failed commit the lines are lost from the table
- * but not from the process log. */
-bool srl__logq_take_sql(PGconn *conn, srl_buf_t *sql)
-{
-    logq_line_t lines[LOGQ_MAX];
-    size_t n;
-    pthread_mutex_lock(&logq_mutex);
-    n = logq_len;
-    memcpy(lines, logq, n * sizeof(*lines));
-    logq_len = 0;
-    pthread_mutex_unlock(&logq_mutex);
-    bool ok = true;
-    for (size_t i = 0; ok && i < n; i++) {
-        char *lit = PQescapeLiteral(conn, lines[i].text, strlen(lines[i].text));
-        if (!lit)
-            continue;
-        char head[128];
-        int m = snprintf(head, sizeof(head),
-                         "INSERT INTO replication_log (level, component, message) VALUES ('%s',"
-                         " 'consumer', ",
-                         srl_log_level_name(lines[i].lvl));
-        ok = srl_buf_add(sql, head, (size_t)m) && srl_buf_add(sql, lit, strlen(lit)) &&
-             srl_buf_add(sql, ");", 2);
-        PQfreemem(lit);
-    }
-    return ok;
-}
-
-bool srl__logq_pending(void)
-{
-    pthread_mutex_lock(&logq_mutex);
-    bool any = logq_len > 0;
-    pthread_mutex_unlock(&logq_mutex);
-    return any;
 }
 
 static void usage(FILE *out)
@@ -250,16 +177,16 @@ static int run(consumer_t *c)
         goto done;
     size_t batch_size = (size_t)srl_config_get_int(c->cfg, "consumer.batch_size");
     int poll_ms = (int)srl_config_get_int(c->cfg, "consumer.poll_timeout_ms");
-    int64_t last_commit = srl__mono_ms();
+    int64_t last_commit = srl_clock_mono_ms();
     c->window_start_ms = c->last_stats_ms = last_commit;
     srl_log(SRL_LOG_INFO, "consumer", "replicating", "topics=%zu partitions=%zu instance=%s",
             c->ntopics, c->npos, srl_log_q(c->instance_id));
 
     while (!srl__consumer_stop) {
-        int64_t t0 = srl__mono_ms();
+        int64_t t0 = srl_clock_mono_ms();
         srl_source_rc_t frc = c->src->ops->fetch(c->src, c->pos, c->npos, batch_size, poll_ms,
                                                  &c->batch, err, sizeof(err));
-        c->fetch_ms += srl__mono_ms() - t0;
+        c->fetch_ms += srl_clock_mono_ms() - t0;
         if (frc == SRL_SOURCE_FATAL) {
             srl_log(SRL_LOG_ERROR, "consumer", "cannot read the topics", "reason=%s",
                     srl_log_q(err));
@@ -280,8 +207,8 @@ static int run(consumer_t *c)
         }
         bool cached_caught_up = false;
         memcpy(work, c->pos, c->npos * sizeof(*work));
-        bool commit = moves || srl__horizon_unwritten(c) || srl__logq_pending() ||
-                      (frc == SRL_SOURCE_OK && srl__mono_ms() - last_commit >= HEARTBEAT_MS);
+        bool commit = moves || srl__horizon_unwritten(c) || srl_logq_pending(c->logq) ||
+                      (frc == SRL_SOURCE_OK && srl_clock_mono_ms() - last_commit >= HEARTBEAT_MS);
         if (commit) {
             srl_store_rc_t rc = srl__batch_apply(c, &c->batch, 0, c->batch.count, work, offs,
                                                  &cached_caught_up, err, sizeof(err));
@@ -294,7 +221,7 @@ static int run(consumer_t *c)
             backoff = SRL_CONSUMER_BACKOFF_MIN_MS;
             memcpy(c->pos, work, c->npos * sizeof(*work));
             c->src->ops->committed(c->src, c->pos, c->npos);
-            last_commit = srl__mono_ms();
+            last_commit = srl_clock_mono_ms();
         } else {
             srl__batch_offsets(c, work, &c->batch, offs, &cached_caught_up);
             c->src->ops->release(c->src, &c->batch);
@@ -404,10 +331,10 @@ int main(int argc, char **argv)
      * for a spoke that cannot reach the broker. Everything after this
      * line is the same for both. */
     if (srl_config_get_enum(cfg, "transport") == SRL_TRANSPORT_HTTP) {
-        c.src = srl_source_http_open(cfg, err, sizeof(err));
+        c.src = srl_source_http_new(cfg, err, sizeof(err));
         c.source_name = "the bridge";
     } else {
-        c.src = srl_source_kafka_open(cfg, c.instance_id, err, sizeof(err));
+        c.src = srl_source_kafka_new(cfg, c.instance_id, err, sizeof(err));
         c.source_name = "the broker";
     }
     if (!c.src) {
@@ -428,7 +355,12 @@ int main(int argc, char **argv)
     }
     srl_apply_set_synchronous_commit(c.apply,
                                      srl_config_get_bool(cfg, "consumer.synchronous_commit"));
-    srl_log_set_sink(log_sink, NULL);
+    c.logq = srl_logq_new("consumer", SRL_LOG_DEBUG);
+    if (!c.logq) {
+        fprintf(stderr, "sysrepl-consumer: out of memory\n");
+        goto cleanup;
+    }
+    srl_log_set_sink(srl_logq_sink, c.logq);
     srl_log(SRL_LOG_INFO, "consumer", "starting",
             "instance=%s prefix=%s replicate=%s%s%s", srl_log_q(c.instance_id), srl_log_q(prefix),
             (mask & SRL_REPLICATE_ASSESSMENTS) ? "assessments" : "",
@@ -436,17 +368,12 @@ int main(int argc, char **argv)
             (mask & SRL_REPLICATE_POLICIES) ? "policies" : "");
     status = run(&c);
     /* A last flush of the queued lines into replication_log. */
-    if (c.st && srl__logq_pending()) {
-        srl_buf_t sql = {0};
-        if (srl__logq_take_sql(srl_store_conn(c.st), &sql) && srl_buf_add(&sql, "", 1)) {
-            PGresult *res = PQexec(srl_store_conn(c.st), sql.data);
-            PQclear(res);
-        }
-        srl_buf_free(&sql);
-    }
+    if (c.st && srl_logq_pending(c.logq))
+        srl_logq_flush(c.logq, srl_store_conn(c.st), err, sizeof(err));
     srl_log(SRL_LOG_INFO, "consumer", "stopped", "status=%d", status);
 cleanup:
     srl_log_set_sink(NULL, NULL);
+    srl_logq_free(c.logq);
     if (c.src)
         c.src->ops->release(c.src, &c.batch);
     srl_source_batch_free(&c.batch);

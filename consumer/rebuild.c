@@ -8,24 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "sysrepl/clock.h"
 #include "sysrepl/log.h"
 
 #include "apply.h"
 #include "deadletter.h"
 #include "decode.h"
 #include "offsets.h"
-#include "rows.h"
+#include "sysrepl/rows.h"
 
 #define WATERMARK_TIMEOUT_MS 10000
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 #define COPY_FLUSH_BYTES (1u << 20)
 
 /* A set of 32-bit key hashes (a hash of 0 is stored as 1: 0 marks an empty
@@ -198,11 +192,11 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
     }
 
     snprintf(sql, sizeof(sql), "DELETE FROM %s; DELETE FROM tombstones WHERE kind = %d",
-             srl_rows_table(t->kind), (int)t->kind);
+             srl_kind_table(t->kind), (int)t->kind);
     if ((rc = exec_ok(conn, sql, "emptying the content table", errstr, errstr_size)))
         goto cleanup;
     if (direct) {
-        snprintf(sql, sizeof(sql), "COPY %s (%s) FROM STDIN", srl_rows_table(t->kind),
+        snprintf(sql, sizeof(sql), "COPY %s (%s) FROM STDIN", srl_kind_table(t->kind),
                  srl_rows_columns(t->kind));
         PGresult *res = PQexec(conn, sql);
         if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -219,10 +213,10 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
             rc = SRL_REBUILD_STOPPED;
             goto cleanup;
         }
-        int64_t t0 = mono_ms();
+        int64_t t0 = srl_clock_mono_ms();
         srl_source_rc_t src_rc =
             src->ops->fetch(src, pos, npos, batch_size, 500, &batch, errstr, errstr_size);
-        st->fetch_ms += mono_ms() - t0;
+        st->fetch_ms += srl_clock_mono_ms() - t0;
         if (src_rc != SRL_SOURCE_OK) {
             rc = src_rc == SRL_SOURCE_RETRY ? SRL_REBUILD_SOURCE_RETRY : SRL_REBUILD_FATAL;
             goto cleanup;
@@ -280,12 +274,12 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
             }
         }
         if (rows.len >= COPY_FLUSH_BYTES) {
-            int64_t t1 = mono_ms();
+            int64_t t1 = srl_clock_mono_ms();
             if (PQputCopyData(conn, rows.data, (int)rows.len) != 1) {
                 rc = store_fail(conn, NULL, "streaming rows", errstr, errstr_size);
                 goto cleanup;
             }
-            st->store_ms += mono_ms() - t1;
+            st->store_ms += srl_clock_mono_ms() - t1;
             rows.len = 0;
         }
         /* A partition is done at the watermark of the start, or when the
@@ -383,9 +377,7 @@ srl_rebuild_rc_t srl_rebuild(srl_source_t *src, PGconn *conn, srl_registry_t *re
         goto cleanup;
     }
     /* The watermarks of the start: what the rebuild promises to include. */
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t evidence_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int64_t evidence_ms = srl_clock_wall_ms();
     for (size_t i = 0; i < n; i++) {
         parts[i] = calloc((size_t)topics[i].partitions, sizeof(part_t));
         if (!parts[i]) {
@@ -447,7 +439,7 @@ srl_rebuild_rc_t srl_rebuild(srl_source_t *src, PGconn *conn, srl_registry_t *re
     in_tx = false;
     for (size_t i = 0; i < n; i++) {
         char q[256];
-        snprintf(q, sizeof(q), "SELECT count(*) FROM %s", srl_rows_table(topics[i].kind));
+        snprintf(q, sizeof(q), "SELECT count(*) FROM %s", srl_kind_table(topics[i].kind));
         PGresult *res = PQexec(conn, q);
         if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
             st.rows += strtoll(PQgetvalue(res, 0, 0), NULL, 10);

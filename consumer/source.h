@@ -18,7 +18,7 @@
  * follows and never returns a record below the given offset.
  *
  * Adding a transport (source_http.c for `transport = http`): implement
- * srl_source_ops_t, give a constructor like srl_source_kafka_open(), and
+ * srl_source_ops_t, give a constructor like srl_source_kafka_new(), and
  * choose it in main.c by srl_config_get_enum(cfg, "transport").
  *
  * Threads: a source is used by one thread.
@@ -141,7 +141,7 @@ bool srl_source_batch_reserve(srl_source_batch_t *batch, size_t npos, size_t cap
  * (rd_kafka_assign, no group rebalancing), with group.id
  * sysrepl.<instance_id> for the advisory commits, and the kafka.*
  * properties of cfg. NULL with errstr on a bad property. */
-srl_source_t *srl_source_kafka_open(const srl_config_t *cfg, const char *instance_id,
-                                    char *errstr, size_t errstr_size);
+srl_source_t *srl_source_kafka_new(const srl_config_t *cfg, const char *instance_id,
+                                   char *errstr, size_t errstr_size);
 
 #endif

@@ -419,7 +419,7 @@ static const srl_source_ops_t http_ops = {
     .close = http_close,
 };
 
-srl_source_t *srl_source_http_open(const srl_config_t *cfg, char *errstr, size_t errstr_size)
+srl_source_t *srl_source_http_new(const srl_config_t *cfg, char *errstr, size_t errstr_size)
 {
     http_source_t *s = calloc(1, sizeof(*s));
     if (!s) {

@@ -18,10 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
+#include "sysrepl/clock.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
 
@@ -40,12 +40,6 @@ typedef struct kafka_source {
     int64_t last_kick_ms; /* see the end of ks_fetch */
 } kafka_source_t;
 
-static int64_t rd_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A batch's own memory (batch->priv): the messages its records point into,
  * destroyed on release, so two batches (the main loop's and the schema
@@ -441,7 +435,7 @@ static srl_source_rc_t ks_fetch(srl_source_t *src, const srl_source_pos_t *pos, 
         size_t queued = cq ? rd_kafka_queue_length(cq) : 0;
         if (cq)
             rd_kafka_queue_destroy(cq);
-        int64_t now = rd_clock_ms();
+        int64_t now = srl_clock_mono_ms();
         if (queued < max_records && now - ks->last_kick_ms >= 20) {
             int64_t lo, hi;
             ks->last_kick_ms = now;
@@ -503,8 +497,8 @@ static const srl_source_ops_t kafka_ops = {
     .close = ks_close,
 };
 
-srl_source_t *srl_source_kafka_open(const srl_config_t *cfg, const char *instance_id,
-                                    char *errstr, size_t errstr_size)
+srl_source_t *srl_source_kafka_new(const srl_config_t *cfg, const char *instance_id,
+                                   char *errstr, size_t errstr_size)
 {
     kafka_source_t *ks = calloc(1, sizeof(*ks));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

@@ -12,7 +12,7 @@
 void srl__consumer_stats(consumer_t *c, bool force)
 {
     int64_t interval = srl_config_get_int(c->cfg, "stats.interval_ms");
-    int64_t now = srl__mono_ms();
+    int64_t now = srl_clock_mono_ms();
     if (!force && (interval <= 0 || now - c->last_stats_ms < interval))
         return;
     if (force && c->window_records == 0 && now - c->last_stats_ms < 1000)

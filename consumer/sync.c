@@ -42,7 +42,7 @@ static int run_rebuild(consumer_t *c, const srl_rebuild_topic_t *todo, size_t nt
 {
     char err[1024];
     srl_rebuild_stats_t rs;
-    int64_t t0 = srl__mono_ms();
+    int64_t t0 = srl_clock_mono_ms();
     /* A rebuild streams its rows through COPY: bigger reads buy it
      * nothing, and its memory stays bounded by REBUILD_BATCH_MAX. */
     size_t batch = (size_t)srl_config_get_int(c->cfg, "consumer.batch_size");
@@ -66,7 +66,7 @@ static int run_rebuild(consumer_t *c, const srl_rebuild_topic_t *todo, size_t nt
         srl_log(SRL_LOG_ERROR, "consumer", "rebuild failed", "reason=%s", srl_log_q(err));
         return -1;
     }
-    int64_t ms = srl__mono_ms() - t0;
+    int64_t ms = srl_clock_mono_ms() - t0;
     srl_log(SRL_LOG_INFO, "consumer", "rebuild finished",
             "topics=%zu records=%" PRId64 " rows=%" PRId64 " tombstones=%" PRId64
             " repeated_keys=%" PRId64 " dead_letters=%" PRId64 " ms=%" PRId64

@@ -20,37 +20,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "rows.h"
+#include "sysrepl/rows.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/log.h"
 
-int64_t srl_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Columns of the batch query: 4 outbox columns, then each kind's content
- * columns (rows.h) in srl_kind_t order. */
+ * columns (sysrepl/rows.h) in srl_kind_t order. */
 #define COL_VERSION 0
 #define COL_KIND 1
 #define COL_KEY 2
 #define COL_DELETED 3
 #define COL_TYPE 4
-#define COL_ASSESSMENT (COL_TYPE + ROWS_TYPE_NCOLS)
-#define COL_POLICY (COL_ASSESSMENT + ROWS_ASSESSMENT_NCOLS)
+#define COL_ASSESSMENT (COL_TYPE + SRL_ROWS_TYPE_NCOLS)
+#define COL_POLICY (COL_ASSESSMENT + SRL_ROWS_ASSESSMENT_NCOLS)
 
 /* LATERAL ... LIMIT 1 keeps each join an index lookup per outbox row: as
  * plain LEFT JOINs the planner hashes the whole content table per batch.
  * WHERE is the outbox range: above a version (the next batch) or below one
  * (rows that committed late, under the batches in flight). */
 #define FETCH_SQL(where)                                                                       \
-    "WITH b AS (SELECT version, kind, key, deleted FROM outbox WHERE " where                  \
+    "WITH b AS (SELECT version, kind, key, deleted FROM outbox WHERE " where                   \
     "           ORDER BY version LIMIT $2)"                                                    \
-    " SELECT b.version, b.kind, b.key, b.deleted, " ROWS_TYPE_COLS("t") ", "                  \
-    ROWS_ASSESSMENT_COLS("a") ", " ROWS_POLICY_COLS("p")                                       \
+    " SELECT b.version, b.kind, b.key, b.deleted, " SRL_ROWS_TYPE_COLS("t") ", "               \
+    SRL_ROWS_ASSESSMENT_COLS("a") ", " SRL_ROWS_POLICY_COLS("p")                               \
     " FROM b"                                                                                  \
     " LEFT JOIN LATERAL (SELECT * FROM assessment_types x"                                     \
     "                    WHERE b.kind = 0 AND x.name = b.key LIMIT 1) t ON true"               \
@@ -181,13 +174,81 @@ void srl_outbox_result_range(const PGresult *res, int64_t *min_version, int64_t 
     }
 }
 
+/* Row i of an outbox result into b: published (a record), superseded or
+ * not replicated (only its version kept, for the DELETE), or left in the
+ * outbox when the codec refuses it (errstr says why, rc stays OK).
+ * FATAL on a malformed row or out of memory. */
+static srl_store_rc_t add_row(PGresult *res, int i, srl_registry_t *reg, unsigned kind_mask,
+                              const char *origin, srl_outbox_batch_t *b, int64_t *encode_us,
+                              char *errstr, size_t errstr_size)
+{
+    int64_t version, kind_i;
+    if (!parse_int64(PQgetvalue(res, i, COL_VERSION), &version) ||
+        !parse_int64(PQgetvalue(res, i, COL_KIND), &kind_i) || kind_i < 0 ||
+        kind_i >= SRL_KIND_COUNT) {
+        snprintf(errstr, errstr_size, "outbox row %d: bad version or kind", i);
+        return SRL_STORE_FATAL;
+    }
+    srl_kind_t kind = (srl_kind_t)kind_i;
+    const char *key = PQgetvalue(res, i, COL_KEY);
+    bool deleted = PQgetvalue(res, i, COL_DELETED)[0] == 't';
+    int col0 = kind_col0[kind];
+    bool present = srl_rows_present(res, i, col0);
+    if (version > b->max_version)
+        b->max_version = version;
+    if (b->min_version == 0 || version < b->min_version)
+        b->min_version = version;
+
+    int64_t row_version = 0;
+    if (present && !deleted)
+        parse_int64(PQgetvalue(res, i, col0), &row_version);
+    if (!(kind_mask & (1u << kind))) {
+        b->not_replicated++;
+    } else if (deleted && present) {
+        b->superseded++; /* the key exists again */
+    } else if (deleted) {
+        if (!srl_outbox_batch_add(b, kind, key, NULL, 0, version, origin))
+            goto oom;
+    } else if (!present || row_version > version) {
+        b->superseded++; /* a later outbox row publishes the key */
+    } else {
+        int64_t te = srl_clock_mono_us();
+        srl_entity_t e;
+        uint8_t *value = NULL;
+        size_t value_len = 0;
+        char why[256];
+        bool ok = srl_rows_parse(res, i, col0, kind, &e, why, sizeof(why)) &&
+                  srl_codec_encode(reg, &e, &value, &value_len, why, sizeof(why));
+        srl_entity_clear(&e);
+        *encode_us += srl_clock_mono_us() - te;
+        if (!ok) {
+            /* Left in the outbox: dropping it would lose the change
+             * silently; the log and producer_state say why. */
+            b->unpublishable++;
+            srl_log(SRL_LOG_ERROR, "producer", "outbox row cannot be published",
+                    "kind=%s key=%s version=%" PRId64 " reason=%s", srl_kind_name(kind),
+                    srl_log_q(key), version, srl_log_q(why));
+            snprintf(errstr, errstr_size, "%s %s version %" PRId64 ": %s", srl_kind_name(kind),
+                     key, version, why);
+            return SRL_STORE_OK;
+        }
+        if (!srl_outbox_batch_add(b, kind, key, value, value_len, row_version, origin))
+            goto oom;
+    }
+    b->versions[b->version_count++] = version;
+    return SRL_STORE_OK;
+oom:
+    snprintf(errstr, errstr_size, "out of memory building a batch");
+    return SRL_STORE_FATAL;
+}
+
 srl_store_rc_t srl_outbox_batch_build(PGresult *res, srl_registry_t *reg, unsigned kind_mask,
                                       const char *origin, srl_outbox_batch_t *b,
                                       srl_outbox_timing_t *timing, char *errstr,
                                       size_t errstr_size)
 {
     srl_store_rc_t rc = SRL_STORE_OK;
-    int64_t t0 = srl_now_us(), encode_us = 0;
+    int64_t t0 = srl_clock_mono_us(), encode_us = 0;
 
     memset(b, 0, sizeof(*b));
     int nrows = PQntuples(res);
@@ -198,82 +259,15 @@ srl_store_rc_t srl_outbox_batch_build(PGresult *res, srl_registry_t *reg, unsign
         rc = SRL_STORE_FATAL;
         goto cleanup;
     }
-    for (int i = 0; i < nrows; i++) {
-        int64_t version, kind_i;
-        if (!parse_int64(PQgetvalue(res, i, COL_VERSION), &version) ||
-            !parse_int64(PQgetvalue(res, i, COL_KIND), &kind_i) || kind_i < 0 ||
-            kind_i >= SRL_KIND_COUNT) {
-            snprintf(errstr, errstr_size, "outbox row %d: bad version or kind", i);
-            rc = SRL_STORE_FATAL;
-            goto cleanup;
-        }
-        srl_kind_t kind = (srl_kind_t)kind_i;
-        const char *key = PQgetvalue(res, i, COL_KEY);
-        bool deleted = PQgetvalue(res, i, COL_DELETED)[0] == 't';
-        int col0 = kind_col0[kind];
-        bool present = srl_rows_present(res, i, col0);
-        if (version > b->max_version)
-            b->max_version = version;
-        if (b->min_version == 0 || version < b->min_version)
-            b->min_version = version;
-
-        if (!(kind_mask & (1u << kind))) {
-            b->not_replicated++;
-            b->versions[b->version_count++] = version;
-            continue;
-        }
-        if (deleted) {
-            if (present) {
-                b->superseded++;
-            } else if (!srl_outbox_batch_add(b, kind, key, NULL, 0, version, origin)) {
-                goto oom;
-            }
-            b->versions[b->version_count++] = version;
-            continue;
-        }
-        int64_t row_version = 0;
-        if (present)
-            parse_int64(PQgetvalue(res, i, col0), &row_version);
-        if (!present || row_version > version) {
-            b->superseded++;
-            b->versions[b->version_count++] = version;
-            continue;
-        }
-        int64_t te = srl_now_us();
-        srl_entity_t e;
-        uint8_t *value = NULL;
-        size_t value_len = 0;
-        char why[256];
-        bool ok = srl_rows_parse(res, i, col0, kind, &e, why, sizeof(why)) &&
-                  srl_codec_encode(reg, &e, &value, &value_len, why, sizeof(why));
-        srl_entity_clear(&e);
-        encode_us += srl_now_us() - te;
-        if (!ok) {
-            /* Left in the outbox: dropping it would lose the change
-             * silently; the log and producer_state say why. */
-            b->unpublishable++;
-            srl_log(SRL_LOG_ERROR, "producer", "outbox row cannot be published",
-                    "kind=%s key=%s version=%" PRId64 " reason=%s", srl_kind_name(kind),
-                    srl_log_q(key), version, srl_log_q(why));
-            snprintf(errstr, errstr_size, "%s %s version %" PRId64 ": %s", srl_kind_name(kind),
-                     key, version, why);
-            continue;
-        }
-        if (!srl_outbox_batch_add(b, kind, key, value, value_len, row_version, origin))
-            goto oom;
-        b->versions[b->version_count++] = version;
-    }
-    goto cleanup;
-oom:
-    snprintf(errstr, errstr_size, "out of memory building a batch");
-    rc = SRL_STORE_FATAL;
+    for (int i = 0; i < nrows && rc == SRL_STORE_OK; i++)
+        rc = add_row(res, i, reg, kind_mask, origin, b, &encode_us, errstr, errstr_size);
 cleanup:
     PQclear(res);
     if (rc != SRL_STORE_OK)
         srl_outbox_batch_clear(b);
     if (timing) {
         timing->encode_us += encode_us;
-        timing->read_us += srl_now_us() - t0 - encode_us;
+        timing->read_us += srl_clock_mono_us() - t0 - encode_us;
     }
     return rc;
 }

@@ -92,7 +92,4 @@ bool srl_outbox_batch_add(srl_outbox_batch_t *b, srl_kind_t kind, const char *ke
 /* Free what b owns and zero it; NULL accepted. */
 void srl_outbox_batch_clear(srl_outbox_batch_t *b);
 
-/* Monotonic clock in µs. */
-int64_t srl_now_us(void);
-
 #endif

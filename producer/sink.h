@@ -2,7 +2,7 @@
  * sink.h - the producer's transport seam: where published records go.
  * This file is private to sysrepl-producer.
  *
- * The drain loop (outbox.c, main.c) knows nothing of Kafka: it hands a
+ * The drain (outbox.c, drain.c) knows nothing of Kafka: it hands a
  * batch of srl_record_t to a sink, polls the sink until every record of the
  * batch has a delivery result, and deletes the outbox rows of a batch only
  * when all of its records were delivered. Two sinks:

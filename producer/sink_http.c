@@ -30,6 +30,7 @@
 #include "sink.h"
 #include "sink_http.h"
 #include "sysrepl/bridge_client.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/framing.h"
 #include "sysrepl/log.h"
 
@@ -58,13 +59,6 @@ typedef struct http_sink {
     int timeout_ms;
     char key_header[600];
 } http_sink_t;
-
-static int64_t sink_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void push_req_free(push_req_t *r)
 {
@@ -146,7 +140,7 @@ static void push_start_head(http_sink_t *s)
     srl_http_resp_clear(&s->resp);
     s->easy = srl_bridge_client_easy(s->client, path, "application/json", s->timeout_ms, &s->resp);
     if (!s->easy) {
-        s->retry_at_ms = sink_mono_ms() + BACKOFF_MIN_MS;
+        s->retry_at_ms = srl_clock_mono_ms() + BACKOFF_MIN_MS;
         return;
     }
     /* srl_bridge_client_easy prepares a GET: make it this POST. Its
@@ -193,9 +187,9 @@ static void push_finish_head(http_sink_t *s, bool ok, bool fatal, const char *wh
 static void sink_poll(srl_sink_t *sink, int timeout_ms)
 {
     http_sink_t *s = (http_sink_t *)sink;
-    int64_t deadline = sink_mono_ms() + timeout_ms;
+    int64_t deadline = srl_clock_mono_ms() + timeout_ms;
     for (;;) {
-        int64_t now = sink_mono_ms();
+        int64_t now = srl_clock_mono_ms();
         if (!s->easy && s->head && now >= s->retry_at_ms)
             push_start_head(s);
         if (s->easy) {
@@ -220,7 +214,7 @@ static void sink_poll(srl_sink_t *sink, int timeout_ms)
                     s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
                     if (s->backoff_ms > BACKOFF_MAX_MS)
                         s->backoff_ms = BACKOFF_MAX_MS;
-                    s->retry_at_ms = sink_mono_ms() + s->backoff_ms;
+                    s->retry_at_ms = srl_clock_mono_ms() + s->backoff_ms;
                     srl_log(SRL_LOG_WARN, "producer", "bridge push failed, retrying",
                             "kind=%s records=%zu retry_ms=%" PRId64 " reason=%s",
                             srl_kind_name(s->head->kind), s->head->nrecords, s->backoff_ms,
@@ -229,7 +223,7 @@ static void sink_poll(srl_sink_t *sink, int timeout_ms)
                 break;
             }
         }
-        now = sink_mono_ms();
+        now = srl_clock_mono_ms();
         if (now >= deadline)
             return;
         int wait = (int)(deadline - now);

@@ -1,6 +1,6 @@
 /*
  * sink_http.h - private to sysrepl-producer: the http transport's
- * constructor (sink_http.c). Chosen in main.c's sink_open() when
+ * constructor (sink_http.c). Chosen in startup.c's srl__startup_sink() when
  * transport = http:
  *     p->sink = srl_sink_http_new(p->cfg, err, sizeof(err));
  */

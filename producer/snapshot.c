@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "outbox.h"
-#include "rows.h"
+#include "sysrepl/rows.h"
 #include "sysrepl/log.h"
 
 /* A growable list of keys. */
@@ -141,10 +141,10 @@ static srl_store_rc_t publish_state(PGconn *conn, srl_sink_t *sink, srl_registry
                                     int64_t *published, char *errstr, size_t errstr_size)
 {
     char sql[2048], fetch[64];
-    const char *table = srl_rows_table(kind), *keycol = srl_rows_key_column(kind);
-    const char *cols = kind == SRL_KIND_ASSESSMENT_TYPE ? ROWS_TYPE_COLS("x")
-                       : kind == SRL_KIND_ASSESSMENT    ? ROWS_ASSESSMENT_COLS("x")
-                                                        : ROWS_POLICY_COLS("x");
+    const char *table = srl_kind_table(kind), *keycol = srl_kind_key_column(kind);
+    const char *cols = kind == SRL_KIND_ASSESSMENT_TYPE ? SRL_ROWS_TYPE_COLS("x")
+                       : kind == SRL_KIND_ASSESSMENT    ? SRL_ROWS_ASSESSMENT_COLS("x")
+                                                        : SRL_ROWS_POLICY_COLS("x");
     srl_store_rc_t rc = srl_store_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
                                        NULL, errstr, errstr_size);
     if (rc)
@@ -272,7 +272,7 @@ static srl_store_rc_t tombstone_strays(PGconn *conn, srl_sink_t *sink, srl_kind_
      * before (the key is no longer stray) or after (its version is higher
      * than the tombstone's). */
     char sql[512];
-    const char *table = srl_rows_table(kind), *keycol = srl_rows_key_column(kind);
+    const char *table = srl_kind_table(kind), *keycol = srl_kind_key_column(kind);
     rc = srl_store_exec(conn, "BEGIN", NULL, errstr, errstr_size);
     if (rc)
         goto cleanup;

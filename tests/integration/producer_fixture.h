@@ -297,6 +297,8 @@ PF_FN int pf_cmp_rec(const void *a, const void *b)
  * on the way that every key lives in one partition. */
 PF_FN void pf_last_per_key(pf_recs_t *r)
 {
+    if (r->count == 0)
+        return; /* items may be NULL: qsort must not see it */
     qsort(r->items, r->count, sizeof(pf_rec_t), pf_cmp_rec);
     size_t w = 0;
     for (size_t i = 0; i < r->count; i++) {
@@ -386,12 +388,12 @@ PF_FN size_t pf_check_mirror(pf_t *pf)
         bool *seen = calloc(recs.count + 1, sizeof(bool));
         srl_store_rc_t rc;
         srl_store_filter_t filter = {0};
-        srl_store_cursor_t *cur = srl_store_list_open(pf->st, (srl_kind_t)k, &filter, &rc, err,
-                                                      sizeof(err));
+        srl_store_cursor_t *cur = srl_store_cursor_new(pf->st, (srl_kind_t)k, &filter, &rc, err,
+                                                       sizeof(err));
         if (!cur)
             fail_msg("list: %s", err);
         srl_entity_t e = {.kind = (srl_kind_t)k};
-        while ((rc = srl_store_list_next(cur, &e, err, sizeof(err))) == SRL_STORE_OK) {
+        while ((rc = srl_store_cursor_next(cur, &e, err, sizeof(err))) == SRL_STORE_OK) {
             char key[1024];
             assert_true(srl_key_build(&e, key, sizeof(key)) > 0);
             pf_rec_t *r = pf_find(&recs, key);
@@ -404,7 +406,7 @@ PF_FN size_t pf_check_mirror(pf_t *pf)
         }
         if (rc != SRL_STORE_DONE)
             fail_msg("list: %s", err);
-        srl_store_list_close(cur);
+        srl_store_cursor_free(cur);
         for (size_t i = 0; i < recs.count; i++) {
             if (seen[i])
                 continue;

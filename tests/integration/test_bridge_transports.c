@@ -5,8 +5,8 @@
  * reads exactly what is on the topics, long-polls for news, reports the
  * partitions' state, and survives a bridge restart.
  *
- * The transports are compiled into this test from their own files (the
- * consumer and producer programs choose them by `transport`). */
+ * The transports come from the programs' core libraries (the consumer and
+ * producer programs choose them by `transport`). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,9 +19,10 @@
 #include "support/support.h"
 #include "integration/bridge_fixture.h"
 
-#include "../../consumer/source_http.c"
-#include "../../consumer/source_kafka.c"
-#include "../../producer/sink_http.c"
+#include "sink.h"
+#include "sink_http.h"
+#include "source.h"
+#include "source_http.h"
 
 #define N 30
 
@@ -170,7 +171,7 @@ static void sink_http_delivers_and_source_http_reads_back(void **state)
     assert_false(empty);
     sink->ops->close(sink);
 
-    srl_source_t *src = srl_source_http_open(f->ccfg, err, sizeof(err));
+    srl_source_t *src = srl_source_http_new(f->ccfg, err, sizeof(err));
     assert_non_null(src);
     int parts = 0;
     assert_int_equal(src->ops->partitions(src, f->topic, &parts, 5000, err, sizeof(err)),
@@ -219,7 +220,7 @@ static void source_http_long_polls_for_news(void **state)
 {
     fixture_t *f = *state;
     char err[512];
-    srl_source_t *src = srl_source_http_open(f->ccfg, err, sizeof(err));
+    srl_source_t *src = srl_source_http_new(f->ccfg, err, sizeof(err));
     int64_t lo, hi[2];
     for (int p = 0; p < 2; p++)
         assert_int_equal(src->ops->watermarks(src, f->topic, p, &lo, &hi[p], 5000, err, sizeof(err)), 0);
@@ -253,7 +254,7 @@ static void transports_survive_a_bridge_restart(void **state)
 {
     fixture_t *f = *state;
     char err[512];
-    srl_source_t *src = srl_source_http_open(f->ccfg, err, sizeof(err));
+    srl_source_t *src = srl_source_http_new(f->ccfg, err, sizeof(err));
     srl_sink_t *sink = srl_sink_http_new(f->pcfg, err, sizeof(err));
     srl_source_pos_t pos[1] = {{f->topic, SRL_KIND_ASSESSMENT_TYPE, 0, 0}};
     srl_source_batch_t batch = {0};
@@ -308,7 +309,7 @@ static void transports_wrong_key_is_fatal(void **state)
     assert_non_null(strstr(b.error, "401"));
     sink->ops->close(sink);
 
-    srl_source_t *src = srl_source_http_open(cc, err, sizeof(err));
+    srl_source_t *src = srl_source_http_new(cc, err, sizeof(err));
     int parts;
     assert_int_equal(src->ops->partitions(src, f->topic, &parts, 5000, err, sizeof(err)),
                      SRL_SOURCE_FATAL);

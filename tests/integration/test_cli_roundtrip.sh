@@ -27,7 +27,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 psql "$base" -qXc "CREATE DATABASE $db" >/dev/null || fail "cannot create $db"
-python3 "$SRC/bench/gen_assessments.py" "$N" > "$work/in.jsonl" || fail "generator"
+python3 "$SRC/tests/tools/gen_assessments.py" "$N" > "$work/in.jsonl" || fail "generator"
 "$SYSREPL" init --instance-id roundtrip >/dev/null || fail "init"
 
 /usr/bin/time -f "%M" -o "$work/rss" "$SYSREPL" import "$work/in.jsonl" > "$work/import.out" ||
@@ -40,7 +40,7 @@ if ! ldd "$SYSREPL" | grep -q libasan; then
 fi
 
 "$SYSREPL" export -o "$work/out.jsonl" 2>/dev/null || fail "export"
-python3 "$SRC/bench/compare_jsonl.py" --kind vulnerability-assessments "$work/in.jsonl" "$work/out.jsonl" || fail "export differs from import"
+python3 "$SRC/tests/tools/compare_jsonl.py" --kind vulnerability-assessments "$work/in.jsonl" "$work/out.jsonl" || fail "export differs from import"
 
 outbox=$(psql "$SRL_DSN" -qXtAc "SELECT count(*) FROM outbox WHERE kind = 1")
 [[ $outbox == "$N" ]] || fail "outbox holds $outbox assessment changes, expected $N"

@@ -37,8 +37,8 @@ common=(-X "topic.prefix=$prefix" -X "kafka.bootstrap.servers=$SRL_TEST_KAFKA")
 "$CLI" --dsn "$hub_dsn" -X instance.id=hub-h2s init --role hub >/dev/null
 "$CLI" --dsn "$spoke_dsn" -X instance.id=spoke-h2s init --role spoke >/dev/null
 
-# Content: the bench generator's types and assessments, and two policies.
-python3 "$SRC/bench/gen_assessments.py" 500 7 >"$work/content.jsonl"
+# Content: the generator's (tests/tools) types and assessments, and two policies.
+python3 "$SRC/tests/tools/gen_assessments.py" 500 7 >"$work/content.jsonl"
 cat >>"$work/content.jsonl" <<'EOF'
 {"kind":"policies","value":{"name":"Global","description":"the default","feeds":["nuget.org","npmjs"],"unassessed":"warn","by_assessment_type":{"Blocked":"noncompliant","Ignored":"compliant"},"license_undetected":"warn","by_license":{"MIT":"compliant","GPL-3.0-only":"noncompliant"},"deprecated":"warn","unlisted":"noncompliant","exceptions":[{"package":"left-*","version_range":"[1.0,2.0)","rule_groups":["license","deprecation"],"expires_at":"2031-01-01T00:00:00.000Z"}],"risk_profile":{"network_exposure":"high","data_breach":"medium"}}}
 {"kind":"policies","value":{"name":"Shared","feeds":[]}}
@@ -87,7 +87,7 @@ compare "first sync"
 "$CLI" --dsn "$hub_dsn" -X instance.id=hub-h2s assessment delete 'CVE-2024-0000003|global' >/dev/null
 "$CLI" --dsn "$hub_dsn" -X instance.id=hub-h2s assessment delete 'CVE-2024-0000004|feed:npmjs' >/dev/null
 "$CLI" --dsn "$hub_dsn" -X instance.id=hub-h2s policy delete Shared >/dev/null
-python3 "$SRC/bench/gen_assessments.py" 300 8 >"$work/changes.jsonl"
+python3 "$SRC/tests/tools/gen_assessments.py" 300 8 >"$work/changes.jsonl"
 "$CLI" --dsn "$hub_dsn" -X instance.id=hub-h2s import "$work/changes.jsonl" >/dev/null
 publish
 sync_spoke

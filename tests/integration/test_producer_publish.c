@@ -239,11 +239,64 @@ static void producer_snapshot_tombstones_keys_missing_from_store(void **state)
     pf_free(&pf);
 }
 
+/* Outbox rows of a kind this hub does not replicate are deleted without
+ * publishing (keeping them would grow the outbox forever) and counted. */
+static void producer_deletes_rows_of_kinds_not_replicated(void **state)
+{
+    (void)state;
+    pf_t pf;
+    pf_init(&pf, "prod-notrepl", "hub-notrepl", NULL);
+    pf_exec(&pf, "INSERT INTO assessment_types (name, severity_class) VALUES ('Local', 'warn')");
+    assert_int_equal(pf_scalar(&pf, "SELECT count(*) FROM outbox"), 1);
+    pid_t pid = pf_start(&pf, (const char *const[]){"-X", "replicate=policies", "--once", NULL});
+    assert_int_equal(pf_wait_exit(pid, 60000), 0);
+    assert_int_equal(pf_scalar(&pf, "SELECT count(*) FROM outbox"), 0);
+    if (!pf_log_contains(&pf, "not_replicated=1")) {
+        pf_dump_log(&pf, 20);
+        fail_msg("the stopped line does not count the row as not_replicated");
+    }
+    pf_free(&pf);
+}
+
+/* Several changes of one key in one transaction leave several outbox rows;
+ * only the current content is published, once, with its own version: the
+ * older rows are superseded and deleted with the batch. */
+static void producer_publishes_only_the_current_row_of_a_key(void **state)
+{
+    (void)state;
+    pf_t pf;
+    pf_init(&pf, "prod-supersede", "hub-supersede", NULL);
+    pid_t pid = pf_start(&pf, NULL);
+    assert_true(pf_wait_log(&pf, "snapshot done", 30000));
+    pf_exec(&pf, "BEGIN;"
+                 " INSERT INTO assessment_types (name, severity_class) VALUES ('Twice', 'warn');"
+                 " UPDATE assessment_types SET description = 'one' WHERE name = 'Twice';"
+                 " UPDATE assessment_types SET description = 'two' WHERE name = 'Twice';"
+                 " COMMIT");
+    long long current = pf_scalar(&pf, "SELECT version FROM assessment_types WHERE name = 'Twice'");
+    wait_drained(&pf, pid);
+    assert_int_equal(pf_stop(pid), 0);
+    pf_recs_t recs;
+    pf_read_topic(&pf, pf.topics[SRL_KIND_ASSESSMENT_TYPE], &recs);
+    int seen = 0;
+    for (size_t i = 0; i < recs.count; i++)
+        if (strcmp(recs.items[i].key, "Twice") == 0) {
+            assert_int_equal(recs.items[i].version, current);
+            seen++;
+        }
+    assert_int_equal(seen, 1);
+    pf_recs_free(&recs);
+    assert_true(pf_log_contains(&pf, "superseded=2"));
+    pf_free(&pf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(producer_publishes_every_change_of_every_kind),
         cmocka_unit_test(producer_snapshot_tombstones_keys_missing_from_store),
+        cmocka_unit_test(producer_deletes_rows_of_kinds_not_replicated),
+        cmocka_unit_test(producer_publishes_only_the_current_row_of_a_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -365,19 +365,19 @@ static int64_t count_list(srl_store_t *st, srl_kind_t kind, const srl_store_filt
 {
     char err[512];
     srl_store_rc_t rc;
-    srl_store_cursor_t *cur = srl_store_list_open(st, kind, flt, &rc, err, sizeof err);
+    srl_store_cursor_t *cur = srl_store_cursor_new(st, kind, flt, &rc, err, sizeof err);
     if (!cur)
         fail_msg("list: %s", err);
     srl_entity_t e = {.kind = kind};
     int64_t n = 0;
-    while ((rc = srl_store_list_next(cur, &e, err, sizeof err)) == SRL_STORE_OK) {
+    while ((rc = srl_store_cursor_next(cur, &e, err, sizeof err)) == SRL_STORE_OK) {
         if (n == 0 && first_key)
             snprintf(first_key, size, "%s", e.u.assessment.vulnerability_id);
         n++;
     }
     assert_int_equal(rc, SRL_STORE_DONE);
     srl_entity_clear(&e);
-    srl_store_list_close(cur);
+    srl_store_cursor_free(cur);
     return n;
 }
 
@@ -413,14 +413,14 @@ static void store_list_filters_by_type_scope_expired_and_limit(void **state)
     char err[512];
     srl_store_rc_t rc;
     srl_store_filter_t bad = {.scope = "galaxy:far"};
-    assert_null(srl_store_list_open(f->st, SRL_KIND_ASSESSMENT, &bad, &rc, err, sizeof err));
+    assert_null(srl_store_cursor_new(f->st, SRL_KIND_ASSESSMENT, &bad, &rc, err, sizeof err));
     assert_int_equal(rc, SRL_STORE_INVALID);
     /* a cursor closed early leaves the connection usable */
-    srl_store_cursor_t *cur = srl_store_list_open(f->st, SRL_KIND_ASSESSMENT, &all, &rc, err, sizeof err);
+    srl_store_cursor_t *cur = srl_store_cursor_new(f->st, SRL_KIND_ASSESSMENT, &all, &rc, err, sizeof err);
     srl_entity_t e = {.kind = SRL_KIND_ASSESSMENT};
-    assert_int_equal(srl_store_list_next(cur, &e, err, sizeof err), SRL_STORE_OK);
+    assert_int_equal(srl_store_cursor_next(cur, &e, err, sizeof err), SRL_STORE_OK);
     srl_entity_clear(&e);
-    srl_store_list_close(cur);
+    srl_store_cursor_free(cur);
     assert_int_equal(query_int(f->st, "SELECT count(*) FROM vulnerability_assessments"), 3);
 }
 

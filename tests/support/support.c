@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "support/support.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/store.h"
 
 #include <stdio.h>
@@ -40,9 +41,7 @@ const char *srl_test_kafka(void)
 
 long long srl_test_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return srl_clock_mono_ms();
 }
 
 /* pid + wall-clock microseconds + a per-process counter: unique across

@@ -54,6 +54,21 @@ static void model_symbols_are_the_schema_symbols(void **state)
     assert_int_equal(o, SRL_OUTCOME_WARN); /* untouched on failure */
 }
 
+/* Each kind has one content table and key column (the names of 001_init.sql);
+ * a kind out of range has none. */
+static void model_kind_table_names_each_kind(void **state)
+{
+    (void)state;
+    assert_string_equal(srl_kind_table(SRL_KIND_ASSESSMENT_TYPE), "assessment_types");
+    assert_string_equal(srl_kind_table(SRL_KIND_ASSESSMENT), "vulnerability_assessments");
+    assert_string_equal(srl_kind_table(SRL_KIND_POLICY), "policies");
+    assert_string_equal(srl_kind_key_column(SRL_KIND_ASSESSMENT_TYPE), "name");
+    assert_string_equal(srl_kind_key_column(SRL_KIND_ASSESSMENT), "key");
+    assert_string_equal(srl_kind_key_column(SRL_KIND_POLICY), "name");
+    assert_null(srl_kind_table(SRL_KIND_COUNT));
+    assert_null(srl_kind_key_column(SRL_KIND_COUNT));
+}
+
 static void model_clear_releases_and_zeroes(void **state)
 {
     (void)state;
@@ -78,6 +93,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(model_enum_symbols_round_trip),
         cmocka_unit_test(model_symbols_are_the_schema_symbols),
+        cmocka_unit_test(model_kind_table_names_each_kind),
         cmocka_unit_test(model_clear_releases_and_zeroes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

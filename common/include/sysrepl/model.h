@@ -32,6 +32,11 @@ typedef enum srl_kind {
 const char *srl_kind_name(srl_kind_t kind);
 /* Accepts the names above; returns false for anything else. */
 bool srl_kind_parse(const char *name, srl_kind_t *out);
+/* The store's content table of a kind ("assessment_types",
+ * "vulnerability_assessments", "policies") and its key column ("name", or
+ * "key" for assessments); NULL for a kind out of range. */
+const char *srl_kind_table(srl_kind_t kind);
+const char *srl_kind_key_column(srl_kind_t kind);
 
 /* Fields every record carries. */
 typedef struct srl_meta {

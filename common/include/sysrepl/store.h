@@ -112,6 +112,12 @@ srl_store_rc_t srl_store_classify(PGconn *conn, const PGresult *res, const char 
 srl_store_rc_t srl_store_exec(PGconn *conn, const char *sql, const char *what, char *errstr,
                               size_t errstr_size);
 
+/* Run sql (a "COPY <table> (...) FROM STDIN") on conn and send data[0..len)
+ * as its rows, in slices; end the COPY and read its result. On failure the
+ * class as srl_store_classify, errstr naming "COPY <table>". */
+srl_store_rc_t srl_store_copy_in(PGconn *conn, const char *sql, const char *data, size_t len,
+                                 char *errstr, size_t errstr_size);
+
 typedef struct srl_store srl_store_t;
 
 /* Connect to dsn (a libpq conninfo or URI). On failure returns NULL, *rc
@@ -205,17 +211,17 @@ typedef struct srl_store_filter {
  * While a cursor is open the connection belongs to it. */
 typedef struct srl_store_cursor srl_store_cursor_t;
 
-srl_store_cursor_t *srl_store_list_open(srl_store_t *st, srl_kind_t kind,
-                                        const srl_store_filter_t *filter,
-                                        srl_store_rc_t *rc, char *errstr, size_t errstr_size);
+srl_store_cursor_t *srl_store_cursor_new(srl_store_t *st, srl_kind_t kind,
+                                         const srl_store_filter_t *filter,
+                                         srl_store_rc_t *rc, char *errstr, size_t errstr_size);
 /* Next entity into *out (cleared first): OK, DONE at the end, or an error. */
-srl_store_rc_t srl_store_list_next(srl_store_cursor_t *cur, srl_entity_t *out,
-                                   char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_cursor_next(srl_store_cursor_t *cur, srl_entity_t *out,
+                                     char *errstr, size_t errstr_size);
 /* The same without copying: *view is owned by the cursor and valid until
  * the next call or close (an export formats it and moves on). */
-srl_store_rc_t srl_store_list_next_view(srl_store_cursor_t *cur, const srl_entity_t **view,
-                                        char *errstr, size_t errstr_size);
-void srl_store_list_close(srl_store_cursor_t *cur); /* NULL accepted */
+srl_store_rc_t srl_store_cursor_next_view(srl_store_cursor_t *cur, const srl_entity_t **view,
+                                          char *errstr, size_t errstr_size);
+void srl_store_cursor_free(srl_store_cursor_t *cur); /* NULL accepted */
 
 /* Row counts per kind (indexed by srl_kind_t). */
 srl_store_rc_t srl_store_count(srl_store_t *st, int64_t counts[SRL_KIND_COUNT],

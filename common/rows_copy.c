@@ -1,10 +1,10 @@
 /*
- * rows.c - model.h entities as COPY text rows of the content tables (see
- * rows.h). Enums are written as their lowercase symbols, times as bigint
+ * rows_copy.c - model.h entities as COPY text rows of the content tables
+ * (see sysrepl/rows.h). Enums are written as their lowercase symbols, times as bigint
  * milliseconds, a policy's nested rule sets as jsonb in json.h's form (the
  * same form the CLI writes on the hub, so hub and spoke rows compare equal).
  */
-#include "rows.h"
+#include "sysrepl/rows.h"
 
 #include <inttypes.h>
 #include <stdint.h>
@@ -15,21 +15,6 @@
 #include <jansson.h>
 
 #include "sysrepl/json.h"
-
-const char *srl_rows_table(srl_kind_t kind)
-{
-    switch (kind) {
-    case SRL_KIND_ASSESSMENT_TYPE: return "assessment_types";
-    case SRL_KIND_ASSESSMENT: return "vulnerability_assessments";
-    case SRL_KIND_POLICY: return "policies";
-    default: return NULL;
-    }
-}
-
-const char *srl_rows_key_column(srl_kind_t kind)
-{
-    return kind == SRL_KIND_ASSESSMENT ? "key" : "name";
-}
 
 const char *srl_rows_columns(srl_kind_t kind)
 {

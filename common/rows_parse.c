@@ -1,5 +1,5 @@
 /*
- * rows.c - content rows of the store -> entities (see rows.h).
+ * rows_parse.c - content rows of the store -> entities (see sysrepl/rows.h).
  *
  * Rows come in libpq's text format. Enums are the schemas' lowercase
  * symbols, times bigint ms, arrays as JSON (array_to_json in the SELECT),
@@ -8,7 +8,7 @@
  * CHECK constraints make that a bug, and the drain stops on it loudly
  * rather than publish a wrong record.
  */
-#include "rows.h"
+#include "sysrepl/rows.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,26 +23,14 @@ int srl_rows_ncols(srl_kind_t kind)
 {
     switch (kind) {
     case SRL_KIND_ASSESSMENT_TYPE:
-        return ROWS_TYPE_NCOLS;
+        return SRL_ROWS_TYPE_NCOLS;
     case SRL_KIND_ASSESSMENT:
-        return ROWS_ASSESSMENT_NCOLS;
+        return SRL_ROWS_ASSESSMENT_NCOLS;
     case SRL_KIND_POLICY:
-        return ROWS_POLICY_NCOLS;
+        return SRL_ROWS_POLICY_NCOLS;
     default:
         return 0;
     }
-}
-
-const char *srl_rows_table(srl_kind_t kind)
-{
-    static const char *const tables[SRL_KIND_COUNT] = {"assessment_types",
-                                                       "vulnerability_assessments", "policies"};
-    return (unsigned)kind < SRL_KIND_COUNT ? tables[kind] : NULL;
-}
-
-const char *srl_rows_key_column(srl_kind_t kind)
-{
-    return kind == SRL_KIND_ASSESSMENT ? "key" : "name";
 }
 
 bool srl_rows_present(const PGresult *res, int row, int col0)

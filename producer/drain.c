@@ -1,0 +1,318 @@
+/*
+ * drain.c - where the outbox is drained: the pipeline of batches between
+ * the outbox and the sink.
+ *
+ * Up to PIPELINE_DEPTH batches are in flight (a ring, oldest at its head).
+ * Reads are asynchronous on the work session: as soon as a read's result
+ * is taken, the next read is sent, so the server runs it while this batch
+ * is encoded and published. A batch's outbox rows are deleted (one DELETE
+ * at a time, asynchronously, on the lock session) once every record of it
+ * was delivered, in ring order. Reads continue above the highest version
+ * read; transactions commit out of version order, so once a
+ * SWEEP_INTERVAL_MS (and after a batch failed) a read takes the rows below
+ * the lowest version in flight instead: rows that committed late, or whose
+ * delivery failed.
+ *
+ * Guarantees: a row is deleted only after its record was delivered (or it
+ * needs none: superseded, kind not replicated); a failed batch's rows stay
+ * and are read again with the content current by then (outbox.c), so a
+ * late row never overwrites a newer record of its key. Memory is bounded
+ * by PIPELINE_DEPTH batches of producer.batch_size rows.
+ */
+#include "drain.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "stats.h"
+#include "sysrepl/clock.h"
+#include "sysrepl/log.h"
+
+#define SWEEP_INTERVAL_MS 1000 /* read below the batches in flight this often */
+
+static void ring_pop(producer_t *p)
+{
+    srl_outbox_batch_t *b = p->ring[p->ring_head];
+    srl_outbox_batch_clear(b);
+    free(b);
+    p->ring[p->ring_head] = NULL;
+    p->ring_head = (p->ring_head + 1) % PIPELINE_DEPTH;
+    p->ring_count--;
+}
+
+/* A batch with failed records is not deleted: the next read below the
+ * batches in flight takes its rows again. */
+static void batch_failed(producer_t *p, const srl_outbox_batch_t *b)
+{
+    p->failed_batches++;
+    p->sweep_now = true;
+    if (b->sink.failed_fatal)
+        p->sink_broken = true;
+    srl_log(SRL_LOG_ERROR, "producer", "batch not delivered; will publish again",
+            "records=%zu failed=%zu reason=%s", b->sink.count, b->sink.failed,
+            srl_log_q(b->sink.error));
+    srl__stats_error(p, "delivery", b->sink.error);
+}
+
+/* Delete a delivered batch's rows on the lock session without waiting (the
+ * next batch is read meanwhile): sends the DELETE the first time, then
+ * polls it. true once it finished; false while it runs or when it failed
+ * (then p->store_ok is cleared and it is sent again after a reconnect). */
+static bool batch_deleted(producer_t *p, srl_outbox_batch_t *b)
+{
+    char err[512];
+    PGconn *dconn = srl_store_conn(p->lock);
+    srl_store_rc_t rc = SRL_STORE_OK;
+    bool done = false;
+    if (p->deleting != b) {
+        if (p->ack_log) {
+            int64_t t = srl_clock_wall_us();
+            for (size_t i = 0; i < b->sink.count; i++)
+                fprintf(p->ack_log, "%" PRId64 " %" PRId64 "\n", b->sink.records[i].version, t);
+        }
+        rc = srl_outbox_delete_send(dconn, b->versions, b->version_count, err, sizeof(err));
+        p->deleting = b;
+        p->delete_started_us = srl_clock_mono_us();
+    }
+    if (rc == SRL_STORE_OK)
+        rc = srl_outbox_delete_poll(dconn, &done, err, sizeof(err));
+    if (rc != SRL_STORE_OK) {
+        srl_log(SRL_LOG_WARN, "producer", "deleting delivered outbox rows failed", "reason=%s",
+                srl_log_q(err));
+        srl__stats_error(p, "store", err);
+        p->store_ok = false;
+        p->deleting = NULL;
+        return false;
+    }
+    if (done) {
+        p->deleting = NULL;
+        p->timing.delete_us += srl_clock_mono_us() - p->delete_started_us;
+    }
+    return done;
+}
+
+static void count_delivered(producer_t *p, const srl_outbox_batch_t *b)
+{
+    p->delivered += (int64_t)b->sink.count;
+    p->superseded += (int64_t)b->superseded;
+    p->not_replicated += (int64_t)b->not_replicated;
+    p->tombstones += (int64_t)b->tombstones;
+    p->batches++;
+    if (b->max_published > p->last_delivered_version)
+        p->last_delivered_version = b->max_published;
+    if (b->sink.count)
+        p->state_dirty = true;
+    if (b->not_replicated)
+        srl_log(SRL_LOG_DEBUG, "producer", "outbox rows of kinds not replicated removed",
+                "rows=%zu", b->not_replicated);
+}
+
+void srl__drain_retire(producer_t *p)
+{
+    while (p->ring_count > 0) {
+        srl_outbox_batch_t *b = p->ring[p->ring_head];
+        if (b->sink.pending > 0)
+            break;
+        if (b->sink.failed) {
+            batch_failed(p, b);
+        } else {
+            if (!p->store_ok || !batch_deleted(p, b))
+                break;
+            count_delivered(p, b);
+        }
+        ring_pop(p);
+    }
+}
+
+/* The range of the next read: 0 for "above the cursor", else the version
+ * to read below (the lowest in flight). holding_min: the lowest version of
+ * a result taken but not yet in the ring (0: none). */
+static int64_t next_read_range(producer_t *p, int64_t holding_min, bool *from_start)
+{
+    int64_t now = srl_clock_mono_ms(), below = 0;
+    size_t in_flight = p->ring_count + (holding_min ? 1 : 0);
+    if (in_flight == 0) {
+        p->cursor = 0; /* pipeline empty: read from the lowest version */
+        p->last_sweep_ms = now;
+        p->sweep_now = false;
+    } else if (p->sweep_now || now - p->last_sweep_ms >= SWEEP_INTERVAL_MS) {
+        below = holding_min ? holding_min : INT64_MAX;
+        for (size_t i = 0; i < p->ring_count; i++) {
+            const srl_outbox_batch_t *r = p->ring[(p->ring_head + i) % PIPELINE_DEPTH];
+            if (r->min_version < below)
+                below = r->min_version;
+        }
+        p->last_sweep_ms = now;
+        p->sweep_now = false;
+    }
+    *from_start = p->cursor == 0 && below == 0;
+    return below;
+}
+
+/* Whether a read may be sent now, with slots_used batches in flight. */
+static bool may_read_with(producer_t *p, size_t slots_used, bool stopping)
+{
+    int64_t now = srl_clock_mono_ms();
+    bool sweep_due = slots_used > 0 &&
+                     (p->sweep_now || now - p->last_sweep_ms >= SWEEP_INTERVAL_MS);
+    bool want = p->more || p->notified || now >= p->next_poll_ms || sweep_due;
+    return p->store_ok && !p->read_pending && !stopping && slots_used < PIPELINE_DEPTH &&
+           want && !p->sink_broken && !(p->once && p->idle_seen);
+}
+
+static void read_failed(producer_t *p, srl_store_rc_t rc, const char *err)
+{
+    srl_log(SRL_LOG_WARN, "producer", "reading the outbox failed", "reason=%s", srl_log_q(err));
+    srl__stats_error(p, "store", err);
+    if (rc == SRL_STORE_FATAL)
+        srl__producer_nap(p, 1000); /* a bug or a permission: do not spin */
+    p->store_ok = false;
+    p->read_pending = false;
+}
+
+/* Send the next read; the work session is idle before it, so the once-a-
+ * second bookkeeping runs there first. */
+static void issue_read(producer_t *p, int64_t holding_min)
+{
+    char err[512];
+    srl__stats_bookkeeping(p, false);
+    bool from_start;
+    int64_t below = next_read_range(p, holding_min, &from_start);
+    srl_store_rc_t rc = srl_outbox_read_send(srl_store_conn(p->st), p->cursor, below,
+                                             p->batch_size, err, sizeof(err));
+    if (rc != SRL_STORE_OK) {
+        read_failed(p, rc, err);
+        return;
+    }
+    p->read_pending = true;
+    p->read_below = below;
+    p->read_from_start = from_start;
+    p->read_sent_us = srl_clock_mono_us();
+    p->notified = false;
+}
+
+/* The bookkeeping of a taken result (rows of it, versions lo..hi): the
+ * cursor, whether to read again at once, when to poll next. */
+static void note_read(producer_t *p, int rows, int64_t hi)
+{
+    if (p->read_below == 0) {
+        p->more = rows == p->batch_size;
+        /* --once: no waiting for a poll; the next read (from the start
+         * once the pipeline is empty) decides whether the outbox is empty. */
+        if (!p->more)
+            p->next_poll_ms = srl_clock_mono_ms() + (p->once ? 0 : p->poll_interval_ms);
+        if (rows > 0)
+            p->cursor = hi;
+    }
+    if (rows == 0 && p->read_from_start)
+        p->idle_seen = true;
+}
+
+/* Build a batch from res (taken), publish its records and queue it in the
+ * ring. A result that cannot be built is read again (sweep). */
+static void publish_batch(producer_t *p, PGresult *res)
+{
+    char err[512];
+    srl_outbox_batch_t *b = calloc(1, sizeof(*b));
+    if (!b) {
+        PQclear(res);
+        return;
+    }
+    srl_store_rc_t rc = srl_outbox_batch_build(res, p->reg, p->kind_mask, p->instance_id, b,
+                                               &p->timing, err, sizeof(err));
+    if (rc != SRL_STORE_OK) {
+        free(b);
+        srl_log(SRL_LOG_ERROR, "producer", "building a batch failed", "reason=%s",
+                srl_log_q(err));
+        srl__stats_error(p, "producer", err);
+        p->sweep_now = true; /* its rows are read again */
+        return;
+    }
+    if (b->unpublishable)
+        srl__stats_error(p, "codec", err);
+    if (b->sink.count > 0) {
+        int64_t t0 = srl_clock_mono_us();
+        b->sink.published_us = t0;
+        if (!p->sink->ops->publish(p->sink, &b->sink, err, sizeof(err)))
+            srl_log(SRL_LOG_ERROR, "producer", "publishing a batch failed", "reason=%s",
+                    srl_log_q(err));
+        p->produce_us += srl_clock_mono_us() - t0;
+    }
+    p->ring[(p->ring_head + p->ring_count) % PIPELINE_DEPTH] = b;
+    p->ring_count++;
+}
+
+/* Take the pending read's result if it is there: send the next read at
+ * once (the server runs it while this one is encoded and published), then
+ * build, publish and queue the batch. */
+static void take_read(producer_t *p, bool stopping)
+{
+    char err[512];
+    PGresult *res = NULL;
+    srl_store_rc_t rc = srl_outbox_read_take(srl_store_conn(p->st), false, &res, err,
+                                             sizeof(err));
+    if (rc != SRL_STORE_OK) {
+        read_failed(p, rc, err);
+        return;
+    }
+    if (!res)
+        return; /* still running */
+    p->read_pending = false;
+    p->query_us += srl_clock_mono_us() - p->read_sent_us;
+    if (stopping) {
+        PQclear(res); /* not published: the rows stay for the next start */
+        return;
+    }
+    int64_t lo, hi;
+    int rows = PQntuples(res);
+    srl_outbox_result_range(res, &lo, &hi);
+    note_read(p, rows, hi);
+    if (rows == 0) {
+        PQclear(res);
+        return;
+    }
+    if (may_read_with(p, p->ring_count + 1, stopping))
+        issue_read(p, lo);
+    publish_batch(p, res);
+}
+
+bool srl__drain_may_read(producer_t *p, bool stopping)
+{
+    return may_read_with(p, p->ring_count, stopping);
+}
+
+void srl__drain_step(producer_t *p, bool stopping)
+{
+    if (p->store_ok && p->read_pending)
+        take_read(p, stopping);
+    if (srl__drain_may_read(p, stopping))
+        issue_read(p, 0);
+}
+
+bool srl__drain_idle(const producer_t *p)
+{
+    return p->ring_count == 0 && !p->read_pending;
+}
+
+void srl__drain_finish(producer_t *p)
+{
+    char err[512];
+    if (p->read_pending && p->store_ok) {
+        PGresult *res = NULL;
+        if (srl_outbox_read_take(srl_store_conn(p->st), true, &res, err, sizeof(err)) ==
+            SRL_STORE_OK)
+            PQclear(res);
+    }
+    p->read_pending = false;
+}
+
+void srl__drain_free(producer_t *p)
+{
+    for (size_t i = 0; i < PIPELINE_DEPTH; i++) {
+        srl_outbox_batch_clear(p->ring[i]);
+        free(p->ring[i]);
+        p->ring[i] = NULL;
+    }
+    p->ring_count = 0;
+}
