@@ -20,7 +20,8 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
-#include "bridge.h"
+#include "auth.h"
+#include "sysrepl/model.h"
 
 struct srl_bridge_keys {
     srl_bridge_key_t *items;

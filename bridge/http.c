@@ -1,6 +1,9 @@
 /*
- * http.c - the bridge's HTTP(S) server on libmicrohttpd: routing, limits,
- * TLS, authorisation of each request, and JSON error replies.
+ * http.c - the bridge's HTTP(S) server on libmicrohttpd: the request's
+ * life (headers, body, suspend/resume, completion), limits, TLS, and the
+ * replies (JSON errors, answers computed on other threads). It knows no
+ * route: the route layer (routes.c), handed in at start, sees each
+ * request's headers and names the handler that runs when the body is in.
  *
  * Every request ends in exactly one response with a status from the
  * documented set and, for errors, a JSON body {"error": "..."} naming the
@@ -29,7 +32,9 @@
 
 #include <jansson.h>
 
-#include "bridge.h"
+#include "auth.h"
+#include "http.h"
+#include "metrics.h"
 #include "sysrepl/clock.h"
 #include "sysrepl/log.h"
 
@@ -37,13 +42,8 @@
 
 /* The PEM text given to libmicrohttpd; kept until the daemon stops. */
 static char *tls_cert_pem, *tls_key_pem;
-
-const char *srl__route_name(srl_route_t route)
-{
-    static const char *const names[SRL_ROUTE_COUNT] = {"pull",   "push",   "state",  "schemas",
-                                                       "health", "metrics", "other"};
-    return route < SRL_ROUTE_COUNT ? names[route] : "other";
-}
+/* The route layer (one server per process), set at start. */
+static srl_http_headers_fn route_headers;
 
 enum MHD_Result srl__respond(srl_req_t *req, unsigned status, const char *content_type,
                              char *body, size_t len)
@@ -63,10 +63,11 @@ enum MHD_Result srl__respond(srl_req_t *req, unsigned status, const char *conten
                                 "Bearer realm=\"sysrepl\"");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                req->route == SRL_ROUTE_PUSH ? "POST" : "GET, HEAD");
+                                req->allow ? req->allow : "GET, HEAD");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (req->route == SRL_ROUTE_PULL && req->ready_next >= 0 && status == MHD_HTTP_OK) {
+    /* Only a pull answer sets ready_next (srl__pull_encode). */
+    if (req->ready_next >= 0 && status == MHD_HTTP_OK) {
         char num[32];
         snprintf(num, sizeof(num), "%" PRId64, req->ready_next);
         MHD_add_response_header(resp, "X-Sysrepl-Next-Offset", num);
@@ -120,7 +121,7 @@ enum MHD_Result srl__respond_error(srl_req_t *req, unsigned status, void *extra,
     char *body = error_json(msg, extra, &len);
     if (status >= 500)
         srl_log(SRL_LOG_WARN, "bridge", "request failed", "route=%s status=%u reason=%s",
-                srl__route_name(req->route), status, srl_log_q(msg));
+                srl_metrics_route_name(req->route), status, srl_log_q(msg));
     return srl__respond(req, status, "application/json", body, len);
 }
 
@@ -165,10 +166,8 @@ void srl__resume(srl_req_t *req)
     MHD_resume_connection(req->conn);
 }
 
-/* ---- routing ---- */
-
 /* Parse a whole decimal number in [lo, hi]; no sign, no spaces. */
-static bool parse_num(const char *s, int64_t lo, int64_t hi, int64_t *out)
+bool srl__parse_num(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
     if (!s || !*s || strlen(s) > 19)
         return false;
@@ -184,194 +183,39 @@ static bool parse_num(const char *s, int64_t lo, int64_t hi, int64_t *out)
     return true;
 }
 
-/* The next path segment of *p (which points after a '/'), NUL-free copy. */
-static bool next_segment(const char **p, char *buf, size_t size)
-{
-    const char *s = *p;
-    const char *e = strchr(s, '/');
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    if (n == 0 || n >= size)
-        return false;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    *p = e ? e + 1 : s + n;
-    return true;
-}
-
-typedef struct route_match {
-    srl_route_t route;
-    const char *method;   /* the method the route takes */
-    unsigned status;      /* 0: matched; else the error status */
-    char error[256];
-} route_match_t;
-
-static void match_route(srl_req_t *req, const char *url, route_match_t *m)
+bool srl__http_refuse_busy(srl_req_t *req, enum MHD_Result *rc)
 {
     srl_bridge_t *b = req->b;
-    char seg[128];
-    memset(m, 0, sizeof(*m));
-    m->route = SRL_ROUTE_OTHER;
-    m->method = "GET";
-
-    if (strcmp(url, "/health") == 0 || strcmp(url, SRL_BRIDGE_API_PREFIX "/health") == 0) {
-        m->route = SRL_ROUTE_HEALTH;
-        return;
+    if (atomic_load(&b->stopping)) {
+        *rc = srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                 "the bridge is shutting down");
+        return true;
     }
-    if (strcmp(url, "/metrics") == 0 || strcmp(url, SRL_BRIDGE_API_PREFIX "/metrics") == 0) {
-        m->route = SRL_ROUTE_METRICS;
-        return;
+    if (atomic_load(&b->connections) > (int)b->max_connections) {
+        *rc = srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                 "too many connections: the bridge serves at most %u at once "
+                                 "(bridge.max_connections); retry later",
+                                 b->max_connections);
+        return true;
     }
-    size_t plen = strlen(SRL_BRIDGE_API_PREFIX);
-    if (strncmp(url, SRL_BRIDGE_API_PREFIX "/", plen + 1) != 0)
-        goto not_found;
-    const char *p = url + plen + 1;
-    if (strcmp(p, "state") == 0) {
-        m->route = SRL_ROUTE_STATE;
-        return;
-    }
-    if (strncmp(p, "schemas/", 8) == 0) {
-        m->route = SRL_ROUTE_SCHEMAS;
-        p += 8;
-        size_t n = strlen(p);
-        bool hex = n == 16;
-        for (size_t i = 0; hex && i < n; i++)
-            hex = (p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') ||
-                  (p[i] >= 'A' && p[i] <= 'F');
-        if (!hex) {
-            m->status = MHD_HTTP_BAD_REQUEST;
-            snprintf(m->error, sizeof(m->error),
-                     "schema fingerprint must be 16 hex digits, got \"%.40s\"", p);
-            return;
-        }
-        for (size_t i = 0; i < 16; i++)
-            req->fingerprint[i] = (char)((p[i] >= 'A' && p[i] <= 'F') ? p[i] + 32 : p[i]);
-        req->fingerprint[16] = '\0';
-        return;
-    }
-    if (strncmp(p, "topics/", 7) != 0)
-        goto not_found;
-    p += 7;
-    if (!next_segment(&p, seg, sizeof(seg)))
-        goto not_found;
-    srl_kind_t kind;
-    bool kind_ok = srl_kind_parse(seg, &kind);
-    bool schemas = strcmp(seg, "schemas") == 0;
-    if (strcmp(p, "records") == 0) {
-        m->route = SRL_ROUTE_PUSH;
-        m->method = "POST";
-    } else if (strncmp(p, "partitions/", 11) == 0) {
-        p += 11;
-        char pseg[32];
-        int64_t part = 0;
-        bool part_ok = next_segment(&p, pseg, sizeof(pseg));
-        if (strcmp(p, "records") != 0)
-            goto not_found;
-        m->route = SRL_ROUTE_PULL;
-        if (!part_ok || !parse_num(pseg, 0, INT32_MAX, &part)) {
-            m->status = MHD_HTTP_BAD_REQUEST;
-            snprintf(m->error, sizeof(m->error),
-                     "partition must be a non-negative integer, got \"%.40s\"",
-                     part_ok ? pseg : "");
-            return;
-        }
-        req->partition = (int32_t)part;
-    } else {
-        goto not_found;
-    }
-    if (schemas && m->route == SRL_ROUTE_PULL) {
-        req->kind = SRL_BRIDGE_SCHEMAS;
-        return;
-    }
-    if (!kind_ok) {
-        m->status = MHD_HTTP_NOT_FOUND;
-        snprintf(m->error, sizeof(m->error),
-                 "unknown kind \"%.60s\" (kinds: assessment-types, vulnerability-assessments, "
-                 "policies)",
-                 seg);
-        return;
-    }
-    if (!(b->kinds & (1u << kind))) {
-        m->status = MHD_HTTP_NOT_FOUND;
-        snprintf(m->error, sizeof(m->error), "kind %s is not replicated by this bridge",
-                 srl_kind_name(kind));
-        return;
-    }
-    req->kind = kind;
-    return;
-not_found:
-    m->route = SRL_ROUTE_OTHER;
-    m->status = MHD_HTTP_NOT_FOUND;
-    snprintf(m->error, sizeof(m->error), "no such route: %.120s (the API is under %s)", url,
-             SRL_BRIDGE_API_PREFIX);
+    return false;
 }
 
-/* First call of a request: its headers are in. Returns MHD_YES to read
- * the body (or run the route on the next call), or queues an error. */
-static enum MHD_Result on_headers(srl_req_t *req, const char *url, const char *method)
+bool srl__http_refuse_too_large(srl_req_t *req, enum MHD_Result *rc)
 {
     srl_bridge_t *b = req->b;
-    route_match_t m;
-    match_route(req, url, &m);
-    req->route = m.route;
-
-    if (atomic_load(&b->stopping))
-        return srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
-                                  "the bridge is shutting down");
-    if (atomic_load(&b->connections) > (int)b->max_connections)
-        return srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
-                                  "too many connections: the bridge serves at most %u at once "
-                                  "(bridge.max_connections); retry later",
-                                  b->max_connections);
-    if (m.status == MHD_HTTP_NOT_FOUND && m.route == SRL_ROUTE_OTHER)
-        return srl__respond_error(req, m.status, NULL, "%s", m.error);
-
-    bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    bool method_ok = strcmp(m.method, "POST") == 0 ? strcmp(method, "POST") == 0 : is_get;
-    if (!method_ok)
-        return srl__respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, NULL,
-                                  "method %.16s not allowed on %.120s (use %s)", method, url,
-                                  m.method);
-    req->head = strcmp(method, "HEAD") == 0;
-
-    if (req->route != SRL_ROUTE_HEALTH) {
-        const char *xkey = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-ApiKey");
-        const char *authz =
-            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        unsigned perm = req->route == SRL_ROUTE_PUSH   ? SRL_PERM_PUSH
-                        : req->route == SRL_ROUTE_PULL ? SRL_PERM_PULL
-                                                       : 0;
-        int kind = (req->route == SRL_ROUTE_PUSH || req->route == SRL_ROUTE_PULL) && !m.status &&
-                           req->kind != SRL_BRIDGE_SCHEMAS
-                       ? (int)req->kind
-                       : -1;
-        char why[256];
-        srl_auth_result_t a =
-            srl_bridge_authorize(atomic_load(&b->keys), xkey, authz, perm, kind, &req->key, why,
-                                 sizeof(why));
-        if (a == SRL_AUTH_UNAUTHENTICATED)
-            return srl__respond_error(req, MHD_HTTP_UNAUTHORIZED, NULL, "%s", why);
-        if (a == SRL_AUTH_FORBIDDEN) {
-            srl_log(SRL_LOG_INFO, "bridge", "request forbidden", "key=%s route=%s reason=%s",
-                    srl_log_q(req->key->name), srl__route_name(req->route), srl_log_q(why));
-            return srl__respond_error(req, MHD_HTTP_FORBIDDEN, NULL, "%s", why);
-        }
-    }
-    /* Path errors (bad partition, unknown kind) come after authorisation,
-     * so an unauthenticated caller learns nothing about our kinds. */
-    if (m.status)
-        return srl__respond_error(req, m.status, NULL, "%s", m.error);
-
     const char *cl =
         MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     int64_t clen = 0;
-    if (cl && parse_num(cl, 0, INT64_MAX, &clen) && (uint64_t)clen > b->max_body_bytes) {
+    if (cl && srl__parse_num(cl, 0, INT64_MAX, &clen) && (uint64_t)clen > b->max_body_bytes) {
         req->body_too_large = true;
-        return srl__respond_error(req, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-                                  "request body of %" PRId64
-                                  " bytes exceeds bridge.max_body_bytes = %zu",
-                                  clen, b->max_body_bytes);
+        *rc = srl__respond_error(req, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+                                 "request body of %" PRId64
+                                 " bytes exceeds bridge.max_body_bytes = %zu",
+                                 clen, b->max_body_bytes);
+        return true;
     }
-    return MHD_YES;
+    return false;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -392,8 +236,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->start_ms = srl_clock_mono_ms();
         req->ready_next = -1;
         req->partition = -1;
+        req->route = SRL_ROUTE_OTHER;
         *con_cls = req;
-        return on_headers(req, url, method);
+        return route_headers(req, url, method);
     }
     if (req->status)
         return MHD_YES; /* an error was queued at the headers; drain */
@@ -402,7 +247,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (b->request_timeout_ms && srl_clock_mono_ms() - req->start_ms > b->request_timeout_ms) {
             /* libmicrohttpd cannot answer in the middle of a body: close. */
             srl_log(SRL_LOG_INFO, "bridge", "request body too slow, closing",
-                    "route=%s timeout_ms=%" PRId64, srl__route_name(req->route),
+                    "route=%s timeout_ms=%" PRId64, srl_metrics_route_name(req->route),
                     b->request_timeout_ms);
             req->status = MHD_HTTP_REQUEST_TIMEOUT;
             return MHD_NO;
@@ -439,22 +284,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   " ms to arrive",
                                   b->request_timeout_ms);
 
-    switch (req->route) {
-    case SRL_ROUTE_PULL:
-        return srl__route_pull(req);
-    case SRL_ROUTE_PUSH:
-        return srl__route_push(req);
-    case SRL_ROUTE_STATE:
-        return srl__route_state(req);
-    case SRL_ROUTE_SCHEMAS:
-        return srl__route_schemas(req);
-    case SRL_ROUTE_HEALTH:
-        return srl__route_health(req);
-    case SRL_ROUTE_METRICS:
-        return srl__route_metrics(req);
-    default:
+    if (!req->handler)
         return srl__respond_error(req, MHD_HTTP_NOT_FOUND, NULL, "no such route");
-    }
+    return req->handler(req);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -474,12 +306,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             status = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499;
         if (srl_log_enabled(SRL_LOG_DEBUG))
             srl_log(SRL_LOG_DEBUG, "bridge", "request ended early", "route=%s status=%u toe=%d",
-                    srl__route_name(req->route), status, (int)toe);
+                    srl_metrics_route_name(req->route), status, (int)toe);
     }
     srl_metrics_request(req->route, status, elapsed);
     if (srl_log_enabled(SRL_LOG_DEBUG))
         srl_log(SRL_LOG_DEBUG, "bridge", "request", "route=%s status=%u key=%s elapsed_ms=%" PRId64,
-                srl__route_name(req->route), status, req->key ? req->key->name : "-", elapsed);
+                srl_metrics_route_name(req->route), status, req->key ? req->key->name : "-", elapsed);
     if (req->route_free)
         req->route_free(req);
     srl_framing_buf_free(&req->body);
@@ -573,7 +405,8 @@ bool srl_bridge_http_check(srl_bridge_t *b, char *errstr, size_t errstr_size)
     return true;
 }
 
-bool srl_bridge_http_start(srl_bridge_t *b, char *errstr, size_t errstr_size)
+bool srl_bridge_http_start(srl_bridge_t *b, srl_http_headers_fn on_headers, char *errstr,
+                           size_t errstr_size)
 {
     const char *cert_path = srl_config_get_str(b->cfg, "bridge.tls_cert");
     const char *key_path = srl_config_get_str(b->cfg, "bridge.tls_key");
@@ -586,6 +419,7 @@ bool srl_bridge_http_start(srl_bridge_t *b, char *errstr, size_t errstr_size)
 
     if (!srl_bridge_http_check(b, errstr, errstr_size))
         return false;
+    route_headers = on_headers;
     if (!plain) {
         cert = read_pem("bridge.tls_cert", cert_path, errstr, errstr_size);
         if (!cert)

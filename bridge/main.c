@@ -21,7 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "bridge.h"
+#include "http.h"
+#include "metrics.h"
+#include "readers.h"
+#include "routes.h"
+#include "tail.h"
 #include "sysrepl/clock.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
@@ -57,12 +63,14 @@ static void reload_keys(srl_bridge_t *b)
             srl_bridge_keys_count(keys));
 }
 
-int srl__bridge_topic_kind(const srl_bridge_t *b, const char *topic)
+/* The gauges /metrics and the stats line show (srl_metrics_set_gauges). */
+static void read_gauges(void *arg, srl_metrics_gauges_t *g)
 {
-    for (int k = 0; k < SRL_KIND_COUNT; k++)
-        if ((b->kinds & (1u << k)) && strcmp(b->topics[k], topic) == 0)
-            return k;
-    return -1;
+    srl_bridge_t *b = arg;
+    g->connections = atomic_load(&b->connections);
+    if (b->tail)
+        srl_bridge_tail_stats(b->tail, &g->window_records, &g->window_bytes, &g->long_polls);
+    g->reader_queue = b->readers ? srl_bridge_readers_queued(b->readers) : 0;
 }
 
 static void usage(FILE *out)
@@ -340,7 +348,8 @@ int main(int argc, char **argv)
         srl_log(SRL_LOG_ERROR, "bridge", "cannot start the readers", "reason=%s", srl_log_q(err));
         goto cleanup;
     }
-    if (!srl_bridge_http_start(b, err, sizeof(err))) {
+    srl_metrics_set_gauges(read_gauges, b);
+    if (!srl_bridge_http_start(b, srl_routes_on_headers, err, sizeof(err))) {
         srl_log(SRL_LOG_ERROR, "bridge", "cannot serve HTTP", "reason=%s", srl_log_q(err));
         goto cleanup;
     }
@@ -377,7 +386,7 @@ int main(int argc, char **argv)
             next_publish = srl_clock_mono_ms() + 5000;
         }
         if (stats_every > 0 && srl_clock_mono_ms() >= next_stats) {
-            srl_metrics_log_stats(b);
+            srl_metrics_log_stats();
             next_stats = srl_clock_mono_ms() + stats_every;
         }
     }

@@ -3,14 +3,16 @@
  * the periodic one-line stats summary that reads the same numbers.
  *
  * Counters are process-wide atomics (one bridge per process), updated from
- * any thread without locks.
+ * any thread without locks. The gauges are read through the function
+ * main.c registers, so this file calls no other part of the bridge.
  */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge.h"
+#include "metrics.h"
 #include "sysrepl/log.h"
 
 #define STATUS_MIN 100
@@ -28,6 +30,29 @@ static atomic_ulong served[SRL_KIND_COUNT];
 static atomic_ulong accepted[SRL_KIND_COUNT];
 static atomic_ulong push_rejected;
 static atomic_ulong kafka_errors;
+
+static srl_metrics_gauges_fn gauges_fn;
+static void *gauges_arg;
+
+const char *srl_metrics_route_name(srl_route_t route)
+{
+    static const char *const names[SRL_ROUTE_COUNT] = {"pull",   "push",   "state",  "schemas",
+                                                       "health", "metrics", "other"};
+    return route < SRL_ROUTE_COUNT ? names[route] : "other";
+}
+
+void srl_metrics_set_gauges(srl_metrics_gauges_fn fn, void *arg)
+{
+    gauges_fn = fn;
+    gauges_arg = arg;
+}
+
+static void read_gauges(srl_metrics_gauges_t *g)
+{
+    memset(g, 0, sizeof(*g));
+    if (gauges_fn)
+        gauges_fn(gauges_arg, g);
+}
 
 void srl_metrics_request(srl_route_t route, unsigned status, int64_t elapsed_ms)
 {
@@ -67,7 +92,7 @@ void srl_metrics_kafka_error(void)
     atomic_fetch_add(&kafka_errors, 1);
 }
 
-char *srl_metrics_render(srl_bridge_t *b, size_t *len)
+char *srl_metrics_render(size_t *len)
 {
     char *buf = NULL;
     size_t size = 0;
@@ -81,7 +106,7 @@ char *srl_metrics_render(srl_bridge_t *b, size_t *len)
             unsigned long v = atomic_load(&requests[r][s]);
             if (v)
                 fprintf(f, "sysrepl_bridge_requests_total{route=\"%s\",status=\"%d\"} %lu\n",
-                        srl__route_name((srl_route_t)r), s + STATUS_MIN, v);
+                        srl_metrics_route_name((srl_route_t)r), s + STATUS_MIN, v);
         }
     fprintf(f, "# HELP sysrepl_bridge_request_duration_seconds Time from request headers to "
                "response, long polls included.\n"
@@ -90,7 +115,7 @@ char *srl_metrics_render(srl_bridge_t *b, size_t *len)
         unsigned long count = atomic_load(&latency_count[r]);
         if (!count)
             continue;
-        const char *rn = srl__route_name((srl_route_t)r);
+        const char *rn = srl_metrics_route_name((srl_route_t)r);
         for (int i = 0; i < NBUCKETS; i++)
             fprintf(f, "sysrepl_bridge_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %lu\n",
                     rn, bucket_s[i], atomic_load(&latency_bucket[r][i]));
@@ -119,9 +144,8 @@ char *srl_metrics_render(srl_bridge_t *b, size_t *len)
                "# TYPE sysrepl_bridge_kafka_errors_total counter\n"
                "sysrepl_bridge_kafka_errors_total %lu\n",
             atomic_load(&kafka_errors));
-    size_t recs = 0, bytes = 0, waiters = 0;
-    if (b->tail)
-        srl_bridge_tail_stats(b->tail, &recs, &bytes, &waiters);
+    srl_metrics_gauges_t g;
+    read_gauges(&g);
     fprintf(f, "# HELP sysrepl_bridge_connections Open HTTP connections.\n"
                "# TYPE sysrepl_bridge_connections gauge\n"
                "sysrepl_bridge_connections %d\n"
@@ -137,8 +161,7 @@ char *srl_metrics_render(srl_bridge_t *b, size_t *len)
                "# HELP sysrepl_bridge_reader_queue Reads waiting for a reader thread.\n"
                "# TYPE sysrepl_bridge_reader_queue gauge\n"
                "sysrepl_bridge_reader_queue %zu\n",
-            atomic_load(&b->connections), waiters, recs, bytes,
-            b->readers ? srl_bridge_readers_queued(b->readers) : 0);
+            g.connections, g.long_polls, g.window_records, g.window_bytes, g.reader_queue);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;
@@ -147,16 +170,7 @@ char *srl_metrics_render(srl_bridge_t *b, size_t *len)
     return buf;
 }
 
-enum MHD_Result srl__route_metrics(srl_req_t *req)
-{
-    size_t len = 0;
-    char *body = srl_metrics_render(req->b, &len);
-    if (!body)
-        return srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "out of memory");
-    return srl__respond(req, MHD_HTTP_OK, "text/plain; version=0.0.4", body, len);
-}
-
-void srl_metrics_log_stats(srl_bridge_t *b)
+void srl_metrics_log_stats(void)
 {
     unsigned long reqs = 0, errs = 0, sv = 0, ac = 0;
     for (int r = 0; r < SRL_ROUTE_COUNT; r++)
@@ -170,13 +184,12 @@ void srl_metrics_log_stats(srl_bridge_t *b)
         sv += atomic_load(&served[k]);
         ac += atomic_load(&accepted[k]);
     }
-    size_t recs = 0, bytes = 0, waiters = 0;
-    if (b->tail)
-        srl_bridge_tail_stats(b->tail, &recs, &bytes, &waiters);
+    srl_metrics_gauges_t g;
+    read_gauges(&g);
     srl_log(SRL_LOG_INFO, "bridge", "stats",
             "requests=%lu server_errors=%lu records_served=%lu records_accepted=%lu "
             "push_rejected=%lu kafka_errors=%lu connections=%d long_polls=%zu window_records=%zu "
             "window_bytes=%zu",
             reqs, errs, sv, ac, atomic_load(&push_rejected), atomic_load(&kafka_errors),
-            atomic_load(&b->connections), waiters, recs, bytes);
+            g.connections, g.long_polls, g.window_records, g.window_bytes);
 }

@@ -22,6 +22,11 @@
 #include <time.h>
 
 #include "bridge.h"
+#include "http.h"
+#include "metrics.h"
+#include "pull_encode.h"
+#include "readers.h"
+#include "tail.h"
 #include "sysrepl/clock.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"

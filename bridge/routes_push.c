@@ -29,8 +29,12 @@
 
 #include <jansson.h>
 
+#include "auth.h"
 #include "bridge.h"
+#include "http.h"
+#include "metrics.h"
 #include "push_decode.h"
+#include "routes.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
 

@@ -8,6 +8,8 @@
  *   GET /health                no key needed: broker reachable, tailing, our
  *                              writer schemas published (pushes need them),
  *                              topics, version; 200 when all is well, else 503
+ *   GET /metrics               every counter and gauge in Prometheus text
+ *                              (metrics.c)
  * /state and /health ask the broker, so they run on a reader thread
  * (readers.c), never on the HTTP threads.
  */
@@ -19,6 +21,11 @@
 #include <jansson.h>
 
 #include "bridge.h"
+#include "http.h"
+#include "metrics.h"
+#include "readers.h"
+#include "routes.h"
+#include "tail.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
 
@@ -138,4 +145,13 @@ enum MHD_Result srl__route_health(srl_req_t *req)
 {
     srl_bridge_readers_call(req->b->readers, req, health_job);
     return MHD_YES;
+}
+
+enum MHD_Result srl__route_metrics(srl_req_t *req)
+{
+    size_t len = 0;
+    char *body = srl_metrics_render(&len);
+    if (!body)
+        return srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "out of memory");
+    return srl__respond(req, MHD_HTTP_OK, "text/plain; version=0.0.4", body, len);
 }

@@ -28,6 +28,10 @@
 #include <time.h>
 
 #include "bridge.h"
+#include "http.h"
+#include "metrics.h"
+#include "pull_encode.h"
+#include "tail.h"
 #include "sysrepl/clock.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
@@ -440,6 +444,15 @@ cleanup:
     return ok;
 }
 
+/* The kind of a topic of ours; -1 when not ours. */
+static int topic_kind(const srl_bridge_t *b, const char *topic)
+{
+    for (int k = 0; k < SRL_KIND_COUNT; k++)
+        if ((b->kinds & (1u << k)) && strcmp(b->topics[k], topic) == 0)
+            return k;
+    return -1;
+}
+
 static void *tail_main(void *arg)
 {
     srl_bridge_tail_t *t = arg;
@@ -458,7 +471,7 @@ static void *tail_main(void *arg)
         if (!m)
             continue;
         const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-        int kind = srl__bridge_topic_kind(t->b, topic);
+        int kind = topic_kind(t->b, topic);
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             if (kind >= 0)
                 handle_eof(t, (srl_kind_t)kind, m);
