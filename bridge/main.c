@@ -263,7 +263,7 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     if (argc > 1) {
-        srl_log(SRL_LOG_ERROR, "bridge", "unexpected argument", "argument=%s (see --help)",
+        srl_log(SRL_LOG_ERROR, "bridge", "unexpected argument", "argument=%s hint=\"see --help\"",
                 srl_log_q(argv[1]));
         goto cleanup;
     }
