@@ -25,7 +25,9 @@
  * to 30 s for what is in flight, delete what was delivered, exit 0); the
  * handler only sets a flag. kill -9 anywhere is safe: undeleted rows are
  * published again on the next start (duplicates are harmless, and a row
- * superseded meanwhile is not published again).
+ * superseded meanwhile is not published again). SIGHUP reloads the
+ * config (srl_config_reload: reloadable keys applied, others logged as
+ * needing a restart).
  *
  * Exit codes: 0 clean stop, 1 config or usage error, 2 refused to run
  * (a topic that would lose state, topics written by another hub), 3 store
@@ -65,11 +67,15 @@ enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_REFUSED = 2, EXIT_STORE = 3, EXIT_FATA
 #define NOTIFY_CHANNEL "sysrepl_outbox"
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
+/* SIGTERM, SIGINT: stop. SIGHUP: reload the config (run_loop). */
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
 }
 
 /* ---- replication_log: important lines, queued by the log sink ---- */
@@ -679,6 +685,19 @@ static void check_lock(producer_t *p)
     PQclear(res);
 }
 
+/* SIGHUP: the common policy (srl_config_reload), then read again what the
+ * loop caches of the reloadable keys. */
+static void reload_config(producer_t *p)
+{
+    char err[512];
+    reload_requested = 0;
+    if (!srl_config_reload(p->cfg, "producer", NULL, err, sizeof(err)))
+        return; /* logged; nothing changed */
+    p->batch_size = (int)srl_config_get_int(p->cfg, "producer.batch_size");
+    p->poll_interval_ms = srl_config_get_int(p->cfg, "producer.poll_interval_ms");
+    p->stats_interval_ms = srl_config_get_int(p->cfg, "stats.interval_ms");
+}
+
 static int run_loop(producer_t *p)
 {
     int exit_code = EXIT_OK;
@@ -698,6 +717,8 @@ static int run_loop(producer_t *p)
                 continue; /* stop requested */
             }
         }
+        if (reload_requested)
+            reload_config(p);
         p->sink->ops->poll(p->sink, 0);
         retire(p);
         if (stop_deadline && ((p->ring_count == 0 && !p->read_pending) || now >= stop_deadline))
@@ -841,7 +862,7 @@ int main(int argc, char **argv)
         exit_code = EXIT_CONFIG;
         goto cleanup;
     }
-    srl_log_set_level((srl_log_level_t)srl_config_get_enum(p.cfg, "log.level"));
+    srl_config_apply_log(p.cfg);
     snprintf(p.instance_id, sizeof(p.instance_id), "%s", srl_config_get_str(p.cfg, "instance.id"));
     p.kind_mask = kind_mask_of(srl_config_get_list_mask(p.cfg, "replicate"));
     p.batch_size = (int)srl_config_get_int(p.cfg, "producer.batch_size");
@@ -858,6 +879,7 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     p.reg = srl_registry_new(err, sizeof(err));

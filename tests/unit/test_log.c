@@ -328,6 +328,9 @@ static void log_json_format_writes_same_fields(void **state)
 
 int main(void)
 {
+    /* The exact lines here are without the test-suite marker of repaired
+     * values (srl_log_unquoted=, only with SRL_LOG_DIR; log.h). */
+    unsetenv("SRL_LOG_DIR");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(log_line_has_logfmt_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(log_line_without_tail_ends_after_msg, setup, teardown),
