@@ -79,12 +79,16 @@ typedef struct srl_bridge {
     srl_bridge_readers_t *readers;
     struct MHD_Daemon *daemon;
 
-    /* limits, read once at start */
-    size_t max_body_bytes;
-    size_t max_batch_records;
+    /* limits: the reloadable ones are atomics, stored again on SIGHUP by
+     * the main thread (srl_config_reload) while the HTTP threads read them;
+     * max_connections is read once at start */
+    _Atomic size_t max_body_bytes;
+    _Atomic size_t max_batch_records;
     unsigned max_connections;
-    int64_t request_timeout_ms;
-    int64_t long_poll_max_ms;
+    _Atomic int64_t request_timeout_ms; /* per request; the server's idle
+                                         * connection timeout keeps the
+                                         * value it started with */
+    _Atomic int64_t long_poll_max_ms;
 
     atomic_int connections;                /* open HTTP connections */
     volatile sig_atomic_t stop;            /* set by signals */

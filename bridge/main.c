@@ -8,7 +8,10 @@
  * (logged), because the broker may start after the bridge.
  *
  * Signals: SIGINT/SIGTERM stop (waiting requests get their answer first),
- * SIGPIPE is ignored. The main thread serves the producer's delivery
+ * SIGHUP reloads the config (srl_config_reload) and bridge.keys_file,
+ * SIGPIPE is ignored. Exit codes: 0 stopped, 1 a config or usage error or
+ * a start-up failure (the units do not restart it), 4 a fatal error while
+ * running (restarted). The main thread serves the producer's delivery
  * reports (rd_kafka_poll) and writes the periodic stats line.
  */
 #include <errno.h>
@@ -61,6 +64,23 @@ static void reload_keys(srl_bridge_t *b)
     srl_bridge_keys_retire(&b->retired_keys, old);
     srl_log(SRL_LOG_INFO, "bridge", "keys reloaded", "file=%s keys=%zu", srl_log_q(path),
             srl_bridge_keys_count(keys));
+}
+
+/* SIGHUP: the common policy (srl_config_reload), then the reloadable keys
+ * the HTTP threads read (atomics in srl_bridge_t), then the keys file. */
+static void reload_config(srl_bridge_t *b, int64_t *stats_every)
+{
+    char err[1024];
+    if (srl_config_reload(b->cfg, "bridge", NULL, err, sizeof(err))) {
+        atomic_store(&b->max_body_bytes, (size_t)srl_config_get_int(b->cfg, "bridge.max_body_bytes"));
+        atomic_store(&b->max_batch_records,
+                     (size_t)srl_config_get_int(b->cfg, "bridge.max_batch_records"));
+        atomic_store(&b->request_timeout_ms,
+                     srl_config_get_int(b->cfg, "bridge.request_timeout_ms"));
+        atomic_store(&b->long_poll_max_ms, srl_config_get_int(b->cfg, "bridge.long_poll_max_ms"));
+        *stats_every = srl_config_get_int(b->cfg, "stats.interval_ms");
+    }
+    reload_keys(b); /* its own file: reloaded even when the config is broken */
 }
 
 /* The gauges /metrics and the stats line show (srl_metrics_set_gauges). */
@@ -272,11 +292,11 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     if (argc > 1) {
-        srl_log(SRL_LOG_ERROR, "bridge", "unexpected argument", "argument=%s (see --help)",
+        srl_log(SRL_LOG_ERROR, "bridge", "unexpected argument", "argument=%s hint=\"see --help\"",
                 srl_log_q(argv[1]));
         goto cleanup;
     }
-    srl_log_set_level((srl_log_level_t)srl_config_get_enum(b->cfg, "log.level"));
+    srl_config_apply_log(b->cfg);
     if (!srl_config_require(b->cfg, "instance.id", err, sizeof(err)) ||
         !srl_config_require(b->cfg, "bridge.keys_file", err, sizeof(err))) {
         srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
@@ -373,7 +393,10 @@ int main(int argc, char **argv)
         rd_kafka_poll(b->rk, 100);
         if (b->reload) {
             b->reload = 0;
-            reload_keys(b);
+            int64_t was = stats_every;
+            reload_config(b, &stats_every);
+            if (stats_every != was)
+                next_stats = srl_clock_mono_ms() + stats_every;
         }
         /* Pushes wait for our writer schemas to be on <prefix>.schemas. */
         if (!b->schemas_published && srl_clock_mono_ms() >= next_publish) {
@@ -390,7 +413,7 @@ int main(int argc, char **argv)
             next_stats = srl_clock_mono_ms() + stats_every;
         }
     }
-    rc = atomic_load(&b->fatal) ? 1 : 0;
+    rc = atomic_load(&b->fatal) ? 4 : 0; /* 4: restarted by the unit; 1 is for config */
     srl_log(SRL_LOG_INFO, "bridge", "stopping", "reason=%s", rc ? "fatal-error" : "signal");
 
 cleanup:

@@ -394,7 +394,7 @@ static bool tail_init(srl_bridge_tail_t *t)
             if (e) {
                 srl_log(SRL_LOG_WARN, "bridge", "cannot read watermarks yet; retrying",
                         "topic=%s partition=%d reason=%s", srl_log_q(b->topics[k]), p,
-                        rd_kafka_err2str(e));
+                        srl_log_q(rd_kafka_err2str(e)));
                 for (int j = 0; j <= k; j++)
                     free(highs[j]);
                 goto cleanup;
@@ -429,7 +429,7 @@ static bool tail_init(srl_bridge_tail_t *t)
     rd_kafka_resp_err_t e = rd_kafka_assign(t->rk, tpl);
     if (e) {
         srl_log(SRL_LOG_ERROR, "bridge", "cannot assign partitions to the tail consumer",
-                "reason=%s", rd_kafka_err2str(e));
+                "reason=%s", srl_log_q(rd_kafka_err2str(e)));
         atomic_store(&b->fatal, true);
         goto cleanup;
     }

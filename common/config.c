@@ -8,6 +8,8 @@
  */
 #include "sysrepl/config.h"
 
+#include "sysrepl/log.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -39,6 +41,10 @@ struct srl_config {
     slot_t *slots;   /* one per row of srl_config_keys (the kafka. row unused) */
     kafka_prop_t *kafka;
     size_t nkafka, kafka_cap;
+    /* Where the values came from, in order, for srl_config_reload:
+     * "F<path>" for a file, "X<key=value>" for an override. */
+    char **sources;
+    size_t nsources;
 };
 
 #define KAFKA_PREFIX "kafka."
@@ -602,7 +608,30 @@ void srl_config_free(srl_config_t *cfg)
         free(cfg->kafka[i].value);
     }
     free(cfg->kafka);
+    for (size_t i = 0; i < cfg->nsources; i++)
+        free(cfg->sources[i]);
+    free(cfg->sources);
     free(cfg);
+}
+
+/* Remember a source ('F' file, 'X' override) so a reload reads the same.
+ * Out of memory: a reload would then miss it, so say so at load time. */
+static bool remember_source(srl_config_t *cfg, char kind, const char *text, char *errstr,
+                            size_t errstr_size)
+{
+    char **grown = realloc(cfg->sources, (cfg->nsources + 1) * sizeof *grown);
+    char *entry = NULL;
+    if (grown != NULL) {
+        cfg->sources = grown;
+        if (asprintf(&entry, "%c%s", kind, text) < 0)
+            entry = NULL;
+    }
+    if (entry == NULL) {
+        set_err(errstr, errstr_size, "out of memory");
+        return false;
+    }
+    cfg->sources[cfg->nsources++] = entry;
+    return true;
 }
 
 /* ---- the file ----------------------------------------------------------- */
@@ -693,6 +722,8 @@ bool srl_config_load_file(srl_config_t *cfg, const char *path, char *errstr, siz
     bool ok = false;
     char *line = NULL;
     size_t line_cap = 0;
+    if (!remember_source(cfg, 'F', path, errstr, errstr_size))
+        return false;
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         set_err(errstr, errstr_size, "%s: cannot open config file: %s", path, strerror(errno));
@@ -750,6 +781,8 @@ bool srl_config_set_override(srl_config_t *cfg, const char *key_value, char *err
         set_err(errstr, errstr_size, "-X: expected key=value, got \"%s\"", key_value);
         return false;
     }
+    if (!remember_source(cfg, 'X', key_value, errstr, errstr_size))
+        return false;
     const char *a = key_value, *b = eq;
     while (a < b && isspace((unsigned char)*a))
         a++;
@@ -973,6 +1006,106 @@ bool srl_config_check_reload(const srl_config_t *running, const srl_config_t *re
     return true;
 }
 
+/* ---- reload (SIGHUP) ----------------------------------------------------- */
+
+void srl_config_apply_log(const srl_config_t *cfg)
+{
+    srl_log_set_level((srl_log_level_t)srl_config_get_enum(cfg, "log.level"));
+    srl_log_set_format((srl_log_format_t)srl_config_get_enum(cfg, "log.format"));
+}
+
+/* The value of a kafka. property in cfg, or NULL. */
+static const char *kafka_value(const srl_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nkafka; i++)
+        if (strcmp(cfg->kafka[i].name, name) == 0)
+            return cfg->kafka[i].value;
+    return NULL;
+}
+
+/* One line for a kafka. property that differs (always "needs a restart":
+ * librdkafka reads its properties once). Values are not logged: a
+ * property may hold a password. */
+static void log_kafka_change(const char *component, const char *name, const char *was,
+                             const char *now, size_t *restart)
+{
+    if (was != NULL && now != NULL && strcmp(was, now) == 0)
+        return;
+    char key[256];
+    snprintf(key, sizeof key, KAFKA_PREFIX "%s", name);
+    srl_log(SRL_LOG_WARN, component, "config key changed; needs a restart", "key=%s change=%s",
+            srl_log_q(key), was == NULL ? "added" : now == NULL ? "removed" : "value");
+    (*restart)++;
+}
+
+bool srl_config_reload(srl_config_t *running, const char *component, srl_config_reload_t *result,
+                       char *errstr, size_t errstr_size)
+{
+    srl_config_reload_t r = {0};
+    srl_config_t *fresh = srl_config_new(running->progs);
+    const char *file = "";
+    bool ok = fresh != NULL;
+    if (!ok)
+        set_err(errstr, errstr_size, "out of memory");
+    for (size_t i = 0; ok && i < running->nsources; i++) {
+        const char *src = running->sources[i];
+        if (src[0] == 'F')
+            file = src + 1;
+        ok = src[0] == 'F' ? srl_config_load_file(fresh, src + 1, errstr, errstr_size)
+                           : srl_config_set_override(fresh, src + 1, errstr, errstr_size);
+    }
+    if (!ok) {
+        srl_log(SRL_LOG_ERROR, component, "config not reloaded; the running config stays",
+                "reason=%s", srl_log_q(errstr));
+        srl_config_free(fresh);
+        if (result != NULL)
+            *result = r;
+        return false;
+    }
+
+    for (size_t i = 0; i < srl_config_key_count; i++) {
+        const srl_config_key_t *k = &srl_config_keys[i];
+        if (k->type == SRL_CONF_KAFKA || !(k->progs & running->progs))
+            continue; /* another program's key in a shared file: not ours */
+        slot_t *was = &running->slots[i], *now = &fresh->slots[i];
+        if (strcmp(was->text, now->text) == 0)
+            continue;
+        const char *old_v = k->secret ? "<redacted>" : was->text;
+        const char *new_v = k->secret ? "<redacted>" : now->text;
+        if (!k->reloadable) {
+            srl_log(SRL_LOG_WARN, component, "config key changed; needs a restart",
+                    "key=%s running=%s file=%s", k->name, srl_log_q(old_v), srl_log_q(new_v));
+            r.restart++;
+            continue;
+        }
+        srl_log(SRL_LOG_INFO, component, "config key changed; applied", "key=%s old=%s new=%s",
+                k->name, srl_log_q(old_v), srl_log_q(new_v));
+        /* Move the new value in: pointers from srl_config_get_str to the
+         * old one are invalid from here (config.h). */
+        slot_clear(was);
+        *was = *now;
+        memset(now, 0, sizeof *now);
+        r.applied++;
+    }
+    for (size_t i = 0; i < fresh->nkafka; i++)
+        log_kafka_change(component, fresh->kafka[i].name,
+                         kafka_value(running, fresh->kafka[i].name), fresh->kafka[i].value,
+                         &r.restart);
+    for (size_t i = 0; i < running->nkafka; i++)
+        if (kafka_value(fresh, running->kafka[i].name) == NULL)
+            log_kafka_change(component, running->kafka[i].name, running->kafka[i].value, NULL,
+                             &r.restart);
+
+    srl_log(SRL_LOG_INFO, component, "config reloaded", "file=%s applied=%zu needs_restart=%zu",
+            srl_log_q(*file ? file : "(none)"), r.applied, r.restart);
+    /* Last, so the reload's own lines pass the old threshold and format. */
+    srl_config_apply_log(running);
+    srl_config_free(fresh);
+    if (result != NULL)
+        *result = r;
+    return true;
+}
+
 /* ---- generated text ----------------------------------------------------- */
 
 /* Write value so that the file syntax reads it back unchanged. */
@@ -1106,8 +1239,14 @@ void srl_config_write_reference(FILE *out)
           "\n"
           "Types: `int` is decimal; `bool` is true/false/yes/no/on/off/1/0;\n"
           "`duration_ms` is milliseconds, or a number with unit `ms`, `s`, `m`, `h`, `d`\n"
-          "(`30s`, `7d`); `list` is comma-separated choices. *Reload* says whether a\n"
-          "key may change on a configuration reload without a restart.\n"
+          "(`30s`, `7d`); `list` is comma-separated choices.\n"
+          "\n"
+          "*Reload*: on SIGHUP (`systemctl reload`) every daemon reads the same file\n"
+          "and `-X` overrides again and logs one line per changed key of its own: a\n"
+          "`yes` key takes its new value at once (\"config key changed; applied\"); a\n"
+          "`no` key keeps its running value until a restart (\"config key changed;\n"
+          "needs a restart\"), and so do `kafka.*` properties. A file that does not\n"
+          "load changes nothing; the error line names the file, line and key.\n"
           "\n"
           "| Key | Type | Default | Allowed | Programs | Reload | Description |\n"
           "|---|---|---|---|---|---|---|\n",

@@ -6,6 +6,11 @@
  * tests/unit/test_config.c, config_reference_doc_matches_table). Defaults
  * are written in config syntax and parsed by the loader itself, so a
  * default that does not validate fails the unit tests.
+ *
+ * RELOAD means what a SIGHUP does (srl_config_reload, config.h): the new
+ * value is applied and the daemon reads it again. Mark a key RELOAD only
+ * when every program that uses it re-reads it after a reload; otherwise
+ * RESTART, and a SIGHUP logs that the change "needs a restart".
  */
 #include "sysrepl/config.h"
 
@@ -71,7 +76,7 @@ const srl_config_key_t srl_config_keys[] = {
         "Database sessions that apply one large batch side by side, each taking the assessments of its share of keys (types and policies stay on the first); the offsets are committed after all of them. 1: every batch in one transaction with its offsets."),
     BOOL("consumer.synchronous_commit", "true", C, RESTART,
          "Apply transactions wait for their WAL to reach disk, so a crash of the spoke's PostgreSQL never takes back a version a reader has seen. false: faster commits (SET LOCAL synchronous_commit = off); a server crash may then roll back the last moments of applies, which are read again from the topics, and readers may briefly see an entity at an older version."),
-    INT("consumer.apply_split_min", "1000", 1, 100000, C, RELOAD,
+    INT("consumer.apply_split_min", "1000", 1, 100000, C, RESTART,
         "A batch is split over the sessions only when each would get at least this many records; smaller batches (the low-latency case) take one transaction."),
 
     STR("bridge.url", "", P | C, RESTART,
@@ -80,7 +85,7 @@ const srl_config_key_t srl_config_keys[] = {
            "API key sent to the bridge (transport http). Never logged."),
     STR("bridge.ca_file", "", P | C, RESTART,
         "CA certificate file to verify the bridge's TLS certificate; empty: system CAs."),
-    DUR("bridge.timeout_ms", "30000", 1, 1 * HOUR, P | C, RELOAD,
+    DUR("bridge.timeout_ms", "30000", 1, 1 * HOUR, P | C, RESTART,
         "Timeout of one HTTP request to the bridge."),
 
     STR("bridge.listen", "127.0.0.1", B, RESTART,
@@ -114,6 +119,8 @@ const srl_config_key_t srl_config_keys[] = {
 
     ENUM("log.level", "info", "debug|info|warn|error", ALL, RELOAD,
          "Least severe level written to the log."),
+    ENUM("log.format", "logfmt", "logfmt|json", ALL, RELOAD,
+         "Log line format: logfmt (key=value) or json (one object per line, the same fields)."),
     DUR("stats.interval_ms", "10000", 0, 1 * DAY, P | C | B, RELOAD,
         "Interval of the one-line stats summary in the log; 0 turns it off."),
 

@@ -64,7 +64,7 @@ typedef struct evidence {
 } evidence_t;
 
 typedef struct consumer {
-    const srl_config_t *cfg;
+    srl_config_t *cfg; /* reloaded on SIGHUP (main.c) */
     bool replay;
     bool until_caught_up;
     char instance_id[128];

@@ -13,8 +13,9 @@
  * are (advisory), and probe the high watermarks when due (horizon.c).
  *
  * Signals: SIGTERM and SIGINT set a flag; the loop finishes the batch in
- * hand, and exits 0 (a rebuild in progress is rolled back). SIGHUP is
- * ignored. kill -9 anywhere is safe: offsets are committed with the rows
+ * hand, and exits 0 (a rebuild in progress is rolled back). SIGHUP reloads
+ * the config (srl_config_reload: reloadable keys applied, others logged
+ * as needing a restart). kill -9 anywhere is safe: offsets are committed with the rows
  * they produced, and applying is version-guarded.
  *
  * Failures: the broker or bridge away -> the loop waits, says so (warning,
@@ -51,11 +52,18 @@
 #define HEARTBEAT_MS 5000 /* an idle spoke commits its offsets and lag this often */
 
 volatile sig_atomic_t srl__consumer_stop;
+static volatile sig_atomic_t reload_requested;
 
 static void on_stop_signal(int sig)
 {
     (void)sig;
     srl__consumer_stop = 1;
+}
+
+static void on_reload_signal(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
 }
 
 void srl__consumer_nap(int64_t ms)
@@ -183,6 +191,13 @@ static int run(consumer_t *c)
             c->ntopics, c->npos, srl_log_q(c->instance_id));
 
     while (!srl__consumer_stop) {
+        if (reload_requested) {
+            reload_requested = 0;
+            if (srl_config_reload(c->cfg, "consumer", NULL, err, sizeof(err))) {
+                batch_size = (size_t)srl_config_get_int(c->cfg, "consumer.batch_size");
+                poll_ms = (int)srl_config_get_int(c->cfg, "consumer.poll_timeout_ms");
+            }
+        }
         int64_t t0 = srl_clock_mono_ms();
         srl_source_rc_t frc = c->src->ops->fetch(c->src, c->pos, c->npos, batch_size, poll_ms,
                                                  &c->batch, err, sizeof(err));
@@ -285,14 +300,17 @@ int main(int argc, char **argv)
         srl_config_free(cfg);
         return EXIT_USAGE;
     }
-    srl_log_set_level((srl_log_level_t)srl_config_get_enum(cfg, "log.level"));
+    srl_config_apply_log(cfg);
 
     struct sigaction sa = {0};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    signal(SIGHUP, SIG_IGN);
+    struct sigaction hup = {0};
+    hup.sa_handler = on_reload_signal;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     c.cfg = cfg;

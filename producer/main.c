@@ -45,11 +45,28 @@
 #define STOP_GRACE_MS 30000 /* how long a clean stop waits for deliveries */
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
+/* SIGTERM, SIGINT: stop. SIGHUP: reload the config (run_loop). */
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
+}
+
+/* SIGHUP: the common policy (srl_config_reload), then read again what the
+ * loop caches of the reloadable keys. */
+static void reload_config(producer_t *p)
+{
+    char err[512];
+    reload_requested = 0;
+    if (!srl_config_reload(p->cfg, "producer", NULL, err, sizeof(err)))
+        return; /* logged; nothing changed */
+    p->batch_size = (int)srl_config_get_int(p->cfg, "producer.batch_size");
+    p->poll_interval_ms = srl_config_get_int(p->cfg, "producer.poll_interval_ms");
+    p->stats_interval_ms = srl_config_get_int(p->cfg, "stats.interval_ms");
 }
 
 /* Sleep until the sink or the store has something, or a timer is due;
@@ -102,6 +119,8 @@ static int run_loop(producer_t *p)
                 return exit_code;
             continue; /* stop requested */
         }
+        if (reload_requested)
+            reload_config(p);
         p->sink->ops->poll(p->sink, 0);
         srl__drain_retire(p);
         if (stop_deadline && (srl__drain_idle(p) || now >= stop_deadline))
@@ -190,7 +209,7 @@ static bool configure(producer_t *p, int argc, char **argv, bool *snapshot, int 
         fprintf(stderr, "sysrepl-producer: %s\n", err);
         return false;
     }
-    srl_log_set_level((srl_log_level_t)srl_config_get_enum(p->cfg, "log.level"));
+    srl_config_apply_log(p->cfg);
     snprintf(p->instance_id, sizeof(p->instance_id), "%s",
              srl_config_get_str(p->cfg, "instance.id"));
     p->kind_mask = kind_mask_of(srl_config_get_list_mask(p->cfg, "replicate"));
@@ -227,6 +246,7 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     p.reg = srl_registry_new(err, sizeof(err));

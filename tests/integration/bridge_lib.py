@@ -61,7 +61,7 @@ def raise_fd_limit(n=8192):
 class Bridge:
     """A running sysrepl-bridge; stop() ends it (SIGTERM) and checks it exits 0."""
 
-    def __init__(self, tmp, prefix, tls=None, extra=None, plain=True):
+    def __init__(self, tmp, prefix, tls=None, extra=None, plain=True, config=None):
         self.tmp = tmp
         self.port = free_port()
         self.prefix = prefix
@@ -85,6 +85,8 @@ class Bridge:
             self.args += ["-X", "log.level=debug"]
         for kv in extra or []:
             self.args += ["-X", kv]
+        if config:  # a -c file (what SIGHUP reads again)
+            self.args += ["-c", config]
         self.log_path = os.path.join(tmp, "bridge-%d.log" % self.port)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,

@@ -500,6 +500,8 @@ static void config_enum_constants_match_table(void **state)
         {"log.level", "info", SRL_LOG_INFO},
         {"log.level", "warn", SRL_LOG_WARN},
         {"log.level", "error", SRL_LOG_ERROR},
+        {"log.format", "logfmt", SRL_LOG_FORMAT_LOGFMT},
+        {"log.format", "json", SRL_LOG_FORMAT_JSON},
     };
     srl_config_t *cfg = srl_config_new(SRL_PROG_ALL);
     char kv[64], err[512];
@@ -629,10 +631,120 @@ static void config_check_reload_rejects_restart_key(void **state)
     srl_config_free(reloaded);
 }
 
+/* Rewrite path in place (a reload reads the same name again). */
+static void rewrite(const char *path, const char *content)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+/* Everything the log wrote to capture, malloc'd. */
+static char *read_all(FILE *capture)
+{
+    long size = ftell(capture);
+    char *text = calloc(1, (size_t)size + 1);
+    rewind(capture);
+    assert_int_equal(fread(text, 1, (size_t)size, capture), (size_t)size);
+    return text;
+}
+
+/* SIGHUP policy: a changed reloadable key is applied and logged; a changed
+ * key that needs a restart keeps its running value and says so. */
+static void config_reload_applies_reloadable_and_keeps_restart_keys(void **state)
+{
+    (void)state;
+    char path[64], err[512];
+    write_tmp("log.level = info\ntopic.prefix = a\nstats.interval_ms = 10s\n", path);
+    srl_config_t *cfg = srl_config_new(SRL_PROG_PRODUCER);
+    assert_true(srl_config_load_file(cfg, path, err, sizeof err));
+    rewrite(path, "log.level = warn\ntopic.prefix = b\nstats.interval_ms = 2s\n"
+                  "kafka.acks = 1\nconsumer.batch_size = 5\n");
+    FILE *capture = tmpfile();
+    srl_log_set_stream(capture);
+    srl_config_reload_t r;
+    assert_true(srl_config_reload(cfg, "producer", &r, err, sizeof err));
+    srl_log_set_stream(NULL);
+    assert_int_equal(r.applied, 2);
+    assert_int_equal(r.restart, 2); /* topic.prefix, kafka.acks; consumer.* is not ours */
+    assert_int_equal(srl_config_get_enum(cfg, "log.level"), SRL_LOG_WARN);
+    assert_int_equal(srl_log_get_level(), SRL_LOG_WARN);
+    assert_int_equal(srl_config_get_int(cfg, "stats.interval_ms"), 2000);
+    assert_string_equal(srl_config_get_str(cfg, "topic.prefix"), "a");
+    char *text = read_all(capture);
+    assert_non_null(strstr(text, "msg=\"config key changed; applied\" key=stats.interval_ms "
+                                 "old=10s new=2s\n"));
+    assert_non_null(strstr(text, "msg=\"config key changed; needs a restart\" key=topic.prefix "
+                                 "running=a file=b\n"));
+    assert_non_null(strstr(text, "msg=\"config key changed; needs a restart\" key=kafka.acks "
+                                 "change=added\n"));
+    assert_non_null(strstr(text, " applied=2 needs_restart=2\n"));
+    assert_null(strstr(text, "consumer.batch_size"));
+    free(text);
+    fclose(capture);
+    srl_log_set_level(SRL_LOG_INFO);
+    srl_config_free(cfg);
+    unlink(path);
+}
+
+/* A reload that does not load changes nothing and names file:line. */
+static void config_reload_broken_file_changes_nothing(void **state)
+{
+    (void)state;
+    char path[64], err[512], want[128];
+    write_tmp("stats.interval_ms = 10s\n", path);
+    srl_config_t *cfg = srl_config_new(SRL_PROG_BRIDGE);
+    assert_true(srl_config_load_file(cfg, path, err, sizeof err));
+    rewrite(path, "stats.interval_ms = 2s\nlog.level = loud\n");
+    FILE *capture = tmpfile();
+    srl_log_set_stream(capture);
+    assert_false(srl_config_reload(cfg, "bridge", NULL, err, sizeof err));
+    srl_log_set_stream(NULL);
+    snprintf(want, sizeof want, "%s:2: key \"log.level\"", path);
+    assert_int_equal(strncmp(err, want, strlen(want)), 0);
+    assert_int_equal(srl_config_get_int(cfg, "stats.interval_ms"), 10000);
+    char *text = read_all(capture);
+    assert_non_null(strstr(text, "level=error component=bridge msg=\"config not reloaded; the "
+                                 "running config stays\" reason="));
+    free(text);
+    fclose(capture);
+    srl_config_free(cfg);
+    unlink(path);
+}
+
+/* A reload reads the -X overrides again too: they still win over the file. */
+static void config_reload_keeps_overrides_over_file(void **state)
+{
+    (void)state;
+    char path[64], err[512];
+    write_tmp("log.level = info\n", path);
+    char *argv[] = {"prog", "-c", path, "-X", "log.level=error", NULL};
+    int argc = 5;
+    srl_config_t *cfg = srl_config_new(SRL_PROG_CONSUMER);
+    assert_true(srl_config_parse_args(cfg, &argc, argv, err, sizeof err));
+    rewrite(path, "log.level = debug\nconsumer.batch_size = 7\n");
+    FILE *capture = tmpfile();
+    srl_log_set_stream(capture);
+    srl_config_reload_t r;
+    assert_true(srl_config_reload(cfg, "consumer", &r, err, sizeof err));
+    srl_log_set_stream(NULL);
+    assert_int_equal(r.applied, 1);
+    assert_int_equal(srl_config_get_enum(cfg, "log.level"), SRL_LOG_ERROR);
+    assert_int_equal(srl_config_get_int(cfg, "consumer.batch_size"), 7);
+    fclose(capture);
+    srl_log_set_level(SRL_LOG_INFO);
+    srl_config_free(cfg);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(config_load_file_accepts_comments_quotes_and_blank_lines),
+        cmocka_unit_test(config_reload_applies_reloadable_and_keeps_restart_keys),
+        cmocka_unit_test(config_reload_broken_file_changes_nothing),
+        cmocka_unit_test(config_reload_keeps_overrides_over_file),
         cmocka_unit_test(config_new_holds_typed_defaults),
         cmocka_unit_test(config_load_file_rejects_unknown_key),
         cmocka_unit_test(config_load_file_rejects_non_integer),

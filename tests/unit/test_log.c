@@ -269,8 +269,68 @@ static void log_concurrent_lines_stay_whole(void **state)
     free(text);
 }
 
+/* A value printed without srl_log_q that holds spaces is quoted whole
+ * (the bridge's `reason=Broker: Not leader for partition`). */
+static void log_unquoted_value_with_spaces_is_quoted(void **state)
+{
+    (void)state;
+    srl_log(SRL_LOG_WARN, "bridge", "tail consumer error", "topic=%s partition=%d reason=%s",
+            "t", 2, "Broker: Not leader for partition");
+    char *text = captured();
+    assert_string_equal(after_ts(text), "level=warn component=bridge msg=\"tail consumer error\" "
+                                        "topic=t partition=2 "
+                                        "reason=\"Broker: Not leader for partition\"\n");
+    free(text);
+}
+
+/* Text before the first key=value is kept, under detail. */
+static void log_text_before_first_key_goes_under_detail(void **state)
+{
+    (void)state;
+    srl_log(SRL_LOG_ERROR, "t", "usage", "(see --help) argument=%s", "-z");
+    char *text = captured();
+    assert_string_equal(after_ts(text),
+                        "level=error component=t msg=usage detail=\"(see --help)\" argument=-z\n");
+    free(text);
+}
+
+/* A value quoted with srl_log_q comes out exactly as srl_log_q wrote it. */
+static void log_quoted_value_passes_unchanged(void **state)
+{
+    (void)state;
+    const char *v = "a \"b\" \\ c\td=e \x01 \xc3\xa9";
+    char want[256];
+    snprintf(want, sizeof want, "level=info component=t msg=m v=%s n=1\n", srl_log_q(v));
+    srl_log(SRL_LOG_INFO, "t", "m", "v=%s n=%d", srl_log_q(v), 1);
+    char *text = captured();
+    assert_string_equal(after_ts(text), want);
+    free(text);
+}
+
+/* log.format = json: the same fields, one object per line; numbers stay
+ * numbers, everything else is a string. */
+static void log_json_format_writes_same_fields(void **state)
+{
+    (void)state;
+    srl_log_set_format(SRL_LOG_FORMAT_JSON);
+    srl_log(SRL_LOG_WARN, "consumer", "record dead-lettered", "topic=%s offset=%d reason=%s id=%s",
+            "x", 1234, srl_log_q("bad \"schema\"\n"), "0x1f");
+    srl_log_set_format(SRL_LOG_FORMAT_LOGFMT);
+    char *text = captured();
+    const char *rest = strstr(text, "\",\"level\"");
+    assert_int_equal(strncmp(text, "{\"ts\":\"", 7), 0);
+    assert_non_null(rest);
+    assert_string_equal(rest, "\",\"level\":\"warn\",\"component\":\"consumer\","
+                              "\"msg\":\"record dead-lettered\",\"topic\":\"x\",\"offset\":1234,"
+                              "\"reason\":\"bad \\\"schema\\\"\\n\",\"id\":\"0x1f\"}\n");
+    free(text);
+}
+
 int main(void)
 {
+    /* The exact lines here are without the test-suite marker of repaired
+     * values (srl_log_unquoted=, only with SRL_LOG_DIR; log.h). */
+    unsetenv("SRL_LOG_DIR");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(log_line_has_logfmt_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(log_line_without_tail_ends_after_msg, setup, teardown),
@@ -284,6 +344,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(log_sink_logging_does_not_recurse, setup, teardown),
         cmocka_unit_test_setup_teardown(log_long_tail_written_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(log_concurrent_lines_stay_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(log_unquoted_value_with_spaces_is_quoted, setup, teardown),
+        cmocka_unit_test_setup_teardown(log_text_before_first_key_goes_under_detail, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(log_quoted_value_passes_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(log_json_format_writes_same_fields, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

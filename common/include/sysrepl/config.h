@@ -161,6 +161,37 @@ bool srl_config_kafka_conf(const srl_config_t *cfg, rd_kafka_conf_t *conf,
 bool srl_config_check_reload(const srl_config_t *running, const srl_config_t *reloaded,
                              char *errstr, size_t errstr_size);
 
+/* The SIGHUP policy of every daemon: read the same -c file and -X
+ * overrides running was loaded from again (srl_config_parse_args,
+ * srl_config_load_file and srl_config_set_override remember them, in
+ * order) and compare, key by key, the keys of running's programs:
+ *   - a reloadable key (the table's Reload column) that changed takes its
+ *     new value in running; one line "config key changed; applied"
+ *     key=... old=... new=... (secrets as <redacted>);
+ *   - any other changed key, kafka.* included, keeps its running value;
+ *     one line "config key changed; needs a restart" key=...;
+ *   - one line "config reloaded" file=... applied=N needs_restart=M;
+ *     then log.level and log.format are applied (srl_config_apply_log),
+ *     so these lines are written with the old threshold and format.
+ * The caller then reads the reloadable keys it caches again; that is what
+ * makes them take effect. A file that does not load (the same checks as at
+ * start) changes nothing: false, errstr names file:line (or -X) and the
+ * key, and one error line "config not reloaded; the running config stays"
+ * is logged. component: the log component ("producer", "bridge", ...).
+ * Pointers from srl_config_get_str for the applied keys become invalid.
+ * Run it on the thread that owns running, never in a signal handler.
+ * result (may be NULL) receives the counts. */
+typedef struct srl_config_reload {
+    size_t applied; /* reloadable keys that changed, now in running */
+    size_t restart; /* changed keys that need a restart, not applied */
+} srl_config_reload_t;
+bool srl_config_reload(srl_config_t *running, const char *component, srl_config_reload_t *result,
+                       char *errstr, size_t errstr_size);
+
+/* log.level and log.format of cfg to the log (srl_log_set_level/_format):
+ * at start, and by srl_config_reload. */
+void srl_config_apply_log(const srl_config_t *cfg);
+
 /* Generated text, all from the key table. */
 /* --help section: the keys used by the programs in prog_mask. */
 void srl_config_print_help(FILE *out, unsigned prog_mask);

@@ -12,6 +12,20 @@
  *           "topic=%s partition=%d offset=%lld reason=%s",
  *           srl_log_q(topic), partition, (long long)offset, srl_log_q(reason));
  *
+ * The tail is parsed back into pairs and every value written again through
+ * srl_log_quote, so a line is valid logfmt even when a value was not
+ * quoted: text that is not " key=value" continues the value before it
+ * (`reason=Broker: Not leader` becomes `reason="Broker: Not leader"`), and
+ * text before the first key goes under `detail`. srl_log_q stays the rule:
+ * only it keeps a value holding " key=" whole. With SRL_LOG_DIR set (the
+ * test suite), a value that needed that repair is marked with
+ * srl_log_unquoted=<key>, and every line written to stderr is also appended
+ * to $SRL_LOG_DIR/<program>.<pid>.log for tests/tools/logfmt_check.py.
+ *
+ * log.format = json writes the same fields as one JSON object per line:
+ *   {"ts":"...","level":"warn","component":"consumer","msg":"record dead-lettered","topic":"x","partition":0,...}
+ * Values that read as decimal numbers are JSON numbers, the others strings.
+ *
  * Quoting (srl_log_quote, srl_log_q): a value is written as is unless it is
  * empty or holds a space, '=', '"', '\\' or a control character; then it is
  * put in double quotes with \" \\ \n \r \t escaped and other control bytes as
@@ -43,10 +57,18 @@ typedef enum {
 
 /* Write one line when lvl is at or above the threshold. component, msg:
  * plain text (quoted here when needed). fmt_kv: printf format of the
- * key=value tail, or NULL for none. Never fails: a line that cannot be
- * formatted in full is written truncated. */
+ * key=value tail, or NULL for none. Never fails: out of memory, a fixed
+ * line says one was dropped. errno is preserved. */
 void srl_log(srl_log_level_t lvl, const char *component, const char *msg, const char *fmt_kv, ...)
     __attribute__((format(printf, 4, 5)));
+
+typedef enum {
+    SRL_LOG_FORMAT_LOGFMT, /* key=value (default) */
+    SRL_LOG_FORMAT_JSON,   /* one JSON object per line */
+} srl_log_format_t;         /* also the order of the log.format choices */
+
+void srl_log_set_format(srl_log_format_t format);
+srl_log_format_t srl_log_get_format(void);
 
 /* Threshold: lines below it are dropped (default SRL_LOG_INFO). */
 void srl_log_set_level(srl_log_level_t lvl);
@@ -65,7 +87,8 @@ void srl_log_set_stream(FILE *stream);
 
 /* A second destination, e.g. the store's replication_log table. Called for
  * every line that passes the threshold with its parts: kv is the formatted
- * tail ("" when none), without ts/level/component/msg. fn NULL removes the
+ * tail as logfmt ("" when none; values quoted as on the line, whatever
+ * log.format is), without ts/level/component/msg. fn NULL removes the
  * sink. fn runs under the log mutex: it must not block for long; lines it
  * logs itself go to the stream only (never back into the sink). */
 typedef void (*srl_log_sink_fn)(void *ctx, srl_log_level_t lvl, const char *component,
