@@ -829,9 +829,9 @@ bool srl_config_parse_args(srl_config_t *cfg, int *argc, char **argv, char *errs
                 goto cleanup;
             }
             path = v;
-        } else if ((v = option_value(*argc, argv, &i, "-X", NULL, &missing)) != NULL) {
+        } else if ((v = option_value(*argc, argv, &i, "-X", "--set", &missing)) != NULL) {
             if (missing) {
-                set_err(errstr, errstr_size, "-X needs key=value");
+                set_err(errstr, errstr_size, "%s needs key=value", argv[i]);
                 goto cleanup;
             }
             overrides[noverrides++] = v;
