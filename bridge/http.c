@@ -343,9 +343,11 @@ static enum MHD_Result on_headers(srl_req_t *req, const char *url, const char *m
         const char *xkey = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-ApiKey");
         const char *authz =
             MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        unsigned perm = req->route == SRL_ROUTE_PUSH   ? SRL_PERM_PUSH
-                        : req->route == SRL_ROUTE_PULL ? SRL_PERM_PULL
-                                                       : 0;
+        /* A metrics key (monitoring) reads /metrics and nothing else. */
+        unsigned perm = req->route == SRL_ROUTE_PUSH      ? SRL_PERM_PUSH
+                        : req->route == SRL_ROUTE_PULL    ? SRL_PERM_PULL
+                        : req->route == SRL_ROUTE_METRICS ? 0
+                                                          : SRL_PERM_PULL | SRL_PERM_PUSH;
         int kind = (req->route == SRL_ROUTE_PUSH || req->route == SRL_ROUTE_PULL) && !m.status &&
                            req->kind != SRL_BRIDGE_SCHEMAS
                        ? (int)req->kind
