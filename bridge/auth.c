@@ -5,7 +5,11 @@
  *     # name  sha256-hex-of-the-key  perms       [kinds]
  *     spoke-eu  9f86d0...  pull        assessment-types,vulnerability-assessments
  *     hub-push  2c26b4...  pull,push
- * `sysrepl-bridge --hash-key KEY` prints such a line. A request carries the
+ *     grafana   fcde2b...  metrics
+ * `sysrepl-bridge --hash-key KEY` prints such a line (and checks it with
+ * srl_bridge_key_parse_line first). perms: pull (GET records), push (POST
+ * records), metrics (GET /metrics only); /state and the schemas need pull
+ * or push; /metrics takes any key; /health none. A request carries the
  * key in X-ApiKey (ProGet's convention) or Authorization: Bearer <key>; the
  * bridge hashes it and compares against every stored hash in constant time.
  * The key itself is never kept, logged or echoed; logs name the key's name.
@@ -72,6 +76,8 @@ static bool parse_perms(char *s, unsigned *out)
             *out |= SRL_PERM_PULL;
         else if (strcmp(tok, "push") == 0)
             *out |= SRL_PERM_PUSH;
+        else if (strcmp(tok, "metrics") == 0)
+            *out |= SRL_PERM_METRICS;
         else
             return false;
     }
@@ -90,6 +96,56 @@ static bool parse_kinds(char *s, unsigned *out, const char **bad)
         *out |= 1u << k;
     }
     return *out != 0;
+}
+
+int srl_bridge_key_parse_line(char *line, srl_bridge_key_t *k, char *errstr, size_t errstr_size)
+{
+    memset(k, 0, sizeof(*k));
+    char *hash_field = strchr(line, '#');
+    if (hash_field)
+        *hash_field = '\0';
+    char *fields[5];
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save); tok;
+         tok = strtok_r(NULL, " \t\r\n", &save)) {
+        if (n == 4) {
+            snprintf(errstr, errstr_size, "too many fields (want: name sha256-hex perms [kinds])");
+            return -1;
+        }
+        fields[n++] = tok;
+    }
+    if (n == 0)
+        return 0;
+    if (n < 3) {
+        snprintf(errstr, errstr_size, "too few fields (want: name sha256-hex perms [kinds])");
+        return -1;
+    }
+    if (strlen(fields[0]) >= sizeof(k->name)) {
+        snprintf(errstr, errstr_size, "key name longer than %zu bytes", sizeof(k->name) - 1);
+        return -1;
+    }
+    memcpy(k->name, fields[0], strlen(fields[0]) + 1);
+    if (!parse_hash(fields[1], k->hash)) {
+        snprintf(errstr, errstr_size,
+                 "key %s: hash is not 64 hex digits (make one with sysrepl-bridge --hash-key)",
+                 k->name);
+        return -1;
+    }
+    if (!parse_perms(fields[2], &k->perms)) {
+        snprintf(errstr, errstr_size,
+                 "key %s: perms must be pull, push or metrics, comma-separated", k->name);
+        return -1;
+    }
+    k->kinds = (1u << SRL_KIND_COUNT) - 1;
+    const char *bad = NULL;
+    if (n == 4 && !parse_kinds(fields[3], &k->kinds, &bad)) {
+        snprintf(errstr, errstr_size,
+                 "key %s: unknown kind \"%s\" (kinds: assessment-types, "
+                 "vulnerability-assessments, policies)",
+                 k->name, bad ? bad : "");
+        return -1;
+    }
+    return 1;
 }
 
 srl_bridge_keys_t *srl_bridge_keys_load(const char *path, char *errstr, size_t errstr_size)
@@ -114,54 +170,13 @@ srl_bridge_keys_t *srl_bridge_keys_load(const char *path, char *errstr, size_t e
             snprintf(errstr, errstr_size, "%s:%d: line too long", path, lineno);
             goto cleanup;
         }
-        char *hash_field = strchr(line, '#');
-        if (hash_field)
-            *hash_field = '\0';
-        char *fields[5];
-        int n = 0;
-        for (char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save); tok;
-             tok = strtok_r(NULL, " \t\r\n", &save)) {
-            if (n == 4) {
-                snprintf(errstr, errstr_size,
-                         "%s:%d: too many fields (want: name sha256-hex perms [kinds])", path,
-                         lineno);
-                goto cleanup;
-            }
-            fields[n++] = tok;
-        }
-        if (n == 0)
+        srl_bridge_key_t k;
+        char why[256];
+        int got = srl_bridge_key_parse_line(line, &k, why, sizeof(why));
+        if (got == 0)
             continue;
-        if (n < 3) {
-            snprintf(errstr, errstr_size,
-                     "%s:%d: too few fields (want: name sha256-hex perms [kinds])", path, lineno);
-            goto cleanup;
-        }
-        srl_bridge_key_t k = {0};
-        if (strlen(fields[0]) >= sizeof(k.name)) {
-            snprintf(errstr, errstr_size, "%s:%d: key name longer than %zu bytes", path, lineno,
-                     sizeof(k.name) - 1);
-            goto cleanup;
-        }
-        memcpy(k.name, fields[0], strlen(fields[0]) + 1);
-        if (!parse_hash(fields[1], k.hash)) {
-            snprintf(errstr, errstr_size,
-                     "%s:%d: key %s: hash is not 64 hex digits (make one with "
-                     "sysrepl-bridge --hash-key)",
-                     path, lineno, k.name);
-            goto cleanup;
-        }
-        if (!parse_perms(fields[2], &k.perms)) {
-            snprintf(errstr, errstr_size,
-                     "%s:%d: key %s: perms must be pull, push or pull,push", path, lineno, k.name);
-            goto cleanup;
-        }
-        k.kinds = (1u << SRL_KIND_COUNT) - 1;
-        const char *bad = NULL;
-        if (n == 4 && !parse_kinds(fields[3], &k.kinds, &bad)) {
-            snprintf(errstr, errstr_size,
-                     "%s:%d: key %s: unknown kind \"%s\" (kinds: assessment-types, "
-                     "vulnerability-assessments, policies)",
-                     path, lineno, k.name, bad ? bad : "");
+        if (got < 0) {
+            snprintf(errstr, errstr_size, "%s:%d: %s", path, lineno, why);
             goto cleanup;
         }
         for (size_t i = 0; i < keys->count; i++) {
@@ -267,9 +282,11 @@ srl_auth_result_t srl_bridge_authorize(const srl_bridge_keys_t *keys, const char
         return SRL_AUTH_UNAUTHENTICATED;
     }
     *key_out = match;
-    if (perm && (match->perms & perm) != perm) {
+    if (perm && !(match->perms & perm)) {
         snprintf(errstr, errstr_size, "API key %s lacks the %s permission", match->name,
-                 perm == SRL_PERM_PUSH ? "push" : "pull");
+                 perm == SRL_PERM_PUSH   ? "push"
+                 : perm == SRL_PERM_PULL ? "pull"
+                                         : "pull or push");
         return SRL_AUTH_FORBIDDEN;
     }
     if (kind >= 0 && !(match->kinds & (1u << kind))) {

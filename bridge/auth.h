@@ -11,6 +11,7 @@
 
 #define SRL_PERM_PULL 0x1u
 #define SRL_PERM_PUSH 0x2u
+#define SRL_PERM_METRICS 0x4u /* GET /metrics, nothing else (monitoring) */
 
 typedef struct srl_bridge_keys srl_bridge_keys_t;
 
@@ -27,6 +28,10 @@ typedef enum {
     SRL_AUTH_FORBIDDEN        /* 403: known key without the permission or kind */
 } srl_auth_result_t;
 
+/* Parse one line of the keys file ("name sha256-hex perms [kinds]", '#'
+ * starts a comment) into *k; line is modified. 1: a key; 0: a blank or
+ * comment line; -1: refused, errstr says why (without file and line). */
+int srl_bridge_key_parse_line(char *line, srl_bridge_key_t *k, char *errstr, size_t errstr_size);
 /* Load the keys file. NULL with errstr naming the file and line. */
 srl_bridge_keys_t *srl_bridge_keys_load(const char *path, char *errstr, size_t errstr_size);
 void srl_bridge_keys_free(srl_bridge_keys_t *keys); /* NULL accepted */
@@ -37,8 +42,8 @@ void srl_bridge_keys_free_list(srl_bridge_keys_t *list);
 size_t srl_bridge_keys_count(const srl_bridge_keys_t *keys);
 
 /* Authorise a request: x_apikey / authorization are the X-ApiKey and
- * Authorization header values (either may be NULL). perm: SRL_PERM_* needed
- * (0: any known key will do); kind: the kind asked for, or -1 for none.
+ * Authorization header values (either may be NULL). perm: SRL_PERM_* bits,
+ * any one of which is enough (0: any known key will do); kind: the kind asked for, or -1 for none.
  * On OK and FORBIDDEN *key_out is the matched key (never log the key
  * itself, log key_out->name); errstr says why a request was refused. */
 srl_auth_result_t srl_bridge_authorize(const srl_bridge_keys_t *keys, const char *x_apikey,

@@ -93,52 +93,77 @@ static void read_gauges(void *arg, srl_metrics_gauges_t *g)
     g->reader_queue = b->readers ? srl_bridge_readers_queued(b->readers) : 0;
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: sysrepl-bridge [-c FILE] [-X key=value]...\n"
-            "       sysrepl-bridge --hash-key KEY|- [--name NAME] [--perms pull|push|pull,push] "
-            "[--kinds K1,K2]\n"
-            "\n"
-            "Serves the Replication API (" SRL_BRIDGE_API_PREFIX ") over HTTP(S) next to Kafka.\n"
-            "--hash-key prints a line for bridge.keys_file (KEY '-' reads the key from stdin).\n"
-            "\n");
-    srl_config_print_help(out, SRL_PROG_BRIDGE);
-}
+static const srl_cmdline_opt_t bridge_opts[] = {
+    {"hash-key", 0, "KEY|-",
+     "print a line for bridge.keys_file for KEY ('-': read it from stdin), and exit"},
+    {"name", 0, "NAME", "--hash-key: the key's name in logs (default: client)"},
+    {"perms", 0, "PERMS", "--hash-key: pull, push, metrics, comma-separated (default: pull)"},
+    {"kinds", 0, "K1,K2", "--hash-key: the kinds the key may pull or push (default: all)"},
+    {NULL, 0, NULL, NULL}};
+enum { OPT_HASH_KEY, OPT_NAME, OPT_PERMS, OPT_KINDS, OPT_COUNT };
 
-/* --hash-key: print "<name> <sha256> <perms> [kinds]" for the keys file. */
-static int hash_key_main(int argc, char **argv)
+static const srl_cmdline_t bridge_cmdline = {
+    .program = "sysrepl-bridge",
+    .prog_mask = SRL_PROG_BRIDGE,
+    .synopsis = "[-c FILE] [-X key=value]...\n"
+                "       sysrepl-bridge --hash-key KEY|- [--name NAME] [--perms PERMS] "
+                "[--kinds K1,K2]",
+    .about = "Serves the Replication API (" SRL_BRIDGE_API_PREFIX ") over HTTP(S) next to "
+             "Kafka.\n--hash-key prints a line for bridge.keys_file; the bridge reads the "
+             "line back\nexactly as printed (perms: pull, push, metrics).",
+    .opts = bridge_opts,
+    .epilog = "Exit codes: 0 stopped cleanly, 1 config or usage error, 4 a fatal error while running.",
+};
+
+/* --hash-key: print "<name> <sha256> <perms> [kinds]" for the keys file,
+ * after reading it back with the keys file's own parser, so a line the
+ * bridge would refuse is never printed. */
+static int hash_key_main(const char **opt)
 {
-    const char *key = NULL, *name = "client", *perms = "pull", *kinds = NULL;
-    char line[1024];
-    for (int i = 1; i < argc; i++) {
-        const char **dst = strcmp(argv[i], "--hash-key") == 0 ? &key
-                           : strcmp(argv[i], "--name") == 0   ? &name
-                           : strcmp(argv[i], "--perms") == 0  ? &perms
-                           : strcmp(argv[i], "--kinds") == 0  ? &kinds
-                                                              : NULL;
-        if (!dst || i + 1 >= argc) {
-            fprintf(stderr, "sysrepl-bridge: unexpected argument \"%s\"\n", argv[i]);
-            return 2;
-        }
-        *dst = argv[++i];
-    }
-    if (key && strcmp(key, "-") == 0) {
+    const char *key = opt[OPT_HASH_KEY];
+    const char *name = opt[OPT_NAME] ? opt[OPT_NAME] : "client";
+    const char *perms = opt[OPT_PERMS] ? opt[OPT_PERMS] : "pull";
+    const char *kinds = opt[OPT_KINDS];
+    char line[1024], out[1024], why[256];
+    if (strcmp(key, "-") == 0) {
         if (!fgets(line, sizeof(line), stdin)) {
             fprintf(stderr, "sysrepl-bridge: no key on stdin\n");
-            return 2;
+            return 1;
         }
         line[strcspn(line, "\r\n")] = '\0';
         key = line;
     }
-    if (!key || !*key) {
+    if (!*key) {
         fprintf(stderr, "sysrepl-bridge: --hash-key needs a non-empty key\n");
-        return 2;
+        return 1;
+    }
+    /* Each is one field of the line: a blank or '#' would shift or cut
+     * the fields and make a different line from what was asked. */
+    for (int i = OPT_NAME; i < OPT_COUNT; i++) {
+        const char *v = i == OPT_NAME ? name : i == OPT_PERMS ? perms : kinds;
+        if (v && (!*v || v[strcspn(v, " \t\r\n#")] != '\0')) {
+            fprintf(stderr, "sysrepl-bridge: --%s \"%s\" must be one word, without '#'\n",
+                    bridge_opts[i].name, v);
+            return 1;
+        }
     }
     char hex[65];
     srl_bridge_sha256_hex(key, strlen(key), hex);
-    printf("%s %s %s%s%s\n", name, hex, perms, kinds ? " " : "", kinds ? kinds : "");
-    return 0;
+    int n = snprintf(out, sizeof(out), "%s %s %s%s%s", name, hex, perms, kinds ? " " : "",
+                     kinds ? kinds : "");
+    if (n < 0 || (size_t)n >= sizeof(out)) {
+        fprintf(stderr, "sysrepl-bridge: --name, --perms or --kinds too long\n");
+        return 1;
+    }
+    char check[1024];
+    memcpy(check, out, (size_t)n + 1);
+    srl_bridge_key_t k;
+    if (srl_bridge_key_parse_line(check, &k, why, sizeof(why)) != 1) {
+        fprintf(stderr, "sysrepl-bridge: --hash-key: %s\n", why);
+        return 1;
+    }
+    printf("%s\n", out);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -262,19 +287,7 @@ int main(int argc, char **argv)
     srl_bridge_t *b = &bridge;
     char err[1024];
     int rc = 1;
-
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--hash-key") == 0)
-            return hash_key_main(argc, argv);
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("sysrepl-bridge %s\n", SRL_VERSION);
-            return 0;
-        }
-    }
+    const char *opt[OPT_COUNT];
 
     /* Few malloc arenas: the reader and HTTP threads free what other
      * threads allocated, and one arena per thread would keep the bridge's
@@ -287,14 +300,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "sysrepl-bridge: out of memory\n");
         return 1;
     }
-    if (!srl_config_parse_args(b->cfg, &argc, argv, err, sizeof(err))) {
-        srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
+    int parsed = srl_cmdline_parse(&bridge_cmdline, b->cfg, &argc, argv, opt);
+    if (parsed != SRL_CMDLINE_RUN) {
+        rc = parsed;
         goto cleanup;
     }
-    if (argc > 1) {
-        srl_log(SRL_LOG_ERROR, "bridge", "unexpected argument", "argument=%s hint=\"see --help\"",
-                srl_log_q(argv[1]));
+    if (opt[OPT_HASH_KEY]) {
+        rc = hash_key_main(opt);
         goto cleanup;
+    }
+    for (int i = OPT_NAME; i < OPT_COUNT; i++) {
+        if (opt[i]) {
+            fprintf(stderr, "sysrepl-bridge: --%s goes with --hash-key (see --help)\n",
+                    bridge_opts[i].name);
+            goto cleanup;
+        }
     }
     srl_config_apply_log(b->cfg);
     if (!srl_config_require(b->cfg, "instance.id", err, sizeof(err)) ||

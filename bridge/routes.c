@@ -32,7 +32,7 @@ typedef struct route_def {
      * parameter inside the path is one non-empty segment; the last one
      * takes the rest of the path, so its own check names what is wrong. */
     const char *path;
-    unsigned perm;             /* SRL_PERM_* the key needs; 0: any known key */
+    unsigned perm;             /* SRL_PERM_* bits, any one is enough; 0: any known key */
     bool open;                 /* no key needed */
     bool kind_schemas;         /* {kind} may be "schemas": the schema topic */
     srl_http_handler_fn handler;
@@ -43,8 +43,11 @@ static const route_def_t routes[] = {
     {SRL_ROUTE_HEALTH, "GET", API "/health", 0, true, false, srl__route_health},
     {SRL_ROUTE_METRICS, "GET", "/metrics", 0, false, false, srl__route_metrics},
     {SRL_ROUTE_METRICS, "GET", API "/metrics", 0, false, false, srl__route_metrics},
-    {SRL_ROUTE_STATE, "GET", API "/state", 0, false, false, srl__route_state},
-    {SRL_ROUTE_SCHEMAS, "GET", API "/schemas/{fingerprint}", 0, false, false,
+    /* A metrics key (monitoring) reads /metrics and nothing else. */
+    {SRL_ROUTE_STATE, "GET", API "/state", SRL_PERM_PULL | SRL_PERM_PUSH, false, false,
+     srl__route_state},
+    {SRL_ROUTE_SCHEMAS, "GET", API "/schemas/{fingerprint}", SRL_PERM_PULL | SRL_PERM_PUSH, false,
+     false,
      srl__route_schemas},
     {SRL_ROUTE_PUSH, "POST", API "/topics/{kind}/records", SRL_PERM_PUSH, false, false,
      srl__route_push},

@@ -18,10 +18,10 @@
 /* ------------------------------------------------------------------ */
 /* the tables                                                           */
 
+/* -c, -X/--set, --print-config and --version are every program's
+ * (common/cmdline.c) and taken off the line before these are parsed. */
 static const cli_opt_t global_opts[] = {
     {"dsn", 0, "DSN", false, "PostgreSQL conninfo of the store (overrides store.dsn and $SRL_DSN)"},
-    {"config", 'c', "FILE", false, "read configuration keys from FILE (key = value lines)"},
-    {"set", 'X', "KEY=VALUE", true, "set a configuration key, e.g. -X store.dsn=... (wins over -c)"},
     {"help", 'h', NULL, false, "show this help"},
     {NULL, 0, NULL, false, NULL}};
 
@@ -58,11 +58,16 @@ static const cli_opt_t import_opts[] = {
     {NULL, 0, NULL, false, NULL}};
 
 static const cli_opt_t export_opts[] = {
-    {"kind", 0, "KIND", true, "export only this kind (repeatable; default: all kinds)"},
+    {"kind", 0, "KIND", true, "export only this kind (default: all kinds)"},
     {"output", 'o', "FILE", false, "write to FILE instead of standard output"},
     {NULL, 0, NULL, false, NULL}};
 
-static const cli_opt_t schemas_opts[] = {{NULL, 0, NULL, false, NULL}};
+static const cli_opt_t schemas_opts[] = {
+    {"check", 0, "FILE", false,
+     "may FILE (an .avsc) replace our schema of its kind? (exit 2: incompatible)"},
+    {NULL, 0, NULL, false, NULL}};
+
+static int cli_cmd_schemas(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args);
 
 #define KIND_SUBS                                                                           \
     {"put", NULL, "[JSON|-]", 0, 1,                                                         \
@@ -98,9 +103,9 @@ static const cli_cmd_t commands[] = {
      import_opts, cli_cmd_import, NULL, 0},
     {"export", NULL, "", 0, 0, "export content as JSON lines, streamed", export_opts,
      cli_cmd_export, NULL, 0},
-    {"schemas", NULL, "...", 0, -1,
-     "the Avro schemas of this build (see sysrepl schemas --help)", schemas_opts, NULL,
-     NULL, 0},
+    {"schemas", NULL, "", 0, 0,
+     "the Avro schemas of this build: each kind's fingerprint and canonical form",
+     schemas_opts, cli_cmd_schemas, NULL, 0},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0}};
 
 /* ------------------------------------------------------------------ */
@@ -171,24 +176,31 @@ static const cli_cmd_t *find_cmd(const cli_cmd_t *table, const char *word)
     return NULL;
 }
 
+static void print_opt(FILE *out, const cli_opt_t *o)
+{
+    char left[64];
+    if (o->short_name)
+        snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
+                 o->arg ? o->arg : "");
+    else
+        snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->arg ? " " : "",
+                 o->arg ? o->arg : "");
+    fprintf(out, "  %-28s %s%s\n", left, o->help, o->repeat ? " (repeatable)" : "");
+}
+
 static void print_opts(FILE *out, const cli_opt_t *opts)
 {
-    for (const cli_opt_t *o = opts; o && o->name; o++) {
-        char left[64];
-        if (o->short_name)
-            snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name,
-                     o->arg ? " " : "", o->arg ? o->arg : "");
-        else
-            snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->arg ? " " : "",
-                     o->arg ? o->arg : "");
-        fprintf(out, "  %-28s %s%s\n", left, o->help, o->repeat ? " (repeatable)" : "");
-    }
+    for (const cli_opt_t *o = opts; o && o->name; o++)
+        print_opt(out, o);
 }
 
 static void print_footer(FILE *out)
 {
     fprintf(out, "\nglobal options (any command, anywhere on the line):\n");
-    print_opts(out, global_opts);
+    for (const cli_opt_t *o = global_opts; o->name; o++)
+        if (strcmp(o->name, "help") != 0) /* the common lines have it */
+            print_opt(out, o);
+    srl_cmdline_print_common(out);
     fprintf(out, "\nexit codes: 0 ok; 1 usage, config or other error; 2 content refused (the "
                  "message names the field);\n            3 store unreachable; 4 no entity with "
                  "that key\n");
@@ -395,12 +407,11 @@ bool cli_kind_parse(const char *name, srl_kind_t *out)
 /* ------------------------------------------------------------------ */
 /* main                                                                 */
 
-/* Index of the first word at or after i that is not a global option (or
- * its value); --help/-h count as words so the help of the level shows. */
+/* Index of the first word at or after i that is not an option (or the
+ * value of a global one). */
 static int skip_options(int argc, char **argv, int i)
 {
-    while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "--help") != 0 &&
-           strcmp(argv[i], "-h") != 0 && strcmp(argv[i], "-") != 0) {
+    while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "-") != 0) {
         bool takes_value = false;
         for (const cli_opt_t *o = global_opts; o->name; o++)
             if (o->arg && ((argv[i][1] == '-' && strcmp(argv[i] + 2, o->name) == 0) ||
@@ -411,9 +422,51 @@ static int skip_options(int argc, char **argv, int i)
     return i;
 }
 
-static int run_schemas(cli_ctx_t *ctx, int argc, char **argv)
+/* Is --help or -h among argv[from..to)? Before a command word it asks
+ * for that command's help ("sysrepl --help export"), parsed with it. */
+static bool asks_help(char **argv, int from, int to)
 {
-    return srl_schemas_command(argc, argv, ctx->out, ctx->err);
+    for (int i = from; i < to; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+/* No command word came: the options before it are the global ones only
+ * (the command's own are parsed once the command is known). False, with
+ * the message naming it, for the first other option in argv[from..to). */
+static bool only_global_options(cli_ctx_t *ctx, char **argv, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || strcmp(a, "-") == 0)
+            continue;
+        const cli_opt_t *found = NULL;
+        for (const cli_opt_t *o = global_opts; o->name; o++) {
+            size_t n = strlen(o->name);
+            if ((a[1] == '-' && strncmp(a + 2, o->name, n) == 0 &&
+                 (a[2 + n] == '\0' || a[2 + n] == '=')) ||
+                (o->short_name && a[1] == o->short_name && a[2] == '\0'))
+                found = o;
+        }
+        if (!found) {
+            cli_error(ctx, "unknown option %s (see %s --help)", a, cli_words);
+            return false;
+        }
+        if (found->arg && !strchr(a, '='))
+            i++;
+    }
+    return true;
+}
+
+/* `schemas` is common/schemas_cmd.c (codec_interop runs it too); here it
+ * is parsed like every other command, global options included. */
+static int cli_cmd_schemas(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
+{
+    (void)cmd;
+    const char *check = cli_opt(args, "check");
+    char *argv[] = {"schemas", "--check", (char *)check, NULL};
+    return srl_schemas_command(check ? 3 : 1, argv, ctx->out, ctx->err);
 }
 
 int main(int argc, char **argv)
@@ -427,26 +480,27 @@ int main(int argc, char **argv)
     char **pos = NULL;
     const cli_cmd_t *cmd = NULL;
 
-    /* `schemas` has its own parser: hand it the rest of the line as is. */
-    if (argc >= 2 && strcmp(argv[1], "schemas") == 0) {
-        cli_words = "sysrepl schemas";
-        return run_schemas(&ctx, argc - 1, argv + 1);
-    }
-
     ctx.cfg = srl_config_new(SRL_PROG_CLI);
     if (!ctx.cfg) {
         cli_error(&ctx, "out of memory");
         return CLI_EXIT_USAGE;
     }
-    if (!srl_config_parse_args(ctx.cfg, &argc, argv, errstr, sizeof(errstr))) {
-        cli_error(&ctx, "%s", errstr);
+    /* The common options, wherever they are on the line; the command
+     * words, --dsn and --help stay for the tables below. */
+    static const srl_cmdline_t cmdline = {
+        .program = "sysrepl", .prog_mask = SRL_PROG_CLI, .pass_through = true};
+    int parsed = srl_cmdline_parse(&cmdline, ctx.cfg, &argc, argv, NULL);
+    if (parsed != SRL_CMDLINE_RUN) {
+        code = parsed;
         goto cleanup;
     }
 
     /* The command path: the first word, and a subcommand for a group. */
     int i = skip_options(argc, argv, 1); /* parsed below, with the command's */
+    if (i >= argc && !only_global_options(&ctx, argv, 1, i))
+        goto cleanup;
     if (i >= argc || argv[i][0] == '-') {
-        bool help = i < argc;
+        bool help = asks_help(argv, 1, i);
         print_help(help ? stdout : stderr, "sysrepl", NULL);
         code = help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
         goto cleanup;
@@ -461,15 +515,17 @@ int main(int argc, char **argv)
     if (cmd->subs) {
         ctx.kind = cmd->kind;
         int j = skip_options(argc, argv, i + 1);
+        cli_words = words;
+        if (j >= argc && !only_global_options(&ctx, argv, i + 1, j))
+            goto cleanup;
         if (j >= argc || argv[j][0] == '-') {
-            bool help = j < argc;
+            bool help = asks_help(argv, i + 1, j);
             print_help(help ? stdout : stderr, words, cmd);
             code = help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
             goto cleanup;
         }
         const cli_cmd_t *sub = find_cmd(cmd->subs, argv[j]);
         if (!sub) {
-            cli_words = words;
             cli_error(&ctx, "unknown subcommand \"%s\" (see %s --help)", argv[j], words);
             goto cleanup;
         }
@@ -509,15 +565,7 @@ int main(int argc, char **argv)
                   cmd->usage[0] ? cmd->usage : "", words);
         goto cleanup;
     }
-    /* -c/--config and -X were taken by srl_config_parse_args already;
-     * --set is -X spelled long, --dsn one more override, both after it. */
-    for (int k = 0; k < cli_opt_count(&args, "set") && k < CLI_MAX_REPEAT; k++) {
-        if (!srl_config_set_override(ctx.cfg, cli_opt_at(&args, "set", k), errstr,
-                                     sizeof(errstr))) {
-            cli_error(&ctx, "--set: %s", errstr);
-            goto cleanup;
-        }
-    }
+    /* --dsn is one more override, after -c and -X. */
     const char *dsn = cli_opt(&args, "dsn");
     if (dsn) {
         char kv[4096];

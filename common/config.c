@@ -862,9 +862,9 @@ bool srl_config_parse_args(srl_config_t *cfg, int *argc, char **argv, char *errs
                 goto cleanup;
             }
             path = v;
-        } else if ((v = option_value(*argc, argv, &i, "-X", NULL, &missing)) != NULL) {
+        } else if ((v = option_value(*argc, argv, &i, "-X", "--set", &missing)) != NULL) {
             if (missing) {
-                set_err(errstr, errstr_size, "-X needs key=value");
+                set_err(errstr, errstr_size, "%s needs key=value", argv[i]);
                 goto cleanup;
             }
             overrides[noverrides++] = v;
@@ -1231,7 +1231,8 @@ void srl_config_write_reference(FILE *out)
           "     Regenerate: SRL_UPDATE_DOCS=1 <build>/tests/unit_test_config -->\n"
           "\n"
           "Every program reads one file of `key = value` lines (`-c FILE` or\n"
-          "`--config FILE`), then `-X key=value` overrides from the command line.\n"
+          "`--config FILE`), then `-X key=value` (`--set key=value`) overrides from\n"
+          "the command line; `--print-config` prints the result, secrets redacted.\n"
           "`#` starts a comment (at the start of a line, or after whitespace);\n"
           "values may be quoted `\"...\"` (escapes `\\\"` and `\\\\`). An unknown key, a bad\n"
           "value, a key the program does not use or a key given twice in the file\n"

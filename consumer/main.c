@@ -270,30 +270,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "sysrepl-consumer: out of memory\n");
         return EXIT_FAIL;
     }
-    if (!srl_config_parse_args(cfg, &argc, argv, err, sizeof(err))) {
-        fprintf(stderr, "sysrepl-consumer: %s\n", err);
+    static const srl_cmdline_opt_t opts[] = {
+        {"replay", 0, NULL, "rebuild the spoke from offset 0 of every topic, then go on"},
+        {"until-caught-up", 0, NULL, "exit 0 once every partition is caught up (tests, scripts)"},
+        {NULL, 0, NULL, NULL}};
+    const srl_cmdline_t cmdline = {.program = "sysrepl-consumer", .prog_mask = SRL_PROG_CONSUMER,
+                                   .opts = opts, .usage = usage};
+    const char *opt[2];
+    int rc = srl_cmdline_parse(&cmdline, cfg, &argc, argv, opt);
+    if (rc != SRL_CMDLINE_RUN) {
         srl_config_free(cfg);
-        return EXIT_USAGE;
+        return rc == 0 ? EXIT_OK : EXIT_USAGE;
     }
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--replay") == 0) {
-            c.replay = true;
-        } else if (strcmp(argv[i], "--until-caught-up") == 0) {
-            c.until_caught_up = true;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            srl_config_free(cfg);
-            return EXIT_OK;
-        } else if (strcmp(argv[i], "--version") == 0) {
-            printf("sysrepl-consumer %s\n", SRL_VERSION);
-            srl_config_free(cfg);
-            return EXIT_OK;
-        } else {
-            fprintf(stderr, "sysrepl-consumer: unknown argument \"%s\" (see --help)\n", argv[i]);
-            srl_config_free(cfg);
-            return EXIT_USAGE;
-        }
-    }
+    c.replay = opt[0] != NULL;
+    c.until_caught_up = opt[1] != NULL;
     if (!srl_config_require(cfg, "instance.id", err, sizeof(err)) ||
         !srl_config_require(cfg, "store.dsn", err, sizeof(err))) {
         fprintf(stderr, "sysrepl-consumer: %s\n", err);

@@ -137,27 +137,24 @@ static int run_loop(producer_t *p)
     return exit_code;
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: sysrepl-producer [-c FILE] [-X key=value]... [--snapshot] [--once]\n"
-            "\n"
-            "Publishes the hub store's changes (its outbox) to the Kafka topics.\n"
-            "  -c, --config FILE  config file (key = value lines)\n"
-            "  -X key=value       set a config key (wins over the file)\n"
-            "  --snapshot         publish the full state first, and tombstone keys the\n"
-            "                     topics hold but the store does not (also done on a first\n"
-            "                     start against empty topics)\n"
-            "  --once             exit 0 once the outbox is empty (tests, benchmarks)\n"
-            "  --ack-log FILE     write \"version wallclock_us\" per delivered record (debug)\n"
-            "  --print-config     print the effective config and exit\n"
-            "  -h, --help         this help\n"
-            "\n"
-            "Exit codes: 0 stopped cleanly, 1 config or usage error, 2 refused to run (a topic\n"
-            "that would lose state, topics of another hub), 3 store unusable, 4 fatal error.\n"
-            "\n");
-    srl_config_print_help(out, SRL_PROG_PRODUCER);
-}
+static const srl_cmdline_opt_t producer_opts[] = {
+    {"snapshot", 0, NULL,
+     "publish the full state first, and tombstone keys the topics hold but the store does "
+     "not (also done on a first start against empty topics)"},
+    {"once", 0, NULL, "exit 0 once the outbox is empty (tests, benchmarks)"},
+    {"ack-log", 0, "FILE", "write \"version wallclock_us\" per delivered record (debug)"},
+    {NULL, 0, NULL, NULL}};
+enum { OPT_SNAPSHOT, OPT_ONCE, OPT_ACK_LOG, OPT_COUNT };
+
+static const srl_cmdline_t producer_cmdline = {
+    .program = "sysrepl-producer",
+    .prog_mask = SRL_PROG_PRODUCER,
+    .synopsis = "[-c FILE] [-X key=value]... [--snapshot] [--once]",
+    .about = "Publishes the hub store's changes (its outbox) to the Kafka topics.",
+    .opts = producer_opts,
+    .epilog = "Exit codes: 0 stopped cleanly, 1 config or usage error, 2 refused to run (a topic\n"
+              "that would lose state, topics of another hub), 3 store unusable, 4 fatal error.",
+};
 
 /* The kinds a replicate list covers, as (1u << kind) bits. */
 static unsigned kind_mask_of(unsigned replicate)
@@ -175,36 +172,16 @@ static unsigned kind_mask_of(unsigned replicate)
 static bool configure(producer_t *p, int argc, char **argv, bool *snapshot, int *exit_code)
 {
     char err[512];
-    bool print_config = false;
-    const char *ack_log = NULL;
+    const char *opt[OPT_COUNT];
     *exit_code = EXIT_CONFIG;
-    if (!srl_config_parse_args(p->cfg, &argc, argv, err, sizeof(err))) {
-        fprintf(stderr, "sysrepl-producer: %s\n", err);
+    int rc = srl_cmdline_parse(&producer_cmdline, p->cfg, &argc, argv, opt);
+    if (rc != SRL_CMDLINE_RUN) {
+        *exit_code = rc == 0 ? EXIT_OK : EXIT_CONFIG;
         return false;
     }
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--snapshot") == 0) {
-            *snapshot = true;
-        } else if (strcmp(argv[i], "--once") == 0) {
-            p->once = true;
-        } else if (strcmp(argv[i], "--ack-log") == 0 && i + 1 < argc) {
-            ack_log = argv[++i];
-        } else if (strcmp(argv[i], "--print-config") == 0) {
-            print_config = true;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            *exit_code = EXIT_OK;
-            return false;
-        } else {
-            fprintf(stderr, "sysrepl-producer: unknown argument \"%s\" (see --help)\n", argv[i]);
-            return false;
-        }
-    }
-    if (print_config) {
-        srl_config_write_effective(p->cfg, stdout);
-        *exit_code = EXIT_OK;
-        return false;
-    }
+    *snapshot = opt[OPT_SNAPSHOT] != NULL;
+    p->once = opt[OPT_ONCE] != NULL;
+    const char *ack_log = opt[OPT_ACK_LOG];
     if (!srl_config_require(p->cfg, "store.dsn", err, sizeof(err))) {
         fprintf(stderr, "sysrepl-producer: %s\n", err);
         return false;

@@ -21,6 +21,9 @@ KEYS = {  # name: (key, perms, kinds)
     "hub": ("hub-secret-key", "pull,push", None),
     "spoke": ("spoke-secret-key", "pull", None),
     "limited": ("limited-secret-key", "pull", "policies"),
+    # Made, like the others, by `sysrepl-bridge --hash-key ... --perms metrics`:
+    # the bridge starts only if it accepts the line.
+    "monitor": ("monitor-secret-key", "metrics", None),
 }
 API = "/api/replication/v1"
 MEDIA = "application/vnd.sysrepl.records"

@@ -507,6 +507,17 @@ def metrics_count_requests_by_route_and_status():
         assert want in text, "metrics lack " + want
 
 
+def metrics_key_reads_metrics_only():
+    """A key printed by --hash-key --perms metrics is accepted in the keys
+    file (the bridge started with it) and reads /metrics, nothing else."""
+    st, _, body = B.request("GET", "/metrics", key="monitor")
+    assert st == 200 and "sysrepl_bridge_requests_total" in body.decode(), (st, body)
+    expect_error(B.request("GET", API + "/state", key="monitor"), 403, "lacks the pull or push permission")
+    expect_error(B.request("GET", pull_path("policies", 0, offset=0), key="monitor"), 403,
+                 "lacks the pull permission")
+    expect_error(push_json([atype("M", 1)], key="monitor"), 403, "lacks the push permission")
+
+
 def connection_limit_is_503_with_a_message():
     b2 = Bridge(tempdir(), PREFIX, extra=["bridge.max_connections=4"])
     try:
@@ -563,6 +574,7 @@ ORDER = [health_needs_no_key, missing_key_is_401, wrong_key_is_401, bearer_key_i
          malformed_bodies_are_400_415_413, hostile_http_never_stops_the_bridge,
          slow_client_is_cut_off_and_others_are_served, long_poll_times_out_empty,
          long_polls_1000_cheap_and_woken, metrics_count_requests_by_route_and_status,
+         metrics_key_reads_metrics_only,
          connection_limit_is_503_with_a_message, tls_serves_https_and_refuses_without_config]
 try:
     for fn in ORDER:

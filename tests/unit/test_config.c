@@ -294,6 +294,26 @@ static void config_parse_args_override_wins_over_file(void **state)
     srl_config_free(cfg);
 }
 
+/* --set is -X spelled long, in both forms, and needs its key=value. */
+static void config_parse_args_takes_set_as_long_x(void **state)
+{
+    (void)state;
+    char err[512];
+    srl_config_t *cfg = srl_config_new(SRL_PROG_CLI);
+    char *argv[] = {"sysrepl", "--set", "role=spoke", "status", "--set=topic.prefix=p", NULL};
+    int argc = 5;
+    assert_true(srl_config_parse_args(cfg, &argc, argv, err, sizeof err));
+    assert_int_equal(srl_config_get_enum(cfg, "role"), SRL_ROLE_SPOKE);
+    assert_string_equal(srl_config_get_str(cfg, "topic.prefix"), "p");
+    assert_int_equal(argc, 2);
+    assert_string_equal(argv[1], "status");
+    char *argv2[] = {"sysrepl", "--set", NULL};
+    argc = 2;
+    assert_false(srl_config_parse_args(cfg, &argc, argv2, err, sizeof err));
+    assert_string_equal(err, "--set needs key=value");
+    srl_config_free(cfg);
+}
+
 /* Arguments after "--" are the program's, even if they look like ours. */
 static void config_parse_args_stops_at_double_dash(void **state)
 {
@@ -761,6 +781,7 @@ int main(void)
         cmocka_unit_test(config_load_file_rejects_line_without_equals),
         cmocka_unit_test(config_load_file_rejects_unterminated_quote),
         cmocka_unit_test(config_parse_args_override_wins_over_file),
+        cmocka_unit_test(config_parse_args_takes_set_as_long_x),
         cmocka_unit_test(config_parse_args_stops_at_double_dash),
         cmocka_unit_test(config_parse_args_rejects_config_without_file),
         cmocka_unit_test(config_override_error_names_dash_x),

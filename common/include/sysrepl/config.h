@@ -120,8 +120,8 @@ bool srl_config_load_file(srl_config_t *cfg, const char *path,
 bool srl_config_set_override(srl_config_t *cfg, const char *key_value,
                              char *errstr, size_t errstr_size);
 
-/* Handle `-c FILE`, `-cFILE`, `--config FILE`, `--config=FILE`, `-X k=v`
- * and `-Xk=v` anywhere before a `--`: loads the file (at most one -c), then
+/* Handle `-c FILE`, `-cFILE`, `--config FILE`, `--config=FILE`, `-X k=v`,
+ * `-Xk=v`, `--set k=v` and `--set=k=v` anywhere before a `--`: loads the file (at most one -c), then
  * applies the -X overrides in order, so -X always wins over the file. The
  * consumed arguments are removed from argv (argv[0] and the rest keep their
  * order; *argc is updated and argv[*argc] is NULL). Without -c, only
@@ -203,5 +203,10 @@ void srl_config_write_example(FILE *out, unsigned prog_mask);
 void srl_config_write_reference(FILE *out);
 /* The effective config, "key = value" per line, secrets as "<redacted>". */
 void srl_config_write_effective(const srl_config_t *cfg, FILE *out);
+
+/* Every program that reads a config parses its command line with
+ * cmdline.h (-c, -X, --help, --version, --print-config), so it comes
+ * with this header. */
+#include "sysrepl/cmdline.h"
 
 #endif
