@@ -112,6 +112,8 @@ const srl_config_key_t srl_config_keys[] = {
 
     ENUM("log.level", "info", "debug|info|warn|error", ALL, RELOAD,
          "Least severe level written to the log."),
+    DUR("log.retention", "7d", 1 * HOUR, 3650 * DAY, P | C, RESTART,
+        "How long rows stay in the store's sysrepl.replication_log (stats lines, errors); older rows are deleted by the producer and the consumer."),
     DUR("stats.interval_ms", "10000", 0, 1 * DAY, P | C | B, RELOAD,
         "Interval of the one-line stats summary in the log; 0 turns it off."),
 

@@ -60,6 +60,8 @@ enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_REFUSED = 2, EXIT_STORE = 3, EXIT_FATA
 #define STOP_GRACE_MS 30000      /* how long a clean stop waits for deliveries */
 #define STATE_INTERVAL_MS 1000   /* producer_state updates at most this often */
 #define LOCK_CHECK_MS 1000
+#define LOG_PURGE_INTERVAL_MS 60000 /* replication_log retention runs this often */
+#define LOG_PURGE_MAX_ROWS 20000    /* rows one purge deletes; a full one runs again */
 /* pg_try_advisory_lock key of the producer: "srlprod1" in ASCII. */
 #define PRODUCER_LOCK_KEY "8318592452394528305"
 #define NOTIFY_CHANNEL "sysrepl_outbox"
@@ -157,6 +159,8 @@ typedef struct producer {
     char last_error[512];
     bool error_dirty;
     int64_t lock_check_ms;
+    int64_t log_retention_ms; /* log.retention */
+    int64_t log_purge_at_ms;  /* next replication_log purge; 0: at once */
 } producer_t;
 
 static int64_t now_ms(void)
@@ -383,14 +387,14 @@ static void store_bookkeeping(producer_t *p, bool force)
     for (size_t i = 0; i < n; i++) {
         const char *params[3] = {items[i].level, items[i].component, items[i].message};
         PQclear(PQexecParams(conn,
-                             "INSERT INTO replication_log (level, component, message)"
+                             "INSERT INTO sysrepl.replication_log (level, component, message)"
                              " VALUES ($1, $2, $3)",
                              3, NULL, params, NULL, NULL, 0));
     }
     if (p->error_dirty) {
         const char *params[1] = {p->last_error};
         PQclear(PQexecParams(conn,
-                             "UPDATE producer_state SET last_error = $1, last_error_at = now(),"
+                             "UPDATE sysrepl.producer_state SET last_error = $1, last_error_at = now(),"
                              " updated_at = now()",
                              1, NULL, params, NULL, NULL, 0));
         p->error_dirty = false;
@@ -403,13 +407,27 @@ static void store_bookkeeping(producer_t *p, bool force)
                  secs > 0 ? (double)(p->delivered - p->state_delivered) / secs : 0.0);
         const char *params[2] = {v, rate};
         PQclear(PQexecParams(conn,
-                             "UPDATE producer_state SET last_delivered_version ="
+                             "UPDATE sysrepl.producer_state SET last_delivered_version ="
                              " greatest(last_delivered_version, $1::bigint), delivered_at = now(),"
                              " rate = $2, updated_at = now()",
                              2, NULL, params, NULL, NULL, 0));
         p->state_at_ms = now;
         p->state_delivered = p->delivered;
         p->state_dirty = false;
+    }
+    if (now >= p->log_purge_at_ms) {
+        char err[512];
+        int64_t deleted = 0;
+        srl_store_rc_t rc = srl_store_purge_replication_log(
+            p->st, p->log_retention_ms, LOG_PURGE_MAX_ROWS, &deleted, err, sizeof(err));
+        if (rc != SRL_STORE_OK)
+            srl_log(SRL_LOG_WARN, "producer", "replication_log retention failed", "reason=%s",
+                    srl_log_q(err));
+        else if (deleted)
+            srl_log(SRL_LOG_DEBUG, "producer", "replication_log rows past log.retention deleted",
+                    "deleted=%" PRId64, deleted);
+        /* A full purge leaves more: go on at the next turn of the loop. */
+        p->log_purge_at_ms = deleted == LOG_PURGE_MAX_ROWS ? now : now + LOG_PURGE_INTERVAL_MS;
     }
 }
 
@@ -847,6 +865,8 @@ int main(int argc, char **argv)
     p.batch_size = (int)srl_config_get_int(p.cfg, "producer.batch_size");
     p.poll_interval_ms = srl_config_get_int(p.cfg, "producer.poll_interval_ms");
     p.stats_interval_ms = srl_config_get_int(p.cfg, "stats.interval_ms");
+    p.log_retention_ms = srl_config_get_int(p.cfg, "log.retention");
+    srl_store_set_application_name("sysrepl-producer", p.instance_id);
     if (ack_log && !(p.ack_log = fopen(ack_log, "w"))) {
         fprintf(stderr, "sysrepl-producer: --ack-log %s: %s\n", ack_log, strerror(errno));
         exit_code = EXIT_CONFIG;
