@@ -64,7 +64,7 @@ measure() {
 
 psql_q() { psql "$dsn" -qXtA -v ON_ERROR_STOP=1 "$@"; }
 empty_table() {
-    psql_q -c "BEGIN; SET LOCAL sysrepl.applying = 'on'; TRUNCATE vulnerability_assessments, outbox; COMMIT;" >/dev/null
+    psql_q -c "BEGIN; SET LOCAL sysrepl.applying = 'on'; TRUNCATE vulnerability_assessments, sysrepl.outbox; COMMIT;" >/dev/null
     psql_q -c "CHECKPOINT" >/dev/null
 }
 rate() { awk -v n="$N" -v s="$1" 'BEGIN { printf "%.0f", n / s }'; }
@@ -77,7 +77,7 @@ for rep in $(seq "$R"); do
     # 1. sysrepl import (capture triggers on: every row also lands in the outbox)
     empty_table
     measure import "$SYSREPL" import "$data"
-    outbox=$(psql_q -c "SELECT count(*) FROM outbox WHERE kind = 1")
+    outbox=$(psql_q -c "SELECT count(*) FROM sysrepl.outbox WHERE kind = 1")
     [ "$outbox" = "$N" ] || { echo "bench_import: outbox has $outbox rows, expected $N" >&2; exit 1; }
 
     # 2. sysrepl export vs COPY TO of the same rows

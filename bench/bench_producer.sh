@@ -53,7 +53,7 @@ psql "$DSN" -qc "INSERT INTO vulnerability_assessments (vulnerability_id, assess
 t1=$(now)
 "${PRODUCER[@]}" --once 2>"$WORK/drain.log"
 t2=$(now)
-left=$(psql "$DSN" -Atc "SELECT count(*) FROM outbox")
+left=$(psql "$DSN" -Atc "SELECT count(*) FROM sysrepl.outbox")
 [[ $left == 0 ]] || { echo "outbox not empty: $left" >&2; exit 1; }
 stopped=$(grep 'msg=stopped' "$WORK/drain.log" | tail -1)
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$stopped"; }
@@ -66,7 +66,7 @@ PID=$!
 sleep 3
 "$BUILD/bench/bench_producer_writer" "$DSN" 1000 10 >"$WORK/commits.txt"
 for _ in $(seq 100); do
-    [[ $(psql "$DSN" -Atc "SELECT count(*) FROM outbox") == 0 ]] && break
+    [[ $(psql "$DSN" -Atc "SELECT count(*) FROM sysrepl.outbox") == 0 ]] && break
     sleep 0.1
 done
 kill -TERM "$PID"

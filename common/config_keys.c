@@ -121,6 +121,8 @@ const srl_config_key_t srl_config_keys[] = {
          "Least severe level written to the log."),
     ENUM("log.format", "logfmt", "logfmt|json", ALL, RELOAD,
          "Log line format: logfmt (key=value) or json (one object per line, the same fields)."),
+    DUR("log.retention", "7d", 1 * HOUR, 3650 * DAY, P | C, RESTART,
+        "How long rows stay in the store's sysrepl.replication_log (stats lines, errors); older rows are deleted by the producer and the consumer."),
     DUR("stats.interval_ms", "10000", 0, 1 * DAY, P | C | B, RELOAD,
         "Interval of the one-line stats summary in the log; 0 turns it off."),
 

@@ -6,6 +6,8 @@
  * place that decides whether a failure is worth retrying.
  */
 #include <ctype.h>
+#include <errno.h> /* program_invocation_short_name */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +195,37 @@ static bool connect_failure_is_fatal(const char *msg)
     return false;
 }
 
+/* application_name of this process's sessions unless the DSN (or
+ * PGAPPNAME) sets one; "" until srl_store_set_application_name: then the
+ * executable's name. Written once at start, before any thread connects. */
+static char app_name[64];
+
+void srl_store_set_application_name(const char *program, const char *instance_id)
+{
+    /* PostgreSQL keeps 63 bytes of it; a long instance id is cut there. */
+    if (instance_id && instance_id[0])
+        snprintf(app_name, sizeof(app_name), "%s/%s", program, instance_id);
+    else
+        snprintf(app_name, sizeof(app_name), "%s", program);
+}
+
+/* Put the schema sysrepl in front of the session's search_path, so every
+ * name of sysrepl's own (outbox, tombstones, settings, ...) resolves in it
+ * and the content tables where the DSN, the role or the database put them
+ * (normally public). Done with a statement rather than a DSN option so an
+ * `options` in the DSN still applies: the path the DBA configured is kept
+ * behind ours. A schema that does not exist yet (a store below version 5)
+ * is skipped by PostgreSQL until it is created. */
+static srl_store_rc_t set_search_path(PGconn *conn, char *errstr, size_t errstr_size)
+{
+    return srl_store_exec(conn,
+                          "SELECT pg_catalog.set_config('search_path', CASE"
+                          " WHEN pg_catalog.current_setting('search_path') = '' THEN 'sysrepl'"
+                          " ELSE 'sysrepl, ' || pg_catalog.current_setting('search_path') END,"
+                          " false)",
+                          "setting search_path", errstr, errstr_size);
+}
+
 srl_store_t *srl_store_connect(const char *dsn, srl_store_rc_t *rc,
                                char *errstr, size_t errstr_size)
 {
@@ -221,7 +254,8 @@ srl_store_t *srl_store_connect(const char *dsn, srl_store_rc_t *rc,
     /* Defaults first: the expanded DSN overrides them. */
     const char *keys[] = {"connect_timeout", "fallback_application_name", "client_encoding",
                           "dbname", NULL};
-    const char *vals[] = {"10", "sysrepl", "UTF8", dsn, NULL};
+    const char *vals[] = {"10", app_name[0] ? app_name : program_invocation_short_name, "UTF8",
+                          dsn, NULL};
     st->conn = PQconnectdbParams(keys, vals, 1);
     if (!st->conn || PQstatus(st->conn) != CONNECTION_OK) {
         char msg[512];
@@ -241,7 +275,11 @@ srl_store_t *srl_store_connect(const char *dsn, srl_store_rc_t *rc,
         snprintf(st->where, sizeof(st->where), "%s:%s", h[0] ? h : "localhost",
                  PQport(st->conn));
     }
-    *rc = SRL_STORE_OK;
+    *rc = set_search_path(st->conn, errstr, errstr_size);
+    if (*rc != SRL_STORE_OK) {
+        srl_store_close(st);
+        return NULL;
+    }
     return st;
 }
 
@@ -279,11 +317,15 @@ srl_store_rc_t srl_store_schema_version(srl_store_t *st, int *version,
     *version = 0;
     /* pg_class, not to_regclass(): after waiting for another session's
      * migration this session's catalog cache may not have seen the new
-     * table yet (an advisory lock does not process invalidations). */
+     * table yet (an advisory lock does not process invalidations).
+     * schema_version is in sysrepl from version 5 on, in the store's first
+     * schema before: both are on the session's search_path (see
+     * set_search_path), and so is the unqualified name below. */
     PGresult *res = PQexec(st->conn,
                            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
                            " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                           " WHERE c.relname = 'schema_version' AND n.nspname = current_schema())");
+                           " WHERE c.relname = 'schema_version'"
+                           " AND n.nspname = ANY (pg_catalog.current_schemas(false)))");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = srl_store_classify(st->conn, res, "reading the schema version", errstr,
                                 errstr_size);
@@ -361,6 +403,8 @@ static srl_store_rc_t apply_migration(srl_store_t *st, const srl__migration_t *m
     if (rc != SRL_STORE_OK)
         goto cleanup;
     char sql[200];
+    /* Unqualified: migrations 1 to 4 keep schema_version in the store's
+     * first schema, 5 moves it to sysrepl (both on the search_path). */
     snprintf(sql, sizeof(sql),
              "INSERT INTO schema_version (version) VALUES (%d) ON CONFLICT (only_row) "
              "DO UPDATE SET version = EXCLUDED.version, applied_at = now()",
@@ -401,7 +445,7 @@ srl_store_rc_t srl_store_get_settings(srl_store_t *st, srl_store_settings_t *out
                                       char *errstr, size_t errstr_size)
 {
     memset(out, 0, sizeof(*out));
-    PGresult *res = PQexec(st->conn, "SELECT instance_id, role FROM settings");
+    PGresult *res = PQexec(st->conn, "SELECT instance_id, role FROM sysrepl.settings");
     srl_store_rc_t rc = SRL_STORE_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         rc = srl_store_classify(st->conn, res, "reading settings", errstr, errstr_size);
@@ -429,7 +473,7 @@ srl_store_rc_t srl_store_set_settings(srl_store_t *st, const char *instance_id,
     const char *params[] = {instance_id, role};
     PGresult *res = PQexecParams(
         st->conn,
-        "INSERT INTO settings (instance_id, role) VALUES ($1, $2) ON CONFLICT (only_row) "
+        "INSERT INTO sysrepl.settings (instance_id, role) VALUES ($1, $2) ON CONFLICT (only_row) "
         "DO UPDATE SET instance_id = EXCLUDED.instance_id, role = EXCLUDED.role, "
         "updated_at = now()",
         2, NULL, params, NULL, NULL, 0);
@@ -493,22 +537,22 @@ srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
     /* One round trip for the rest; every sub-select returns one row. */
     PGresult *res = PQexec(
         st->conn,
-        "SELECT (SELECT count(*) FROM outbox),"
-        " (SELECT " EPOCH_MS("now() - min(created_at)") " FROM outbox),"
-        " (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM sysrepl_version),"
+        "SELECT (SELECT count(*) FROM sysrepl.outbox),"
+        " (SELECT " EPOCH_MS("now() - min(created_at)") " FROM sysrepl.outbox),"
+        " (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM sysrepl.sysrepl_version),"
         " p.last_delivered_version, " EPOCH_MS("p.delivered_at") ", p.rate, p.last_error,"
         " l.at_ms, l.level, l.component, l.message,"
-        " (SELECT count(*) FROM consumer_offsets),"
+        " (SELECT count(*) FROM sysrepl.consumer_offsets),"
         " (SELECT CASE WHEN count(*) = count(caught_up_at) THEN "
-        EPOCH_MS("min(caught_up_at)") " END FROM consumer_offsets),"
-        " (SELECT count(*) FROM dead_letters), d.at_ms, d.reason,"
-        " (SELECT sum(greatest(high_watermark - next_offset, 0)) FROM consumer_offsets),"
-        " (SELECT max(lag_seconds) FROM consumer_offsets)"
-        " FROM producer_state p"
+        EPOCH_MS("min(caught_up_at)") " END FROM sysrepl.consumer_offsets),"
+        " (SELECT count(*) FROM sysrepl.dead_letters), d.at_ms, d.reason,"
+        " (SELECT sum(greatest(high_watermark - next_offset, 0)) FROM sysrepl.consumer_offsets),"
+        " (SELECT max(lag_seconds) FROM sysrepl.consumer_offsets)"
+        " FROM sysrepl.producer_state p"
         " LEFT JOIN (SELECT " EPOCH_MS("at") " AS at_ms, level, component, message"
-        "            FROM replication_log ORDER BY id DESC LIMIT 1) l ON true"
+        "            FROM sysrepl.replication_log ORDER BY id DESC LIMIT 1) l ON true"
         " LEFT JOIN (SELECT " EPOCH_MS("created_at") " AS at_ms, reason"
-        "            FROM dead_letters ORDER BY id DESC LIMIT 1) d ON true");
+        "            FROM sysrepl.dead_letters ORDER BY id DESC LIMIT 1) d ON true");
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         rc = PQresultStatus(res) != PGRES_TUPLES_OK
                  ? srl_store_classify(st->conn, res, "reading status", errstr, errstr_size)
@@ -539,4 +583,53 @@ srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
     out->consumer_lag_seconds = PQgetisnull(res, 0, 17) ? 0.0 : strtod(PQgetvalue(res, 0, 17), NULL);
     PQclear(res);
     return SRL_STORE_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* retention                                                            */
+
+/* Rows per DELETE: short statements, so a first purge of a large backlog
+ * never holds locks or a snapshot for long. */
+#define PURGE_BATCH_ROWS 5000
+
+srl_store_rc_t srl_store_purge_replication_log(srl_store_t *st, int64_t retention_ms,
+                                               int64_t max_rows, int64_t *deleted,
+                                               char *errstr, size_t errstr_size)
+{
+    int64_t total = 0;
+    srl_store_rc_t rc = SRL_STORE_OK;
+    if (deleted)
+        *deleted = 0;
+    if (retention_ms <= 0 || max_rows <= 0)
+        return SRL_STORE_OK;
+    char age[32], limit[32];
+    snprintf(age, sizeof(age), "%" PRId64, retention_ms);
+    while (total < max_rows) {
+        int64_t n = max_rows - total < PURGE_BATCH_ROWS ? max_rows - total : PURGE_BATCH_ROWS;
+        snprintf(limit, sizeof(limit), "%" PRId64, n);
+        const char *params[2] = {age, limit};
+        /* The oldest rows first, through the index on at; each DELETE is
+         * its own transaction (the session is idle between calls). */
+        PGresult *res = PQexecParams(
+            st->conn,
+            "DELETE FROM sysrepl.replication_log WHERE id IN"
+            " (SELECT id FROM sysrepl.replication_log"
+            "  WHERE at < now() - $1::bigint * interval '1 millisecond'"
+            "  ORDER BY at LIMIT $2::bigint)",
+            2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rc = srl_store_classify(st->conn, res, "purging replication_log", errstr,
+                                    errstr_size);
+            PQclear(res);
+            break;
+        }
+        int64_t got = strtoll(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        total += got;
+        if (got < n)
+            break; /* nothing older is left */
+    }
+    if (deleted)
+        *deleted = total;
+    return rc;
 }

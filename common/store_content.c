@@ -103,7 +103,7 @@ static const char POLICY_UPSERT[] =
  * now for a new assessment. */
 static const char ASSESSMENT_UPSERT[] =
     "INSERT INTO vulnerability_assessments AS t (" SRL__ASSESSMENT_COLUMNS ")"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11::bigint, sysrepl_now_ms()))"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11::bigint, sysrepl.sysrepl_now_ms()))"
     " ON CONFLICT (key) DO UPDATE SET " SRL__ASSESSMENT_UPDATE_SET_NO_ASSESSED_AT
     ", assessed_at = coalesce($11::bigint, t.assessed_at)"
     " RETURNING version";

@@ -79,7 +79,7 @@ struct srl_store_import {
     char origin[128];      /* this instance's id, stamped on every row */
     bool started;          /* lock taken and path chosen (first assessment) */
     bool direct;           /* the table was empty: new keys go straight in */
-    char changed_at[24];   /* sysrepl_now_ms() of this transaction */
+    char changed_at[24];   /* sysrepl.sysrepl_now_ms() of this transaction */
     bool in_copy;          /* a direct COPY is open */
     srl_buf_t send;          /* direct rows not yet handed to libpq */
     bool staging;          /* the staging table exists */
@@ -418,11 +418,11 @@ static const char INSERT_ASSESSMENTS[] =
     " SELECT vulnerability_id, assessment_type, comment, scope_kind, scope_name,"
     "  package_name, package_version_range, expires_at, automatic, assessed_by,"
     "  coalesce(c.assessed_at, (SELECT v.assessed_at FROM vulnerability_assessments v"
-    "                           WHERE v.key = c.key), sysrepl_now_ms()),"
-    "  $1, nextval('sysrepl_version'), sysrepl_now_ms()"
+    "                           WHERE v.key = c.key), sysrepl.sysrepl_now_ms()),"
+    "  $1, nextval('sysrepl.sysrepl_version'), sysrepl.sysrepl_now_ms()"
     " FROM srl_import_chunk c"
     " ON CONFLICT (key) DO UPDATE SET " SRL__ASSESSMENT_UPDATE_SET
-    ", origin = EXCLUDED.origin, version = nextval('sysrepl_version'),"
+    ", origin = EXCLUDED.origin, version = nextval('sysrepl.sysrepl_version'),"
     " changed_at = EXCLUDED.changed_at"
     " WHERE (t.assessment_type, t.comment, t.package_name, t.package_version_range,"
     "        t.expires_at, t.automatic, t.assessed_by, t.assessed_at)"
@@ -547,7 +547,7 @@ static srl_store_rc_t start_assessments(srl_store_import_t *imp, char *errstr,
         return rc;
     PGresult *res = PQexec(imp->st->conn,
                            "SELECT NOT EXISTS (SELECT 1 FROM vulnerability_assessments),"
-                           " sysrepl_now_ms()");
+                           " sysrepl.sysrepl_now_ms()");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = srl_store_classify(imp->st->conn, res, "import: starting", errstr, errstr_size);
         PQclear(res);

@@ -101,6 +101,7 @@ typedef struct consumer {
     int64_t total_split; /* batches applied on more than one session */
     int64_t total_rebuilds;
     int64_t window_records, window_start_ms, last_stats_ms;
+    int64_t log_purge_at_ms; /* next replication_log purge (mono ms); 0: at once */
     int64_t lag_records;
     double lag_seconds;
     /* where the loop's time goes since start: waiting for records
@@ -170,5 +171,8 @@ unsigned srl__batch_topics(const consumer_t *c, const srl_source_batch_t *b);
 
 /* stats.c */
 void srl__consumer_stats(consumer_t *c, bool force);
+/* Delete replication_log rows older than log.retention, when due (between
+ * transactions). */
+void srl__consumer_purge_log(consumer_t *c);
 
 #endif

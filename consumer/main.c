@@ -242,6 +242,7 @@ static int run(consumer_t *c)
             c->src->ops->release(c->src, &c->batch);
         }
         srl__consumer_stats(c, false);
+        srl__consumer_purge_log(c);
         if (c->until_caught_up && all_caught_up(c)) {
             srl_log(SRL_LOG_INFO, "consumer", "caught up, exiting (--until-caught-up)", NULL);
             break;
@@ -304,6 +305,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     c.cfg = cfg;
+    srl_store_set_application_name("sysrepl-consumer", srl_config_get_str(cfg, "instance.id"));
     c.dsn = srl_config_get_str(cfg, "store.dsn");
     snprintf(c.instance_id, sizeof(c.instance_id), "%s", srl_config_get_str(cfg, "instance.id"));
     const char *prefix = srl_config_get_str(cfg, "topic.prefix");

@@ -14,7 +14,7 @@ bool srl_offsets_upsert_sql(srl_buf_t *sql, PGconn *conn, const srl_offset_updat
     if (n == 0)
         return true;
     bool ok = srl_buf_addf(sql,
-                           "INSERT INTO consumer_offsets (topic, partition, next_offset,"
+                           "INSERT INTO sysrepl.consumer_offsets (topic, partition, next_offset,"
                            " updated_at, caught_up_at%s) VALUES ",
                            lag_columns ? ", high_watermark, lag_seconds" : "");
     for (size_t i = 0; ok && i < n; i++) {
@@ -57,7 +57,7 @@ bool srl_offsets_forget_topic_sql(srl_buf_t *sql, PGconn *conn, const char *topi
     char *lit = PQescapeLiteral(conn, topic, strlen(topic));
     if (!lit)
         return false;
-    bool ok = srl_buf_addf(sql, "DELETE FROM consumer_offsets WHERE topic = %s;", lit);
+    bool ok = srl_buf_addf(sql, "DELETE FROM sysrepl.consumer_offsets WHERE topic = %s;", lit);
     PQfreemem(lit);
     return ok;
 }
@@ -69,7 +69,7 @@ srl_store_rc_t srl_offsets_read(PGconn *conn, srl_offset_row_t **rows, size_t *n
     *n = 0;
     PGresult *res = PQexec(conn, "SELECT topic, partition, next_offset,"
                                  " (extract(epoch FROM caught_up_at) * 1000)::bigint"
-                                 " FROM consumer_offsets");
+                                 " FROM sysrepl.consumer_offsets");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         srl_store_rc_t rc =
             srl_store_classify(conn, res, "reading consumer_offsets", errstr, errstr_size);
@@ -101,7 +101,7 @@ bool srl_offsets_have_lag_columns(PGconn *conn)
     PGresult *res = PQexec(conn, "SELECT count(*) FROM information_schema.columns WHERE"
                                  " table_name = 'consumer_offsets' AND column_name IN"
                                  " ('high_watermark', 'lag_seconds')"
-                                 " AND table_schema = current_schema()");
+                                 " AND table_schema = 'sysrepl'");
     bool yes = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
                strcmp(PQgetvalue(res, 0, 0), "2") == 0;
     PQclear(res);

@@ -1,7 +1,8 @@
 /*
  * stats.c - sysrepl-consumer's periodic one-line summary (stats.interval_ms):
  * totals since start, the rate since the last line, lag, and where the
- * loop's time went.
+ * loop's time went; and the retention of replication_log (log.retention),
+ * once a minute.
  */
 #include <inttypes.h>
 
@@ -30,4 +31,25 @@ void srl__consumer_stats(consumer_t *c, bool force)
     c->last_stats_ms = now;
     c->window_start_ms = now;
     c->window_records = 0;
+}
+
+#define LOG_PURGE_INTERVAL_MS 60000
+#define LOG_PURGE_MAX_ROWS 20000 /* rows one purge deletes; a full one runs again soon */
+
+void srl__consumer_purge_log(consumer_t *c)
+{
+    int64_t now = srl_clock_mono_ms();
+    if (!c->st || now < c->log_purge_at_ms)
+        return;
+    char err[512];
+    int64_t deleted = 0;
+    srl_store_rc_t rc = srl_store_purge_replication_log(
+        c->st, srl_config_get_int(c->cfg, "log.retention"), LOG_PURGE_MAX_ROWS, &deleted, err,
+        sizeof(err));
+    if (rc != SRL_STORE_OK)
+        srl_log(SRL_LOG_WARN, "consumer", "replication_log retention failed", "reason=%s",
+                srl_log_q(err));
+    c->log_purge_at_ms = rc == SRL_STORE_OK && deleted == LOG_PURGE_MAX_ROWS
+                             ? now + 1000
+                             : now + LOG_PURGE_INTERVAL_MS;
 }

@@ -193,6 +193,8 @@ static bool configure(producer_t *p, int argc, char **argv, bool *snapshot, int 
     p->batch_size = (int)srl_config_get_int(p->cfg, "producer.batch_size");
     p->poll_interval_ms = srl_config_get_int(p->cfg, "producer.poll_interval_ms");
     p->stats_interval_ms = srl_config_get_int(p->cfg, "stats.interval_ms");
+    p->log_retention_ms = srl_config_get_int(p->cfg, "log.retention");
+    srl_store_set_application_name("sysrepl-producer", p->instance_id);
     if (ack_log && !(p->ack_log = fopen(ack_log, "w"))) {
         fprintf(stderr, "sysrepl-producer: --ack-log %s: %s\n", ack_log, strerror(errno));
         return false;

@@ -40,7 +40,7 @@
  * WHERE is the outbox range: above a version (the next batch) or below one
  * (rows that committed late, under the batches in flight). */
 #define FETCH_SQL(where)                                                                       \
-    "WITH b AS (SELECT version, kind, key, deleted FROM outbox WHERE " where                   \
+    "WITH b AS (SELECT version, kind, key, deleted FROM sysrepl.outbox WHERE " where           \
     "           ORDER BY version LIMIT $2)"                                                    \
     " SELECT b.version, b.kind, b.key, b.deleted, " SRL_ROWS_TYPE_COLS("t") ", "               \
     SRL_ROWS_ASSESSMENT_COLS("a") ", " SRL_ROWS_POLICY_COLS("p")                               \
@@ -287,7 +287,7 @@ static char *version_array(const int64_t *versions, size_t n)
     return arr;
 }
 
-static const char delete_sql[] = "DELETE FROM outbox WHERE version = ANY($1::bigint[])";
+static const char delete_sql[] = "DELETE FROM sysrepl.outbox WHERE version = ANY($1::bigint[])";
 
 srl_store_rc_t srl_outbox_delete_send(PGconn *conn, const int64_t *versions, size_t n,
                                       char *errstr, size_t errstr_size)

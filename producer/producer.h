@@ -83,6 +83,8 @@ typedef struct producer {
     srl_outbox_timing_t timing;
     int64_t stats_at_ms, stats_delivered;
     int64_t state_at_ms, state_delivered;
+    int64_t log_retention_ms; /* log.retention */
+    int64_t log_purge_at_ms;  /* next replication_log purge (mono ms); 0: at once */
     bool state_dirty;
     char last_error[512];
     bool error_dirty;

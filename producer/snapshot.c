@@ -281,7 +281,7 @@ static srl_store_rc_t tombstone_strays(PGconn *conn, srl_sink_t *sink, srl_kind_
     if (rc)
         goto rollback;
     snprintf(sql, sizeof(sql),
-             "SELECT k, nextval('sysrepl_version') FROM unnest($1::text[]) k"
+             "SELECT k, nextval('sysrepl.sysrepl_version') FROM unnest($1::text[]) k"
              " WHERE NOT EXISTS (SELECT 1 FROM %s x WHERE x.%s = k)",
              table, keycol);
     const char *params[1] = {arr};

@@ -17,6 +17,8 @@
 #include "sysrepl/log.h"
 
 #define STATE_INTERVAL_MS 1000 /* producer_state updates at most this often */
+#define LOG_PURGE_INTERVAL_MS 60000 /* replication_log retention runs this often */
+#define LOG_PURGE_MAX_ROWS 20000    /* rows one purge deletes; a full one runs again */
 
 void srl__stats_error(producer_t *p, const char *what, const char *why)
 {
@@ -35,7 +37,7 @@ void srl__stats_bookkeeping(producer_t *p, bool force)
     if (p->error_dirty) {
         const char *params[1] = {p->last_error};
         PQclear(PQexecParams(conn,
-                             "UPDATE producer_state SET last_error = $1, last_error_at = now(),"
+                             "UPDATE sysrepl.producer_state SET last_error = $1, last_error_at = now(),"
                              " updated_at = now()",
                              1, NULL, params, NULL, NULL, 0));
         p->error_dirty = false;
@@ -48,13 +50,26 @@ void srl__stats_bookkeeping(producer_t *p, bool force)
                  secs > 0 ? (double)(p->delivered - p->state_delivered) / secs : 0.0);
         const char *params[2] = {v, rate};
         PQclear(PQexecParams(conn,
-                             "UPDATE producer_state SET last_delivered_version ="
+                             "UPDATE sysrepl.producer_state SET last_delivered_version ="
                              " greatest(last_delivered_version, $1::bigint), delivered_at = now(),"
                              " rate = $2, updated_at = now()",
                              2, NULL, params, NULL, NULL, 0));
         p->state_at_ms = now;
         p->state_delivered = p->delivered;
         p->state_dirty = false;
+    }
+    if (now >= p->log_purge_at_ms) {
+        int64_t deleted = 0;
+        srl_store_rc_t rc = srl_store_purge_replication_log(
+            p->st, p->log_retention_ms, LOG_PURGE_MAX_ROWS, &deleted, err, sizeof(err));
+        if (rc != SRL_STORE_OK)
+            srl_log(SRL_LOG_WARN, "producer", "replication_log retention failed", "reason=%s",
+                    srl_log_q(err));
+        else if (deleted)
+            srl_log(SRL_LOG_DEBUG, "producer", "replication_log rows past log.retention deleted",
+                    "deleted=%" PRId64, deleted);
+        /* A full purge leaves more: go on at the next turn of the loop. */
+        p->log_purge_at_ms = deleted == LOG_PURGE_MAX_ROWS ? now : now + LOG_PURGE_INTERVAL_MS;
     }
 }
 

@@ -160,10 +160,10 @@ topo_same() {
 }
 
 # topo_outbox_empty INSTANCE: nothing waits for the producer.
-topo_outbox_empty() { [[ $(topo_sql "$1" "SELECT count(*) FROM outbox") == 0 ]]; }
+topo_outbox_empty() { [[ $(topo_sql "$1" "SELECT count(*) FROM sysrepl.outbox") == 0 ]]; }
 
 # topo_dead_letters INSTANCE: how many records were dead-lettered.
-topo_dead_letters() { topo_sql "$1" "SELECT count(*) FROM dead_letters"; }
+topo_dead_letters() { topo_sql "$1" "SELECT count(*) FROM sysrepl.dead_letters"; }
 
 # topo_counts INSTANCE: "types=N assessments=N policies=N".
 topo_counts() {
@@ -189,7 +189,7 @@ topo_wait_converged() {
     if srl_wait_until "$timeout" topo_converged "$hub" "$@"; then
         return 0
     fi
-    srl_log "not converged within $timeout s: hub outbox $(topo_sql "$hub" 'SELECT count(*) FROM outbox') rows"
+    srl_log "not converged within $timeout s: hub outbox $(topo_sql "$hub" 'SELECT count(*) FROM sysrepl.outbox') rows"
     for spoke in "$@"; do
         topo_same "$hub" "$spoke" && continue
         srl_log "$spoke differs from $hub ($(topo_counts "$spoke") vs $(topo_counts "$hub")); first differences:"

@@ -265,7 +265,7 @@ chaos_finish() {
         n=$(topo_dead_letters "$d")
         if [[ $n != 0 ]]; then
             srl_log "$d has $n dead letters:"
-            topo_sql "$d" "SELECT topic, partition, record_offset, reason FROM dead_letters LIMIT 5" >&2
+            topo_sql "$d" "SELECT topic, partition, record_offset, reason FROM sysrepl.dead_letters LIMIT 5" >&2
             failed=1
         fi
     done

@@ -306,27 +306,31 @@ static __attribute__((unused)) char *fx_dump(const char *dsn, srl_kind_t kind)
         "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t.key), '') FROM "
         "vulnerability_assessments t",
         "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t.name), '') FROM policies t"};
-    PGconn *c = srl_test_pg_connect(dsn);
+    srl_store_t *st = srl_test_store_connect(dsn);
+    PGconn *c = srl_store_conn(st);
     PGresult *r = PQexec(c, q[kind]);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         fail_msg("dump: %s", PQerrorMessage(c));
     char *s = strdup(PQgetvalue(r, 0, 0));
     PQclear(r);
-    PQfinish(c);
+    srl_store_close(st);
     return s;
 }
 
-/* One value of a query, as a malloc'd string ("" for NULL). */
+/* One value of a query, as a malloc'd string ("" for NULL). Runs on a
+ * sysrepl session (srl_store_connect), so sysrepl's tables resolve
+ * unqualified as they do for the consumer. */
 static __attribute__((unused)) char *fx_query(const char *dsn, const char *sql)
 {
-    PGconn *c = srl_test_pg_connect(dsn);
+    srl_store_t *st = srl_test_store_connect(dsn);
+    PGconn *c = srl_store_conn(st);
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
         fail_msg("query %s: %s", sql, PQerrorMessage(c));
     char *s = strdup(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0
                          ? PQgetvalue(r, 0, 0) : "");
     PQclear(r);
-    PQfinish(c);
+    srl_store_close(st);
     return s;
 }
 

@@ -42,12 +42,12 @@ fi
 "$SYSREPL" export -o "$work/out.jsonl" 2>/dev/null || fail "export"
 python3 "$SRC/tests/tools/compare_jsonl.py" --kind vulnerability-assessments "$work/in.jsonl" "$work/out.jsonl" || fail "export differs from import"
 
-outbox=$(psql "$SRL_DSN" -qXtAc "SELECT count(*) FROM outbox WHERE kind = 1")
+outbox=$(psql "$SRL_DSN" -qXtAc "SELECT count(*) FROM sysrepl.outbox WHERE kind = 1")
 [[ $outbox == "$N" ]] || fail "outbox holds $outbox assessment changes, expected $N"
 
 # Again, into the full store: every row identical, nothing written.
 "$SYSREPL" import "$work/in.jsonl" > "$work/import2.out" || fail "re-import: $(cat "$work/import2.out")"
 grep -q "$N vulnerability-assessments (0 changed)" "$work/import2.out" || fail "re-import: $(cat "$work/import2.out")"
-outbox=$(psql "$SRL_DSN" -qXtAc "SELECT count(*) FROM outbox WHERE kind = 1")
+outbox=$(psql "$SRL_DSN" -qXtAc "SELECT count(*) FROM sysrepl.outbox WHERE kind = 1")
 [[ $outbox == "$N" ]] || fail "re-import captured changes: outbox $outbox"
 echo "ok: $N assessments round-trip; import peak RSS $((rss / 1024)) MB"

@@ -53,7 +53,7 @@ S=$SYSREPL
 # ---- before init: a store without schema is refused, init creates it
 expect 1 "no sysrepl schema \(run sysrepl init\)" $S status
 expect 0 "schema version 0 -> [0-9]+ \([0-9]+ migrations? applied\)" $S init --instance-id hub-a --role hub
-want=$(sql "SELECT version FROM schema_version")
+want=$(sql "SELECT version FROM sysrepl.schema_version")
 expect 0 "nothing to migrate" $S init
 expect 0 'instance "hub-a", role hub' $S init
 expect 1 "role: expected hub or spoke" $S init --role moon
@@ -191,7 +191,7 @@ psql "$base" -qXc "DROP DATABASE $db2 WITH (FORCE)" >/dev/null
 # ---- status: counts, outbox, warnings; --json
 expect 0 'content: +[0-9]+ assessment-types, 4 vulnerability-assessments, 2 policies' $S status
 expect 0 '"outbox": \{' $S status --json
-sql "INSERT INTO dead_letters (topic, partition, record_offset, reason) VALUES ('t', 0, 7, 'unknown schema fingerprint 9f3c')"
+sql "INSERT INTO sysrepl.dead_letters (topic, partition, record_offset, reason) VALUES ('t', 0, 7, 'unknown schema fingerprint 9f3c')"
 expect 0 'warning: 1 dead letter; newest: unknown schema fingerprint 9f3c' $S status
 expect 0 "" $S init --role spoke
 expect 0 'local edits? on this pull instance \(role spoke\) will be overwritten by the next sync' $S status
@@ -211,7 +211,7 @@ expect 3 "cannot connect" $S import --dsn "host=127.0.0.1 port=1 connect_timeout
 
 # ---- a store written by a newer build is refused by every command
 newer=$((want + 2))
-sql "UPDATE schema_version SET version = $newer"
+sql "UPDATE sysrepl.schema_version SET version = $newer"
 msg="store is at schema version $newer, this build expects $want \(upgrade sysrepl\)"
 expect 1 "$msg" $S status
 expect 1 "$msg" $S type list

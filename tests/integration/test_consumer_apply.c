@@ -320,7 +320,9 @@ static void run_grid(int sessions)
     }
 
     fx_spoke(g_dsn, sizeof(g_dsn), LOCAL);
-    PGconn *c = srl_test_pg_connect(g_dsn);
+    /* A sysrepl session, as the consumer's own (srl_store_connect). */
+    srl_store_t *store = srl_test_store_connect(g_dsn);
+    PGconn *c = srl_store_conn(store);
     seed_store(c, init, GRID);
     read_store(c, got, GRID);
     assert_int_equal(compare(combos, init, got, GRID, "seeding"), 0);
@@ -393,7 +395,7 @@ static void run_grid(int sessions)
     assert_int_equal(fx_query_int(g_dsn, "SELECT count(*) FROM outbox"), 0);
 
     srl_apply_free(a);
-    PQfinish(c);
+    srl_store_close(store);
     srl_test_drop_db(g_dsn);
     g_dsn[0] = '\0';
 }
@@ -429,7 +431,9 @@ static void apply_highest_in_batch_wins(void **state)
     init[3] = (state_t){.has_row = true, .row_version = 3, .row_origin = LOCAL, .row_type = "Initial"};
 
     fx_spoke(g_dsn, sizeof(g_dsn), LOCAL);
-    PGconn *c = srl_test_pg_connect(g_dsn);
+    /* A sysrepl session, as the consumer's own (srl_store_connect). */
+    srl_store_t *store = srl_test_store_connect(g_dsn);
+    PGconn *c = srl_store_conn(store);
     seed_store(c, init, N);
     srl_apply_t *a = srl_apply_new(LOCAL);
     assert_non_null(a);
@@ -505,7 +509,7 @@ static void apply_highest_in_batch_wins(void **state)
     assert_int_equal(st.sessions, 1);
 
     srl_apply_free(a);
-    PQfinish(c);
+    srl_store_close(store);
     srl_test_drop_db(g_dsn);
     g_dsn[0] = '\0';
 }

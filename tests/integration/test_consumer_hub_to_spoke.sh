@@ -93,11 +93,11 @@ publish
 sync_spoke
 compare "changes and deletes"
 
-[[ $(psql "$spoke_dsn" -qAt -c "SELECT count(*) FROM dead_letters") == 0 ]] || {
+[[ $(psql "$spoke_dsn" -qAt -c "SELECT count(*) FROM sysrepl.dead_letters") == 0 ]] || {
     echo "FAIL: dead letters on the spoke"
     exit 1
 }
-[[ $(psql "$spoke_dsn" -qAt -c "SELECT count(*) FROM outbox") == 0 ]] || {
+[[ $(psql "$spoke_dsn" -qAt -c "SELECT count(*) FROM sysrepl.outbox") == 0 ]] || {
     echo "FAIL: applying captured changes into the spoke's outbox"
     exit 1
 }

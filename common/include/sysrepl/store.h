@@ -2,7 +2,14 @@
  * store.h - the sysrepl store: a PostgreSQL database holding the content of
  * one instance (hub or spoke) and the bookkeeping of its replication.
  *
- * The tables (schemas/sql/001_init.sql is the authority):
+ * The tables (schemas/sql/NNN_*.sql are the authority; 005 moved sysrepl's
+ * own objects into the schema `sysrepl`, the content tables stay in the
+ * store's first schema, normally public; docs/store.md says why):
+ *
+ *   sysrepl.*        schema_version, settings, sysrepl_version, outbox,
+ *                    tombstones, consumer_offsets, dead_letters,
+ *                    replication_log, producer_state and the functions the
+ *                    content tables' defaults and triggers call.
  *
  *   schema_version   one row: the number of the last applied migration.
  *                    Migrations (schemas/sql/NNN_*.sql) are compiled into
@@ -57,6 +64,8 @@
  *   dead_letters(id, topic, partition, record_offset, key bytea, value bytea,
  *                    reason, created_at)
  *   replication_log(id, at, level, component, message, counts jsonb)
+ *                    rows older than log.retention are deleted
+ *                    (srl_store_purge_replication_log).
  *   producer_state   one row: last_delivered_version, delivered_at, rate,
  *                    last_error, last_error_at, updated_at.
  *
@@ -124,10 +133,22 @@ typedef struct srl_store srl_store_t;
  * UNREACHABLE (server down, refused, timeout) or FATAL (bad DSN,
  * authentication, missing database) and errstr names host and port:
  *   cannot connect to PostgreSQL at 127.0.0.1:55432: Connection refused
+ * The session's search_path gets the schema sysrepl in front of what the
+ * DSN, role or database set, so sysrepl's tables resolve unqualified
+ * (docs/store.md, "Sessions"); application_name: see
+ * srl_store_set_application_name.
  * Does not check the schema version (see srl_store_check_version). */
 srl_store_t *srl_store_connect(const char *dsn, srl_store_rc_t *rc,
                                char *errstr, size_t errstr_size);
 void srl_store_close(srl_store_t *st); /* NULL accepted */
+
+/* Name this process's sessions in pg_stat_activity: application_name
+ * "<program>/<instance_id>" ("<program>" when instance_id is NULL or
+ * empty), e.g. "sysrepl-consumer/spoke-1". Applies to every later
+ * srl_store_connect of the process; a DSN that sets application_name (or
+ * PGAPPNAME) wins. Until it is called: the executable's name. Call it at
+ * start, before threads connect (not thread-safe). */
+void srl_store_set_application_name(const char *program, const char *instance_id);
 
 /* The connection, for modules that run their own SQL (producer, consumer).
  * Owned by st. Leave it idle (no open transaction) when you are done. */
@@ -321,5 +342,17 @@ typedef struct srl_store_status {
 
 srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
                                     char *errstr, size_t errstr_size);
+
+/* ---- retention ---- */
+
+/* Delete replication_log rows older than retention_ms (log.retention),
+ * oldest first, at most max_rows in this call, in DELETEs of a few
+ * thousand rows, each its own transaction (call it with no transaction
+ * open). *deleted (may be NULL) gets the count; equal to max_rows: there
+ * may be more, call again later. retention_ms <= 0 deletes nothing.
+ * Cheap when there is nothing to delete: one probe of the index on at. */
+srl_store_rc_t srl_store_purge_replication_log(srl_store_t *st, int64_t retention_ms,
+                                               int64_t max_rows, int64_t *deleted,
+                                               char *errstr, size_t errstr_size);
 
 #endif
