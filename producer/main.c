@@ -380,6 +380,7 @@ static void store_bookkeeping(producer_t *p, bool force)
     memmove(logq.items, logq.items + n, (logq.count - n) * sizeof(items[0]));
     logq.count -= n;
     pthread_mutex_unlock(&logq.mu);
+    /* cppcheck-suppress knownConditionTrueFalse ; logq.count is filled by other threads */
     for (size_t i = 0; i < n; i++) {
         const char *params[3] = {items[i].level, items[i].component, items[i].message};
         PQclear(PQexecParams(conn,
