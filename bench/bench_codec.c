@@ -124,11 +124,6 @@ static void fill_avro(avro_value_t *rec, const srl_assessment_t *a)
     set_long(rec, "changed_at", a->meta.changed_at);
 }
 
-typedef struct result {
-    const char *name;
-    double rate;
-} result_t;
-
 /* Runs body in batches until seconds_per_run elapsed; records/s. */
 #define MEASURE(rate_out, body)                                                \
     do {                                                                       \

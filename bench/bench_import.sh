@@ -102,11 +102,14 @@ done
 
 printf '%-44s %8s %10s %9s\n' "step ($N assessments)" "seconds" "rows/s" "RSS MB"
 row() { printf '%-44s %8s %10s %9.1f\n' "$1" "$2" "$(rate "$2")" "$(awk -v k="$3" 'BEGIN{print k/1024}')"; }
-row "sysrepl import (capture on)" "$import_s" "$import_kb"
-row "raw COPY FROM, capture triggers on (psql)" "$copy_on_s" "$copy_on_kb"
-row "raw COPY FROM, capture off (psql)" "$copy_off_s" "$copy_off_kb"
-row "sysrepl export" "$export_s" "$export_kb"
-row "raw COPY TO (psql)" "$copyto_s" "$copyto_kb"
+# shellcheck disable=SC2154 # the <step>_s/_kb variables are set by measure() (printf -v)
+{
+    row "sysrepl import (capture on)" "$import_s" "$import_kb"
+    row "raw COPY FROM, capture triggers on (psql)" "$copy_on_s" "$copy_on_kb"
+    row "raw COPY FROM, capture off (psql)" "$copy_off_s" "$copy_off_kb"
+    row "sysrepl export" "$export_s" "$export_kb"
+    row "raw COPY TO (psql)" "$copyto_s" "$copyto_kb"
+}
 r_import=$(ratio "$import_s" "$copy_off_s")
 r_import_on=$(ratio "$import_s" "$copy_on_s")
 r_export=$(ratio "$export_s" "$copyto_s")

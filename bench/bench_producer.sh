@@ -26,12 +26,13 @@ DB="bench_producer_$$"
 DSN="${PG_BASE/dbname=postgres/dbname=$DB}"
 PREFIX="bench-producer-$$-$(date +%s)"
 WORK="$(mktemp -d /tmp/bench-producer.XXXXXX)"
+# shellcheck disable=SC2206 # BENCH_PRODUCER_ARGS: extra args, split on spaces on purpose
 PRODUCER=("$BUILD/producer/sysrepl-producer" -X "store.dsn=$DSN" -X "topic.prefix=$PREFIX"
     -X "kafka.bootstrap.servers=$KAFKA" -X instance.id=hub-bench -X stats.interval_ms=5000
     ${BENCH_PRODUCER_ARGS:-})
 
 cleanup() {
-    [[ -n ${PID:-} ]] && kill "$PID" 2>/dev/null || true
+    if [[ -n ${PID:-} ]]; then kill "$PID" 2>/dev/null || true; fi
     psql "$PG_BASE" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }

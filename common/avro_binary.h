@@ -241,7 +241,7 @@ static inline void srl__wr_long(srl__wr_t *w, int64_t v)
 {
     if (!srl__wr_reserve(w, 10))
         return;
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    uint64_t z = ((uint64_t)v << 1) ^ (0 - ((uint64_t)v >> 63)); /* zigzag, no signed shift */
     uint8_t *p = w->data + w->len;
     while (z >= 0x80) {
         *p++ = (uint8_t)(z | 0x80);

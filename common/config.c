@@ -661,7 +661,7 @@ static bool split_line(char *line, char **key, char **value, char *why, size_t w
     while (kend > p && isspace((unsigned char)kend[-1]))
         kend--;
     *kend = '\0';
-    if (*p == '\0') {
+    if (kend == p) {
         set_err(why, why_size, "expected \"key = value\", found no key before '='");
         return false;
     }

@@ -122,6 +122,7 @@ static bool name_add(name_list_t *l, const char *name, long line)
     if (!copy)
         return false;
     l->items[l->count++] = (name_entry_t){copy, line};
+    /* cppcheck-suppress memleak ; the list owns copy now (freed with the list) */
     return true;
 }
 
@@ -628,6 +629,7 @@ srl_store_rc_t srl_store_import_add(srl_store_import_t *imp, const srl_entity_t 
     char keybuf[512];
     char *key = keybuf;
     srl_store_rc_t rc = SRL_STORE_OK;
+    /* cppcheck-suppress redundantInitialization ; key stays keybuf when the build fits */
     if (srl_key_build(e, keybuf, sizeof(keybuf)) < 0 && !(key = srl_key_dup(e))) {
         srl__store_errf(errstr, errstr_size, "line %ld: %s: a key field is missing", line,
                         srl_kind_name(e->kind));
@@ -785,10 +787,10 @@ srl_store_rc_t srl_store_import_finish(srl_store_import_t *imp, srl_store_duplic
         rc = write_docs(imp, SRL_KIND_POLICY, on_dup, arg, errstr, errstr_size);
     if (rc == SRL_STORE_OK)
         rc = check_pending_types(imp, errstr, errstr_size);
-    if (rc == SRL_STORE_OK)
+    if (rc == SRL_STORE_OK) {
         report_duplicates(imp, on_dup, arg);
-    if (rc == SRL_STORE_OK)
         rc = srl__store_exec(imp->st, "COMMIT", "import: COMMIT", errstr, errstr_size);
+    }
     if (stats)
         *stats = imp->stats;
     srl_store_import_abort(imp); /* rolls back if the COMMIT did not happen */

@@ -39,7 +39,7 @@ bool srl_deadletter_add(srl_deadletters_t *dl, const char *topic, const srl_reco
     /* The reason may quote record bytes; keep it plain ASCII so the row
      * can never be refused (which would stop the transaction). */
     size_t i = 0;
-    for (; reason[i] && i < sizeof(clean) - 1; i++) {
+    for (; i < sizeof(clean) - 1 && reason[i]; i++) {
         unsigned char c = (unsigned char)reason[i];
         clean[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
     }

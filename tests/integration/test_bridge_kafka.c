@@ -173,7 +173,7 @@ static int64_t high_of(fixture_t *f, int32_t p)
 static void bridge_push_writes_key_headers_and_bytes(void **state)
 {
     fixture_t *f = *state;
-    int64_t before[2] = {high_of(f, 0), high_of(f, 1)};
+    const int64_t before[2] = {high_of(f, 0), high_of(f, 1)};
     srl_framing_buf_t buf = {0};
     char err[256];
     size_t start = srl_framing_begin(&buf);

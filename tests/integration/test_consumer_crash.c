@@ -101,7 +101,7 @@ static void consumer_store_outage_waits_and_resumes(void **state)
              " SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
              db, db);
     PQclear(PQexec(admin, sql));
-    usleep(2000000);
+    sleep(2);
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running, waiting */
     snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" WITH ALLOW_CONNECTIONS true", db);
     PQclear(PQexec(admin, sql));

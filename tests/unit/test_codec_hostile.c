@@ -198,7 +198,6 @@ static void codec_decode_rejects_bad_indexes_and_text(void **state)
 {
     srl_registry_t *reg = *state;
     size_t len;
-    char err[256];
     srl_entity_t e;
     fx_assessment_min(&e);
     uint8_t *good = encode(reg, &e, &len);
@@ -238,7 +237,6 @@ static void codec_decode_rejects_bad_indexes_and_text(void **state)
     good[len - 5] = 2;
     expect_fail(reg, good, len, "field inactive: boolean byte 2");
     free(good);
-    (void)err;
 }
 
 static void codec_decode_rejects_duplicate_map_keys(void **state)
