@@ -76,13 +76,12 @@ static long long query_int(PGconn *conn, const char *sql)
 static void assert_query_text(PGconn *conn, const char *sql, const char *want)
 {
     char *v = query_text(conn, sql);
-    if (strcmp(v, want) != 0) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s: got \"%s\", want \"%s\"", sql, v, want);
-        free(v);
-        fail_msg("%s", msg);
-    }
+    char msg[1024];
+    bool same = strcmp(v, want) == 0;
+    snprintf(msg, sizeof msg, "%s: got \"%s\", want \"%s\"", sql, v, want);
     free(v);
+    if (!same)
+        fail_msg("%s", msg);
 }
 
 /* Runs tests/data/store/store_v4.sql on the raw session. */

@@ -7,8 +7,10 @@
 # Dockerfile installs). Needs python3 with PyYAML; skips (77) without.
 set -euo pipefail
 root=${SRL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-command -v python3 >/dev/null && python3 -c 'import yaml' 2>/dev/null || {
-    echo "SKIP: python3 with PyYAML is needed"; exit 77; }
+if ! command -v python3 >/dev/null || ! python3 -c 'import yaml' 2>/dev/null; then
+    echo "SKIP: python3 with PyYAML is needed"
+    exit 77
+fi
 exec python3 - "$root" <<'PY'
 import os, re, sys, yaml
 root = sys.argv[1]

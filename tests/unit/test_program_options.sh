@@ -30,6 +30,7 @@ failures=0
 checks=0
 fail() {
     echo "FAIL: $1"
+    # shellcheck disable=SC2001 # indents every line; ${//} cannot anchor at each line
     [[ -n ${2:-} ]] && echo "$2" | sed 's/^/    /'
     failures=$((failures + 1))
 }
@@ -139,6 +140,7 @@ expect 0 "^log.level = warn\$" "$S" status --print-config -c "$work/cli.conf"
 
 # cli_help_says_repeatable_once (export --kind said it twice)
 for cmd in "export" "import" "status" "init" "schemas" "assessment list" "type put"; do
+    # shellcheck disable=SC2086 # $cmd is a command and its subcommand, split on purpose
     expect 0 "usage: sysrepl $cmd" "$S" $cmd --help
     if grep -q "repeatable.*repeatable" <<<"$OUT"; then
         fail "sysrepl $cmd --help says (repeatable) twice" "$OUT"
