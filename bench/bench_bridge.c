@@ -145,7 +145,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--bridge") == 0)
             snprintf(bridge_bin, sizeof(bridge_bin), "%s", argv[i + 1]);
         else
-            die("usage", "bench_bridge [--records N] [--longpolls M] [--kafka H:P] [--bridge PATH]");
+            die("usage",
+                "bench_bridge [--records N] [--longpolls M] [--kafka H:P] [--bridge PATH]");
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -166,8 +167,10 @@ int main(int argc, char **argv)
     rd_kafka_conf_set(conf, "linger.ms", "20", err, sizeof(err));
     rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err, sizeof(err));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    srl_topic_settings_t ts = {.partitions = parts, .replication_factor = 1,
-                               .min_insync_replicas = 1, .segment_ms = 3600000,
+    srl_topic_settings_t ts = {.partitions = parts,
+                               .replication_factor = 1,
+                               .min_insync_replicas = 1,
+                               .segment_ms = 3600000,
                                .delete_retention_ms = 86400000};
     const char *topics[1] = {topic};
     for (int tries = 0; !srl_kafka_ensure_topics(rk, &ts, topics, NULL, 1, 15000, err, sizeof(err));
@@ -202,7 +205,8 @@ int main(int argc, char **argv)
         rd_kafka_header_add(h, SRL_HDR_ORIGIN, -1, "bench-hub", -1);
         while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(name, strlen(name)),
                                  RD_KAFKA_V_VALUE(v, vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                 RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                 RD_KAFKA_V_HEADERS(h),
+                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 10);
         free(v);
         srl_entity_clear(&e);
@@ -234,9 +238,8 @@ int main(int argc, char **argv)
         if (!freopen(a[5], "w", stderr))
             _exit(126);
         execl(bridge_bin, bridge_bin, "-X", "instance.id=bench", "-X", a[0], "-X", a[1], "-X", a[2],
-              "-X", a[3], "-X", a[4], "-X", "bridge.plain_http=true", "-X",
-              "replicate=assessments", "-X", "topic.partitions=3", "-X",
-              "bridge.long_poll_max_ms=120s", (char *)NULL);
+              "-X", a[3], "-X", a[4], "-X", "bridge.plain_http=true", "-X", "replicate=assessments",
+              "-X", "topic.partitions=3", "-X", "bridge.long_poll_max_ms=120s", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; http_get(port, "/health", NULL) != 200; i++) {
@@ -276,16 +279,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_bridge: read %zu (kafka) and %zu (http) of %ld records\n", nk, nh,
                 records);
     printf("rebuild, one client, batches of 5000:\n");
-    printf("  kafka source (direct)  %8.0f records/s  (%zu in %.2f s)\n", nk / kafka_s, nk, kafka_s);
+    printf("  kafka source (direct)  %8.0f records/s  (%zu in %.2f s)\n", nk / kafka_s, nk,
+           kafka_s);
     printf("  http source (bridge)   %8.0f records/s  (%zu in %.2f s)  = %.2fx of direct\n",
            nh / http_s, nh, http_s, (nh / http_s) / (nk / kafka_s));
 
     /* 4. idle long polls */
     char req[512];
-    snprintf(req, sizeof(req),
-             "GET /api/replication/v1/topics/assessment-types/partitions/0/records?offset=%s&wait_ms=120000 HTTP/1.1\r\n"
-             "Host: x\r\nX-ApiKey: bench-key\r\n\r\n",
-             "999999999");
+    snprintf(
+        req, sizeof(req),
+        "GET /api/replication/v1/topics/assessment-types/partitions/0/records?offset=%s&wait_ms=120000 HTTP/1.1\r\n"
+        "Host: x\r\nX-ApiKey: bench-key\r\n\r\n",
+        "999999999");
     /* poll at the end of partition 0: ask /state-free: the high watermark via one pull */
     int64_t lo, hi;
     rd_kafka_query_watermark_offsets(rk, topic, 0, &lo, &hi, 10000);
@@ -298,7 +303,8 @@ int main(int argc, char **argv)
     long opened = 0;
     for (long i = 0; i < longpolls; i++) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) != 0 ||
             send(s, req, strlen(req), 0) != (ssize_t)strlen(req)) {
@@ -319,7 +325,8 @@ int main(int argc, char **argv)
     int64_t lo1, hi1;
     rd_kafka_query_watermark_offsets(rk, topic, 1, &lo1, &hi1, 10000);
     snprintf(path[0], sizeof(path[0]),
-             "/api/replication/v1/topics/assessment-types/partitions/1/records?offset=%" PRId64, hi1);
+             "/api/replication/v1/topics/assessment-types/partitions/1/records?offset=%" PRId64,
+             hi1);
     snprintf(path[1], sizeof(path[1]),
              "/api/replication/v1/topics/assessment-types/partitions/1/records?offset=0&max=100");
     for (int k = 0; k < 2; k++)
@@ -332,8 +339,8 @@ int main(int argc, char **argv)
         }
     long rss_after_pulls = rss_kb(pid);
     printf("idle long polls: %ld held (opened in %.2f s); bridge RSS %ld kB idle, %ld kB after the "
-           "rebuild, %ld kB holding them (%ld kB after the pulls below)\n", opened, open_s, rss_idle,
-           rss_after_rebuild, rss_held, rss_after_pulls);
+           "rebuild, %ld kB holding them (%ld kB after the pulls below)\n",
+           opened, open_s, rss_idle, rss_after_rebuild, rss_held, rss_after_pulls);
     printf("  meanwhile: caught-up pull %.1f ms avg / %.1f worst; pull from offset 0 (reader) "
            "%.1f ms avg / %.1f worst\n",
            sum[0] / 20 * 1000, worst[0] * 1000, sum[1] / 20 * 1000, worst[1] * 1000);

@@ -41,11 +41,11 @@ static double now(void)
     return (double)srl_clock_mono_us() / 1e6;
 }
 
-#define DIE(...)                                                               \
-    do {                                                                       \
-        fprintf(stderr, __VA_ARGS__);                                          \
-        fputc('\n', stderr);                                                   \
-        exit(1);                                                               \
+#define DIE(...)                      \
+    do {                              \
+        fprintf(stderr, __VA_ARGS__); \
+        fputc('\n', stderr);          \
+        exit(1);                      \
     } while (0)
 
 static void typical_assessment(srl_entity_t *e)
@@ -83,8 +83,7 @@ static void set_str(avro_value_t *rec, const char *name, const char *s)
 static void set_opt_str(avro_value_t *rec, const char *name, const char *s)
 {
     avro_value_t f, b;
-    if (avro_value_get_by_name(rec, name, &f, NULL) ||
-        avro_value_set_branch(&f, s ? 1 : 0, &b) ||
+    if (avro_value_get_by_name(rec, name, &f, NULL) || avro_value_set_branch(&f, s ? 1 : 0, &b) ||
         (s ? avro_value_set_string(&b, s) : avro_value_set_null(&b)))
         DIE("avro-c: %s: %s", name, avro_strerror());
 }
@@ -106,8 +105,7 @@ static void fill_avro(avro_value_t *rec, const srl_assessment_t *a)
     set_opt_str(&f, "name", a->scope_name);
     set_str(rec, "assessment_type", a->assessment_type);
     set_opt_str(rec, "comment", a->comment);
-    if (avro_value_get_by_name(rec, "package_filter", &f, NULL) ||
-        avro_value_set_branch(&f, 1, &b))
+    if (avro_value_get_by_name(rec, "package_filter", &f, NULL) || avro_value_set_branch(&f, 1, &b))
         DIE("avro-c: package_filter: %s", avro_strerror());
     set_str(&b, "name", a->package_name);
     set_opt_str(&b, "version_range", a->package_version_range);
@@ -125,18 +123,18 @@ static void fill_avro(avro_value_t *rec, const srl_assessment_t *a)
 }
 
 /* Runs body in batches until seconds_per_run elapsed; records/s. */
-#define MEASURE(rate_out, body)                                                \
-    do {                                                                       \
-        long n_ = 0;                                                           \
-        double t0_ = now(), t1_;                                               \
-        do {                                                                   \
-            for (int i_ = 0; i_ < 10000; i_++) {                               \
-                body;                                                          \
-            }                                                                  \
-            n_ += 10000;                                                       \
-            t1_ = now();                                                       \
-        } while (t1_ - t0_ < seconds_per_run);                                 \
-        (rate_out) = (double)n_ / (t1_ - t0_);                                 \
+#define MEASURE(rate_out, body)                  \
+    do {                                         \
+        long n_ = 0;                             \
+        double t0_ = now(), t1_;                 \
+        do {                                     \
+            for (int i_ = 0; i_ < 10000; i_++) { \
+                body;                            \
+            }                                    \
+            n_ += 10000;                         \
+            t1_ = now();                         \
+        } while (t1_ - t0_ < seconds_per_run);   \
+        (rate_out) = (double)n_ / (t1_ - t0_);   \
     } while (0)
 
 int main(int argc, char **argv)

@@ -159,8 +159,8 @@ static void make_assessment(long i, int64_t v, srl_entity_t *e)
     a->meta.changed_at = 1760000000000LL + v;
 }
 
-static void produce(rd_kafka_t *rk, const char *topic, const char *key, const void *val,
-                    size_t len, int64_t version)
+static void produce(rd_kafka_t *rk, const char *topic, const char *key, const void *val, size_t len,
+                    int64_t version)
 {
     char v[32];
     snprintf(v, sizeof(v), "%" PRId64, version);
@@ -171,9 +171,8 @@ static void produce(rd_kafka_t *rk, const char *topic, const char *key, const vo
     while ((err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
                                     RD_KAFKA_V_KEY((void *)key, strlen(key)),
                                     RD_KAFKA_V_VALUE((void *)val, val ? len : 0),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END)) ==
-           RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(rk, 5);
     if (err)
         die("produce", rd_kafka_err2str(err));
@@ -205,9 +204,8 @@ static long vm_hwm_kb(pid_t pid)
  * before exec the child is a fork of this bench, whose heap still holds
  * what it wrote to Kafka (over 200 MB for 1M records). ru_maxrss is
  * printed alongside for comparison. */
-static double run_consumer(const char *bin, const char *dsn, const char *prefix,
-                           const char *kafka, const char *instance, const char *logpath,
-                           long *maxrss_kb)
+static double run_consumer(const char *bin, const char *dsn, const char *prefix, const char *kafka,
+                           const char *instance, const char *logpath, long *maxrss_kb)
 {
     char a1[600], a2[256], a3[256], a4[256];
     snprintf(a1, sizeof(a1), "store.dsn=%s", dsn);
@@ -256,7 +254,8 @@ static double run_consumer(const char *bin, const char *dsn, const char *prefix,
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         die("consumer", logpath);
     *maxrss_kb = hwm;
-    fprintf(stderr, "  (consumer cpu: user %.2f s, sys %.2f s; VmHWM %.1f MB, wait4 ru_maxrss %.1f MB)\n",
+    fprintf(stderr,
+            "  (consumer cpu: user %.2f s, sys %.2f s; VmHWM %.1f MB, wait4 ru_maxrss %.1f MB)\n",
             ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
             ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6, hwm / 1024.0, ru.ru_maxrss / 1024.0);
     return now_s() - t0;
@@ -322,7 +321,8 @@ static int latency(const char *base, const char *kafka, const char *build, int r
      * 350 commits/s; the load generator does not wait for its WAL flush
      * (the change is visible to the producer at commit either way). */
     PQclear(must(hub, "SET synchronous_commit = off", PGRES_COMMAND_OK));
-    PQclear(must(hub, "INSERT INTO assessment_types (name, severity_class) VALUES ('Blocked', 'severe')",
+    PQclear(must(hub,
+                 "INSERT INTO assessment_types (name, severity_class) VALUES ('Blocked', 'severe')",
                  PGRES_COMMAND_OK));
 
     char a_dsn_h[700], a_dsn_s[700], a_prefix[128], a_kafka[256];
@@ -334,11 +334,13 @@ static int latency(const char *base, const char *kafka, const char *build, int r
      * (producer side), Kafka ack -> spoke apply (broker and consumer). */
     const char *acks = "/tmp/bench_e2e_acks.txt";
     unlink(acks);
-    char *pargv[] = {pbin, "-X", "instance.id=bench-hub", "-X", a_dsn_h, "-X", a_prefix,
-                     "-X", a_kafka, "--ack-log", (char *)acks, NULL};
+    char *pargv[] = {pbin,        "-X",         "instance.id=bench-hub",
+                     "-X",        a_dsn_h,      "-X",
+                     a_prefix,    "-X",         a_kafka,
+                     "--ack-log", (char *)acks, NULL};
     const char *x = getenv("SRL_BENCH_X");
-    char *cargv[] = {cbin, "-X", "instance.id=bench-spoke", "-X", a_dsn_s, "-X", a_prefix,
-                     "-X", a_kafka, x ? "-X" : NULL, (char *)x, NULL};
+    char *cargv[] = {cbin, "-X",    "instance.id=bench-spoke", "-X",      a_dsn_s, "-X", a_prefix,
+                     "-X", a_kafka, x ? "-X" : NULL,           (char *)x, NULL};
     /* Topics made here first: the producer would create them too, but
      * right after creation a broker may still answer "not leader". */
     {
@@ -368,13 +370,15 @@ static int latency(const char *base, const char *kafka, const char *build, int r
         while (now_s() < due)
             usleep(200);
         char sql[16384];
-        size_t len = (size_t)snprintf(sql, sizeof(sql),
-                                      "INSERT INTO vulnerability_assessments (vulnerability_id,"
-                                      " assessment_type, scope_kind, assessed_at, comment) VALUES ");
+        size_t len = (size_t)
+            snprintf(sql, sizeof(sql),
+                     "INSERT INTO vulnerability_assessments (vulnerability_id,"
+                     " assessment_type, scope_kind, assessed_at, comment) VALUES ");
         for (int j = i; j < i + per && j < total; j++)
-            len += (size_t)snprintf(sql + len, sizeof(sql) - len,
-                                    "%s('CVE-2025-%07d', 'Blocked', 'global', 1700000000000, 'e2e %d')",
-                                    j > i ? ", " : "", j % 5000, j);
+            len += (size_t)
+                snprintf(sql + len, sizeof(sql) - len,
+                         "%s('CVE-2025-%07d', 'Blocked', 'global', 1700000000000, 'e2e %d')",
+                         j > i ? ", " : "", j % 5000, j);
         snprintf(sql + len, sizeof(sql) - len,
                  " ON CONFLICT (key) DO UPDATE SET comment = EXCLUDED.comment RETURNING version");
         PGresult *r = must(hub, sql, PGRES_TUPLES_OK);
@@ -539,9 +543,10 @@ int main(int argc, char **argv)
             lat_seconds = (int)strtol(argv[++i], NULL, 10);
         else
             die("usage", "bench_consumer [--records N] [--changes M] [--steady-only] | --latency"
-                        " [--rate R] [--seconds S]");
+                         " [--rate R] [--seconds S]");
     }
-    const char *base = env("SRL_TEST_PG_DSN", "host=127.0.0.1 port=55432 user=postgres dbname=postgres");
+    const char *base = env("SRL_TEST_PG_DSN",
+                           "host=127.0.0.1 port=55432 user=postgres dbname=postgres");
     const char *kafka = env("SRL_TEST_KAFKA", "127.0.0.1:59092");
     if (lat_mode)
         return latency(base, kafka, env("SRL_BUILD_DIR", "."), lat_rate, lat_seconds);
@@ -612,8 +617,8 @@ int main(int argc, char **argv)
     if (!steady_only)
         printf("  raw COPY into vulnerability_assessments   %6.2f s  %9.0f rows/s\n", copy_s,
                n / copy_s);
-    printf("  sysrepl-consumer first sync (wall)        %6.2f s  %9.0f records/s",
-           rebuild_s, n / rebuild_s);
+    printf("  sysrepl-consumer first sync (wall)        %6.2f s  %9.0f records/s", rebuild_s,
+           n / rebuild_s);
     if (!steady_only)
         printf("  = %.2fx raw COPY", rebuild_s / copy_s);
     printf("  peak RSS %.1f MB\n", rss_kb / 1024.0);

@@ -49,12 +49,16 @@ int main(int argc, char **argv)
     }
     const char *bootstrap = argv[1], *topic = argv[2];
     long n = strtol(argv[3], NULL, 10);
-    static const char *const props[][2] = {
-        {"enable.idempotence", "true"}, {"acks", "all"},
-        {"partitioner", "murmur2_random"}, {"linger.ms", "1"},
-        {"batch.num.messages", "10000"}, {"batch.size", "4000000"},
-        {"compression.type", "lz4"}, {"message.timeout.ms", "0"},
-        {"queue.buffering.max.messages", "1000000"}, {NULL, NULL}};
+    static const char *const props[][2] = {{"enable.idempotence", "true"},
+                                           {"acks", "all"},
+                                           {"partitioner", "murmur2_random"},
+                                           {"linger.ms", "1"},
+                                           {"batch.num.messages", "10000"},
+                                           {"batch.size", "4000000"},
+                                           {"compression.type", "lz4"},
+                                           {"message.timeout.ms", "0"},
+                                           {"queue.buffering.max.messages", "1000000"},
+                                           {NULL, NULL}};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
     for (int i = 0; props[i][0]; i++)
@@ -110,12 +114,10 @@ int main(int argc, char **argv)
         rd_kafka_header_add(h, SRL_HDR_VERSION, -1, v, vl);
         rd_kafka_header_add(h, SRL_HDR_ORIGIN, -1, "hub-bench", -1);
         rd_kafka_resp_err_t e;
-        while ((e = rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt),
-                                      RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
-                                      RD_KAFKA_V_VALUE(values[i], lens[i]),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END)) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        while ((e = rd_kafka_producev(
+                    rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
+                    RD_KAFKA_V_VALUE(values[i], lens[i]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 5);
         if (e) {
             fprintf(stderr, "produce: %s\n", rd_kafka_err2str(e));

@@ -182,8 +182,8 @@ srl_bridge_keys_t *srl_bridge_keys_load(const char *path, char *errstr, size_t e
         for (size_t i = 0; i < keys->count; i++) {
             if (strcmp(keys->items[i].name, k.name) == 0 ||
                 memcmp(keys->items[i].hash, k.hash, 32) == 0) {
-                snprintf(errstr, errstr_size, "%s:%d: key %s: duplicate name or hash", path,
-                         lineno, k.name);
+                snprintf(errstr, errstr_size, "%s:%d: key %s: duplicate name or hash", path, lineno,
+                         k.name);
                 goto cleanup;
             }
         }

@@ -17,9 +17,9 @@ typedef struct srl_bridge_keys srl_bridge_keys_t;
 
 typedef struct srl_bridge_key {
     char name[64];
-    uint8_t hash[32];   /* SHA-256 of the key */
-    unsigned perms;     /* SRL_PERM_* */
-    unsigned kinds;     /* bit (1 << kind) per allowed kind */
+    uint8_t hash[32]; /* SHA-256 of the key */
+    unsigned perms;   /* SRL_PERM_* */
+    unsigned kinds;   /* bit (1 << kind) per allowed kind */
 } srl_bridge_key_t;
 
 typedef enum {

@@ -52,15 +52,15 @@
  * a Kafka spoke does. Used as a kind index into topics[]. */
 #define SRL_BRIDGE_SCHEMAS ((srl_kind_t)SRL_KIND_COUNT)
 
-typedef struct srl_bridge_keys srl_bridge_keys_t;     /* auth.h */
-typedef struct srl_bridge_tail srl_bridge_tail_t;     /* tail.h */
+typedef struct srl_bridge_keys srl_bridge_keys_t;       /* auth.h */
+typedef struct srl_bridge_tail srl_bridge_tail_t;       /* tail.h */
 typedef struct srl_bridge_readers srl_bridge_readers_t; /* readers.h */
 struct MHD_Daemon;
 
 typedef struct srl_bridge {
     srl_config_t *cfg;
     const char *prefix;
-    unsigned kinds;                        /* replicated kinds: bit (1 << kind) */
+    unsigned kinds; /* replicated kinds: bit (1 << kind) */
     char topics[SRL_KIND_COUNT + 1][SRL_BRIDGE_TOPIC_MAX + 1]; /* + SRL_BRIDGE_SCHEMAS */
     char schemas_topic[SRL_BRIDGE_TOPIC_MAX + 1];
 
@@ -69,11 +69,11 @@ typedef struct srl_bridge {
      * against, so replaced tables are kept (retired) until exit. */
     _Atomic(srl_bridge_keys_t *) keys;
     srl_bridge_keys_t *retired_keys;
-    volatile sig_atomic_t reload;          /* SIGHUP: read the keys file again */
-    rd_kafka_t *rk;                        /* the producer (push, admin, metadata) */
-    srl_registry_t *reg;                   /* guarded by reg_lock */
+    volatile sig_atomic_t reload; /* SIGHUP: read the keys file again */
+    rd_kafka_t *rk;               /* the producer (push, admin, metadata) */
+    srl_registry_t *reg;          /* guarded by reg_lock */
     pthread_mutex_t reg_lock;
-    bool schemas_published;                /* ours are on <prefix>.schemas (reg_lock) */
+    bool schemas_published; /* ours are on <prefix>.schemas (reg_lock) */
 
     srl_bridge_tail_t *tail;
     srl_bridge_readers_t *readers;
@@ -90,10 +90,10 @@ typedef struct srl_bridge {
                                          * value it started with */
     _Atomic int64_t long_poll_max_ms;
 
-    atomic_int connections;                /* open HTTP connections */
-    volatile sig_atomic_t stop;            /* set by signals */
-    atomic_bool fatal;                     /* a worker hit an unrecoverable error */
-    atomic_bool stopping;                  /* new requests get 503 */
+    atomic_int connections;     /* open HTTP connections */
+    volatile sig_atomic_t stop; /* set by signals */
+    atomic_bool fatal;          /* a worker hit an unrecoverable error */
+    atomic_bool stopping;       /* new requests get 503 */
 } srl_bridge_t;
 
 #endif

@@ -45,12 +45,13 @@ static char *tls_cert_pem, *tls_key_pem;
 /* The route layer (one server per process), set at start. */
 static srl_http_headers_fn route_headers;
 
-enum MHD_Result srl__respond(srl_req_t *req, unsigned status, const char *content_type,
-                             char *body, size_t len)
+enum MHD_Result srl__respond(srl_req_t *req, unsigned status, const char *content_type, char *body,
+                             size_t len)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(body ? len : 0, body ? body : (void *)"",
-                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(body ? len : 0,
+                                                                body ? body : (void *)"",
+                                                                body ? MHD_RESPMEM_MUST_FREE
+                                                                     : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         free(body);
         return MHD_NO;
@@ -59,11 +60,9 @@ enum MHD_Result srl__respond(srl_req_t *req, unsigned status, const char *conten
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (status == MHD_HTTP_UNAUTHORIZED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                "Bearer realm=\"sysrepl\"");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"sysrepl\"");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                req->allow ? req->allow : "GET, HEAD");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow ? req->allow : "GET, HEAD");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     /* Only a pull answer sets ready_next (srl__pull_encode). */
@@ -204,8 +203,8 @@ bool srl__http_refuse_busy(srl_req_t *req, enum MHD_Result *rc)
 bool srl__http_refuse_too_large(srl_req_t *req, enum MHD_Result *rc)
 {
     srl_bridge_t *b = req->b;
-    const char *cl =
-        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
     int64_t clen = 0;
     if (cl && srl__parse_num(cl, 0, INT64_MAX, &clen) && (uint64_t)clen > b->max_body_bytes) {
         req->body_too_large = true;
@@ -219,9 +218,8 @@ bool srl__http_refuse_too_large(srl_req_t *req, enum MHD_Result *rc)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     srl_bridge_t *b = cls;
     srl_req_t *req = *con_cls;
@@ -311,7 +309,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     srl_metrics_request(req->route, status, elapsed);
     if (srl_log_enabled(SRL_LOG_DEBUG))
         srl_log(SRL_LOG_DEBUG, "bridge", "request", "route=%s status=%u key=%s elapsed_ms=%" PRId64,
-                srl_metrics_route_name(req->route), status, req->key ? req->key->name : "-", elapsed);
+                srl_metrics_route_name(req->route), status, req->key ? req->key->name : "-",
+                elapsed);
     if (req->route_free)
         req->route_free(req);
     srl_framing_buf_free(&req->body);
@@ -473,8 +472,8 @@ bool srl_bridge_http_start(srl_bridge_t *b, srl_http_headers_fn on_headers, char
     }
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
-    b->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, b,
-                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    b->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, b, MHD_OPTION_ARRAY,
+                                 opts, MHD_OPTION_END);
     if (!b->daemon) {
         snprintf(errstr, errstr_size,
                  "cannot serve on %s:%d (bridge.listen, bridge.port): address in use, no "

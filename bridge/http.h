@@ -27,15 +27,14 @@ typedef enum MHD_Result (*srl_http_handler_fn)(srl_req_t *req);
 /* The route layer's look at a request whose headers are in: it queues a
  * response (a refusal), or sets req->route, allow and handler and returns
  * MHD_YES to read the body and run the handler. */
-typedef enum MHD_Result (*srl_http_headers_fn)(srl_req_t *req, const char *url,
-                                               const char *method);
+typedef enum MHD_Result (*srl_http_headers_fn)(srl_req_t *req, const char *url, const char *method);
 
 /* What a suspended request is waiting for, and what resumed it. */
 typedef enum {
     SRL_WAIT_NONE = 0,
-    SRL_WAIT_DATA,     /* long poll on a partition (tail.c): the handler runs again */
-    SRL_WAIT_JOB,      /* a reader job (readers.c): its ready_* answer is sent */
-    SRL_WAIT_ACKS      /* push delivery reports (routes_push.c): likewise */
+    SRL_WAIT_DATA, /* long poll on a partition (tail.c): the handler runs again */
+    SRL_WAIT_JOB,  /* a reader job (readers.c): its ready_* answer is sent */
+    SRL_WAIT_ACKS  /* push delivery reports (routes_push.c): likewise */
 } srl_wait_t;
 
 /* One HTTP request (libmicrohttpd's per-request context). */
@@ -43,13 +42,13 @@ struct srl_req {
     srl_bridge_t *b;
     struct MHD_Connection *conn;
     int64_t start_ms;
-    unsigned status;          /* of the response queued, for metrics/logs */
-    bool head;                /* HEAD: headers only */
+    unsigned status; /* of the response queued, for metrics/logs */
+    bool head;       /* HEAD: headers only */
 
     /* set by the route layer when the headers are in */
-    srl_route_t route;        /* metrics/log label (SRL_ROUTE_OTHER: none) */
-    const char *allow;        /* Allow header of a 405 */
-    srl_http_handler_fn handler; /* runs when the body is in; NULL: 404 */
+    srl_route_t route;                /* metrics/log label (SRL_ROUTE_OTHER: none) */
+    const char *allow;                /* Allow header of a 405 */
+    srl_http_handler_fn handler;      /* runs when the body is in; NULL: 404 */
     const struct srl_bridge_key *key; /* the caller's key (log its name only) */
 
     /* path parameters (routes.c) */
@@ -63,7 +62,7 @@ struct srl_req {
 
     /* suspension */
     srl_wait_t wait;
-    bool resumed;             /* set (under the owner's lock) before resume */
+    bool resumed; /* set (under the owner's lock) before resume */
     bool suspended;
 
     /* pull (routes_pull.c, tail.c, readers.c) */
@@ -78,13 +77,13 @@ struct srl_req {
     /* a response computed off the handler thread (reader jobs, push):
      * queued when the request is resumed */
     unsigned ready_status;
-    char *ready_body;          /* malloc'd; ownership passes to the response */
+    char *ready_body; /* malloc'd; ownership passes to the response */
     size_t ready_len;
     const char *ready_type;
     int64_t ready_next, ready_high; /* pull: header values (-1: none) */
     size_t ready_count;
 
-    void *route_state;         /* a route's own state (push job); freed by it */
+    void *route_state; /* a route's own state (push job); freed by it */
     void (*route_free)(srl_req_t *req);
 };
 
@@ -94,12 +93,12 @@ bool srl__parse_num(const char *s, int64_t lo, int64_t hi, int64_t *out);
 
 /* Queue a response. body: malloc'd, ownership passes (NULL for none).
  * Returns what the access handler must return. */
-enum MHD_Result srl__respond(srl_req_t *req, unsigned status, const char *content_type,
-                             char *body, size_t len);
+enum MHD_Result srl__respond(srl_req_t *req, unsigned status, const char *content_type, char *body,
+                             size_t len);
 /* {"error": "<message>"} with the status; extra: a JSON object whose fields
  * are added (ownership passes; NULL for none). */
-enum MHD_Result srl__respond_error(srl_req_t *req, unsigned status, void *extra,
-                                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+enum MHD_Result srl__respond_error(srl_req_t *req, unsigned status, void *extra, const char *fmt,
+                                   ...) __attribute__((format(printf, 4, 5)));
 /* Queue a ready_* response computed elsewhere (after a resume). */
 enum MHD_Result srl__respond_ready(srl_req_t *req);
 /* Prepare a JSON error as the ready_* response (for a worker thread). */

@@ -72,7 +72,8 @@ static void reload_config(srl_bridge_t *b, int64_t *stats_every)
 {
     char err[1024];
     if (srl_config_reload(b->cfg, "bridge", NULL, err, sizeof(err))) {
-        atomic_store(&b->max_body_bytes, (size_t)srl_config_get_int(b->cfg, "bridge.max_body_bytes"));
+        atomic_store(&b->max_body_bytes,
+                     (size_t)srl_config_get_int(b->cfg, "bridge.max_body_bytes"));
         atomic_store(&b->max_batch_records,
                      (size_t)srl_config_get_int(b->cfg, "bridge.max_batch_records"));
         atomic_store(&b->request_timeout_ms,
@@ -112,7 +113,8 @@ static const srl_cmdline_t bridge_cmdline = {
              "Kafka.\n--hash-key prints a line for bridge.keys_file; the bridge reads the "
              "line back\nexactly as printed (perms: pull, push, metrics).",
     .opts = bridge_opts,
-    .epilog = "Exit codes: 0 stopped cleanly, 1 config or usage error, 4 a fatal error while running.",
+    .epilog =
+        "Exit codes: 0 stopped cleanly, 1 config or usage error, 4 a fatal error while running.",
 };
 
 /* --hash-key: print "<name> <sha256> <perms> [kinds]" for the keys file,
@@ -171,9 +173,8 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const
     (void)rk;
     /* Connection trouble is reported once by the error callback or by
      * the record loops; librdkafka's own lines are detail. */
-    srl_log(level <= 2 ? SRL_LOG_ERROR : SRL_LOG_DEBUG, "bridge",
-            "librdkafka", "client=producer facility=%s detail=%s", srl_log_q(fac),
-            srl_log_q(buf));
+    srl_log(level <= 2 ? SRL_LOG_ERROR : SRL_LOG_DEBUG, "bridge", "librdkafka",
+            "client=producer facility=%s detail=%s", srl_log_q(fac), srl_log_q(buf));
 }
 
 static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -346,8 +347,8 @@ int main(int argc, char **argv)
         srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
         goto cleanup;
     }
-    atomic_store(&b->keys, srl_bridge_keys_load(srl_config_get_str(b->cfg, "bridge.keys_file"),
-                                                err, sizeof(err)));
+    atomic_store(&b->keys, srl_bridge_keys_load(srl_config_get_str(b->cfg, "bridge.keys_file"), err,
+                                                sizeof(err)));
     if (!atomic_load(&b->keys)) {
         srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
         goto cleanup;
@@ -382,8 +383,8 @@ int main(int argc, char **argv)
         srl_log(SRL_LOG_ERROR, "bridge", "cannot start tailing", "reason=%s", srl_log_q(err));
         goto cleanup;
     }
-    b->readers = srl_bridge_readers_start(b, (int)srl_config_get_int(b->cfg, "bridge.readers"),
-                                          err, sizeof(err));
+    b->readers = srl_bridge_readers_start(b, (int)srl_config_get_int(b->cfg, "bridge.readers"), err,
+                                          sizeof(err));
     if (!b->readers) {
         srl_log(SRL_LOG_ERROR, "bridge", "cannot start the readers", "reason=%s", srl_log_q(err));
         goto cleanup;

@@ -36,7 +36,7 @@ static void *gauges_arg;
 
 const char *srl_metrics_route_name(srl_route_t route)
 {
-    static const char *const names[SRL_ROUTE_COUNT] = {"pull",   "push",   "state",  "schemas",
+    static const char *const names[SRL_ROUTE_COUNT] = {"pull",   "push",    "state", "schemas",
                                                        "health", "metrics", "other"};
     return route < SRL_ROUTE_COUNT ? names[route] : "other";
 }
@@ -117,7 +117,8 @@ char *srl_metrics_render(size_t *len)
             continue;
         const char *rn = srl_metrics_route_name((srl_route_t)r);
         for (int i = 0; i < NBUCKETS; i++)
-            fprintf(f, "sysrepl_bridge_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %lu\n",
+            fprintf(f,
+                    "sysrepl_bridge_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %lu\n",
                     rn, bucket_s[i], atomic_load(&latency_bucket[r][i]));
         fprintf(f, "sysrepl_bridge_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %lu\n",
                 rn, count);
@@ -136,31 +137,34 @@ char *srl_metrics_render(size_t *len)
     for (int k = 0; k < SRL_KIND_COUNT; k++)
         fprintf(f, "sysrepl_bridge_records_accepted_total{kind=\"%s\"} %lu\n",
                 srl_kind_name((srl_kind_t)k), atomic_load(&accepted[k]));
-    fprintf(f, "# HELP sysrepl_bridge_push_rejected_total Push batches rejected as invalid.\n"
-               "# TYPE sysrepl_bridge_push_rejected_total counter\n"
-               "sysrepl_bridge_push_rejected_total %lu\n",
+    fprintf(f,
+            "# HELP sysrepl_bridge_push_rejected_total Push batches rejected as invalid.\n"
+            "# TYPE sysrepl_bridge_push_rejected_total counter\n"
+            "sysrepl_bridge_push_rejected_total %lu\n",
             atomic_load(&push_rejected));
-    fprintf(f, "# HELP sysrepl_bridge_kafka_errors_total Errors reported by librdkafka.\n"
-               "# TYPE sysrepl_bridge_kafka_errors_total counter\n"
-               "sysrepl_bridge_kafka_errors_total %lu\n",
+    fprintf(f,
+            "# HELP sysrepl_bridge_kafka_errors_total Errors reported by librdkafka.\n"
+            "# TYPE sysrepl_bridge_kafka_errors_total counter\n"
+            "sysrepl_bridge_kafka_errors_total %lu\n",
             atomic_load(&kafka_errors));
     srl_metrics_gauges_t g;
     read_gauges(&g);
-    fprintf(f, "# HELP sysrepl_bridge_connections Open HTTP connections.\n"
-               "# TYPE sysrepl_bridge_connections gauge\n"
-               "sysrepl_bridge_connections %d\n"
-               "# HELP sysrepl_bridge_long_polls Requests waiting for new records.\n"
-               "# TYPE sysrepl_bridge_long_polls gauge\n"
-               "sysrepl_bridge_long_polls %zu\n"
-               "# HELP sysrepl_bridge_window_records Records held in the in-memory windows.\n"
-               "# TYPE sysrepl_bridge_window_records gauge\n"
-               "sysrepl_bridge_window_records %zu\n"
-               "# HELP sysrepl_bridge_window_bytes Bytes held in the in-memory windows.\n"
-               "# TYPE sysrepl_bridge_window_bytes gauge\n"
-               "sysrepl_bridge_window_bytes %zu\n"
-               "# HELP sysrepl_bridge_reader_queue Reads waiting for a reader thread.\n"
-               "# TYPE sysrepl_bridge_reader_queue gauge\n"
-               "sysrepl_bridge_reader_queue %zu\n",
+    fprintf(f,
+            "# HELP sysrepl_bridge_connections Open HTTP connections.\n"
+            "# TYPE sysrepl_bridge_connections gauge\n"
+            "sysrepl_bridge_connections %d\n"
+            "# HELP sysrepl_bridge_long_polls Requests waiting for new records.\n"
+            "# TYPE sysrepl_bridge_long_polls gauge\n"
+            "sysrepl_bridge_long_polls %zu\n"
+            "# HELP sysrepl_bridge_window_records Records held in the in-memory windows.\n"
+            "# TYPE sysrepl_bridge_window_records gauge\n"
+            "sysrepl_bridge_window_records %zu\n"
+            "# HELP sysrepl_bridge_window_bytes Bytes held in the in-memory windows.\n"
+            "# TYPE sysrepl_bridge_window_bytes gauge\n"
+            "sysrepl_bridge_window_bytes %zu\n"
+            "# HELP sysrepl_bridge_reader_queue Reads waiting for a reader thread.\n"
+            "# TYPE sysrepl_bridge_reader_queue gauge\n"
+            "sysrepl_bridge_reader_queue %zu\n",
             g.connections, g.long_polls, g.window_records, g.window_bytes, g.reader_queue);
     if (fclose(f) != 0) {
         free(buf);

@@ -32,11 +32,11 @@ const char *srl_metrics_route_name(srl_route_t route);
 /* What the bridge holds right now, read when /metrics or the stats line
  * is written. */
 typedef struct srl_metrics_gauges {
-    int connections;        /* open HTTP connections */
-    size_t long_polls;      /* requests waiting for new records */
-    size_t window_records;  /* records held in the in-memory windows */
+    int connections;       /* open HTTP connections */
+    size_t long_polls;     /* requests waiting for new records */
+    size_t window_records; /* records held in the in-memory windows */
     size_t window_bytes;
-    size_t reader_queue;    /* reads waiting for a reader thread */
+    size_t reader_queue; /* reads waiting for a reader thread */
 } srl_metrics_gauges_t;
 
 typedef void (*srl_metrics_gauges_fn)(void *arg, srl_metrics_gauges_t *out);

@@ -69,8 +69,8 @@ static json_t *record_json(srl_bridge_t *b, const srl_record_t *r)
     }
     if (r->kind == SRL_BRIDGE_SCHEMAS) {
         json_t *schema = json_loadb((const char *)r->value, r->value_len, 0, NULL);
-        json_object_set_new(o, "value", schema ? schema : json_stringn((const char *)r->value,
-                                                                          r->value_len));
+        json_object_set_new(o, "value",
+                            schema ? schema : json_stringn((const char *)r->value, r->value_len));
         return o;
     }
     srl_entity_t e;
@@ -106,9 +106,10 @@ bool srl__pull_encode(srl_req_t *req, const srl_record_t *records, size_t count,
     if (req->want_json) {
         json_t *o = json_object();
         json_t *arr = json_array();
-        json_object_set_new(o, "kind", json_string(req->kind == SRL_BRIDGE_SCHEMAS
-                                                       ? "schemas"
-                                                       : srl_kind_name(req->kind)));
+        json_object_set_new(o, "kind",
+                            json_string(req->kind == SRL_BRIDGE_SCHEMAS
+                                            ? "schemas"
+                                            : srl_kind_name(req->kind)));
         json_object_set_new(o, "partition", json_integer(req->partition));
         json_object_set_new(o, "offset", json_integer(req->offset));
         json_object_set_new(o, "next_offset", json_integer(next_offset));
@@ -134,9 +135,11 @@ bool srl__pull_encode(srl_req_t *req, const srl_record_t *records, size_t count,
                     break;
                 /* A record we cannot frame (key over 4 KiB): skip it, but
                  * say so, never silently. */
-                srl_log(SRL_LOG_WARN, "bridge", "record not served", "kind=%s partition=%d "
-                        "offset=%" PRId64 " reason=%s", srl_kind_name(req->kind),
-                        (int)req->partition, records[i].offset, srl_log_q(err));
+                srl_log(SRL_LOG_WARN, "bridge", "record not served",
+                        "kind=%s partition=%d "
+                        "offset=%" PRId64 " reason=%s",
+                        srl_kind_name(req->kind), (int)req->partition, records[i].offset,
+                        srl_log_q(err));
                 continue;
             }
             added++;

@@ -65,8 +65,8 @@ static const srl_meta_t *entity_meta(const srl_entity_t *e)
 }
 
 /* The value's own checks against the record that carries it. */
-static bool check_entity(srl_kind_t kind, const srl_entity_t *e, const srl_push_rec_t *r,
-                         char *err, size_t err_size)
+static bool check_entity(srl_kind_t kind, const srl_entity_t *e, const srl_push_rec_t *r, char *err,
+                         size_t err_size)
 {
     char keybuf[SRL_FRAMING_KEY_MAX + 1];
     if (e->kind != kind) {
@@ -173,8 +173,7 @@ static bool decode_json_record(const srl_push_ctx_t *ctx, json_t *o, srl_push_re
     }
     const char *k;
     json_t *v;
-    json_object_foreach(o, k, v)
-    {
+    json_object_foreach(o, k, v) {
         if (strcmp(k, "key") && strcmp(k, "version") && strcmp(k, "origin") && strcmp(k, "value")) {
             snprintf(err, err_size, "unknown field \"%.60s\" (fields: key, version, origin, value)",
                      k);

@@ -23,7 +23,7 @@ typedef struct srl_push_rec {
     const uint8_t *value; /* NULL: tombstone */
     size_t value_len;
     int64_t version;
-    const char *origin;   /* NUL-terminated */
+    const char *origin; /* NUL-terminated */
     uint8_t *owned_value;
     char *owned_key;
     char *owned_origin;
@@ -36,8 +36,8 @@ typedef struct srl_push_batch {
 } srl_push_batch_t;
 
 typedef struct srl_push_ctx {
-    srl_kind_t kind;          /* the path's kind */
-    srl_registry_t *reg;      /* writer schemas */
+    srl_kind_t kind;           /* the path's kind */
+    srl_registry_t *reg;       /* writer schemas */
     pthread_mutex_t *reg_lock; /* held around registry use; NULL: none */
     size_t max_records;
 } srl_push_ctx_t;

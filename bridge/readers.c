@@ -403,8 +403,8 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const
     (void)rk;
     /* Connection trouble is reported once by the error callback or by
      * the record loops; librdkafka's own lines are detail. */
-    srl_log(level <= 2 ? SRL_LOG_ERROR : SRL_LOG_DEBUG, "bridge",
-            "librdkafka", "client=reader facility=%s detail=%s", srl_log_q(fac), srl_log_q(buf));
+    srl_log(level <= 2 ? SRL_LOG_ERROR : SRL_LOG_DEBUG, "bridge", "librdkafka",
+            "client=reader facility=%s detail=%s", srl_log_q(fac), srl_log_q(buf));
 }
 
 static rd_kafka_t *reader_consumer(srl_bridge_t *b, int id, char *errstr, size_t errstr_size)

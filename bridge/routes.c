@@ -26,15 +26,15 @@
 #define API SRL_BRIDGE_API_PREFIX
 
 typedef struct route_def {
-    srl_route_t id;            /* metrics/log label */
-    const char *method;        /* "GET" (HEAD too) or "POST" */
+    srl_route_t id;     /* metrics/log label */
+    const char *method; /* "GET" (HEAD too) or "POST" */
     /* The path; {kind}, {partition} and {fingerprint} are parameters. A
      * parameter inside the path is one non-empty segment; the last one
      * takes the rest of the path, so its own check names what is wrong. */
     const char *path;
-    unsigned perm;             /* SRL_PERM_* bits, any one is enough; 0: any known key */
-    bool open;                 /* no key needed */
-    bool kind_schemas;         /* {kind} may be "schemas": the schema topic */
+    unsigned perm;     /* SRL_PERM_* bits, any one is enough; 0: any known key */
+    bool open;         /* no key needed */
+    bool kind_schemas; /* {kind} may be "schemas": the schema topic */
     srl_http_handler_fn handler;
 } route_def_t;
 
@@ -47,8 +47,7 @@ static const route_def_t routes[] = {
     {SRL_ROUTE_STATE, "GET", API "/state", SRL_PERM_PULL | SRL_PERM_PUSH, false, false,
      srl__route_state},
     {SRL_ROUTE_SCHEMAS, "GET", API "/schemas/{fingerprint}", SRL_PERM_PULL | SRL_PERM_PUSH, false,
-     false,
-     srl__route_schemas},
+     false, srl__route_schemas},
     {SRL_ROUTE_PUSH, "POST", API "/topics/{kind}/records", SRL_PERM_PUSH, false, false,
      srl__route_push},
     {SRL_ROUTE_PULL, "GET", API "/topics/{kind}/partitions/{partition}/records", SRL_PERM_PULL,
@@ -108,7 +107,7 @@ typedef struct route_match {
     const route_def_t *def; /* NULL: no route */
     unsigned status;        /* 0: parameters fine; else the error status */
     char error[256];
-    int kind;               /* for authorisation: the kind asked for, or -1 */
+    int kind; /* for authorisation: the kind asked for, or -1 */
 } route_match_t;
 
 /* Check the path parameters into req; the first bad one is the answer
@@ -214,12 +213,12 @@ enum MHD_Result srl_routes_on_headers(srl_req_t *req, const char *url, const cha
 
     if (!m.def->open) {
         const char *xkey = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-ApiKey");
-        const char *authz =
-            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        const char *authz = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_AUTHORIZATION);
         char why[256];
         const srl_bridge_key_t *key = NULL;
-        srl_auth_result_t a = srl_bridge_authorize(atomic_load(&b->keys), xkey, authz,
-                                                   m.def->perm, m.kind, &key, why, sizeof(why));
+        srl_auth_result_t a = srl_bridge_authorize(atomic_load(&b->keys), xkey, authz, m.def->perm,
+                                                   m.kind, &key, why, sizeof(why));
         req->key = key;
         if (a == SRL_AUTH_UNAUTHENTICATED)
             return srl__respond_error(req, MHD_HTTP_UNAUTHORIZED, NULL, "%s", why);

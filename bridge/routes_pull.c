@@ -66,8 +66,9 @@ static bool parse_arg(srl_req_t *req, const char *name, int64_t lo, int64_t hi, 
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (!*s || *end || errno || v < lo || v > hi || s[0] == '+' || s[0] == ' ') {
-        snprintf(err, err_size, "query parameter %s must be an integer in %" PRId64 "..%" PRId64
-                 ", got \"%.40s\"", name, lo, hi, s);
+        snprintf(err, err_size,
+                 "query parameter %s must be an integer in %" PRId64 "..%" PRId64 ", got \"%.40s\"",
+                 name, lo, hi, s);
         return false;
     }
     *out = v;
@@ -121,10 +122,10 @@ enum MHD_Result srl__route_pull(srl_req_t *req)
     int64_t high = -1;
     srl_tail_rc_t trc = srl_bridge_tail_pull(b->tail, req, !woken, &high);
     if (srl_log_enabled(SRL_LOG_DEBUG))
-        srl_log(SRL_LOG_DEBUG, "bridge", "pull", "kind=%s partition=%d offset=%" PRId64
-                " wait_ms=%" PRId64 " woken=%d rc=%d", req->kind == SRL_BRIDGE_SCHEMAS ? "schemas"
-                : srl_kind_name(req->kind), (int)req->partition, req->offset, req->wait_ms,
-                (int)woken, (int)trc);
+        srl_log(SRL_LOG_DEBUG, "bridge", "pull",
+                "kind=%s partition=%d offset=%" PRId64 " wait_ms=%" PRId64 " woken=%d rc=%d",
+                req->kind == SRL_BRIDGE_SCHEMAS ? "schemas" : srl_kind_name(req->kind),
+                (int)req->partition, req->offset, req->wait_ms, (int)woken, (int)trc);
     switch (trc) {
     case SRL_TAIL_SERVED:
         return srl__respond_ready(req);

@@ -120,10 +120,11 @@ bool srl__bridge_publish_schemas(srl_bridge_t *b, char *errstr, size_t errstr_si
         const char *json = srl_registry_writer_json(b->reg, (srl_kind_t)k);
         pthread_mutex_unlock(&b->reg_lock);
         snprintf(key, sizeof(key), "%016" PRIx64, fp);
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            b->rk, RD_KAFKA_V_TOPIC(b->schemas_topic), RD_KAFKA_V_KEY(key, 16),
-            RD_KAFKA_V_VALUE((void *)json, strlen(json)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(b->schemas_topic),
+                                                  RD_KAFKA_V_KEY(key, 16),
+                                                  RD_KAFKA_V_VALUE((void *)json, strlen(json)),
+                                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                                  RD_KAFKA_V_END);
         if (e) {
             snprintf(errstr, errstr_size, "publishing schema %s to %s: %s", key, b->schemas_topic,
                      rd_kafka_err2str(e));
@@ -145,9 +146,10 @@ bool srl__bridge_publish_schemas(srl_bridge_t *b, char *errstr, size_t errstr_si
 enum MHD_Result srl__route_push(srl_req_t *req)
 {
     srl_bridge_t *b = req->b;
-    const char *ctype =
-        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    bool binary = ctype && strncmp(ctype, SRL_FRAMING_MEDIA_TYPE, strlen(SRL_FRAMING_MEDIA_TYPE)) == 0;
+    const char *ctype = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_TYPE);
+    bool binary = ctype &&
+                  strncmp(ctype, SRL_FRAMING_MEDIA_TYPE, strlen(SRL_FRAMING_MEDIA_TYPE)) == 0;
     bool json = ctype && strncmp(ctype, "application/json", 16) == 0;
     if (!binary && !json)
         return srl__respond_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
@@ -162,16 +164,18 @@ enum MHD_Result srl__route_push(srl_req_t *req)
     req->route_state = j;
     req->route_free = push_job_free;
 
-    srl_push_ctx_t ctx = {.kind = req->kind, .reg = b->reg, .reg_lock = &b->reg_lock,
+    srl_push_ctx_t ctx = {.kind = req->kind,
+                          .reg = b->reg,
+                          .reg_lock = &b->reg_lock,
                           .max_records = b->max_batch_records};
     srl_push_error_t perror;
     if (!srl_push_decode(&ctx, binary, req->body.data, req->body.len, &j->batch, &perror)) {
         srl_metrics_push_rejected();
         srl_log(SRL_LOG_INFO, "bridge", "push rejected", "key=%s kind=%s status=%u reason=%s",
-                srl_log_q(req->key ? req->key->name : "-"), srl_kind_name(req->kind),
-                perror.status, srl_log_q(perror.msg));
-        json_t *extra =
-            perror.index >= 0 ? json_pack("{sI}", "record", (json_int_t)perror.index) : NULL;
+                srl_log_q(req->key ? req->key->name : "-"), srl_kind_name(req->kind), perror.status,
+                srl_log_q(perror.msg));
+        json_t *extra = perror.index >= 0 ? json_pack("{sI}", "record", (json_int_t)perror.index)
+                                          : NULL;
         return srl__respond_error(req, perror.status, extra, "%s", perror.msg);
     }
     if (j->batch.count == 0) {
@@ -206,8 +210,8 @@ enum MHD_Result srl__route_push(srl_req_t *req)
         perr = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(b->topics[req->kind]),
                                  RD_KAFKA_V_KEY(r->key, r->key_len),
                                  RD_KAFKA_V_VALUE((void *)r->value, r->value ? r->value_len : 0),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                                 RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
         if (perr) {
             rd_kafka_headers_destroy(hdrs);
             break;

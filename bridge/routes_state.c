@@ -68,8 +68,8 @@ static void state_job(srl_bridge_t *b, rd_kafka_t *rk, srl_req_t *req)
         json_t *parts = json_array();
         for (int p = 0; p < n; p++) {
             int64_t lo, hi;
-            rd_kafka_resp_err_t e =
-                rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, BROKER_TIMEOUT_MS);
+            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi,
+                                                                     BROKER_TIMEOUT_MS);
             if (e) {
                 json_decref(parts);
                 json_decref(topics);
@@ -78,15 +78,14 @@ static void state_job(srl_bridge_t *b, rd_kafka_t *rk, srl_req_t *req)
                                  rd_kafka_err2str(e));
                 return;
             }
-            json_array_append_new(parts, json_pack("{sisIsI}", "partition", p, "low_watermark",
-                                                   (json_int_t)lo, "high_watermark",
-                                                   (json_int_t)hi));
+            json_array_append_new(parts,
+                                  json_pack("{sisIsI}", "partition", p, "low_watermark",
+                                            (json_int_t)lo, "high_watermark", (json_int_t)hi));
         }
         json_array_append_new(
             topics, json_pack("{sssssisIso}", "kind",
                               k == SRL_KIND_COUNT ? "schemas" : srl_kind_name((srl_kind_t)k),
-                              "topic", topic,
-                              "partition_count", n, "delete_retention_ms",
+                              "topic", topic, "partition_count", n, "delete_retention_ms",
                               (json_int_t)strtoll(retention, NULL, 10), "partitions", parts));
     }
     ready_json(req, MHD_HTTP_OK,

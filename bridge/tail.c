@@ -245,7 +245,7 @@ srl_tail_rc_t srl_bridge_tail_pull(srl_bridge_tail_t *t, srl_req_t *req, bool ma
             break;
     }
     n = i;
-    int64_t next = first + n < p->count ? ring_at(p, first + n)->offset
+    int64_t next = first + n < p->count    ? ring_at(p, first + n)->offset
                    : req->offset >= p->end ? req->offset
                                            : p->end;
     srl__pull_encode(req, recs, n, next, p->high);
@@ -389,8 +389,8 @@ static bool tail_init(srl_bridge_tail_t *t)
         highs[k] = calloc((size_t)counts[k], sizeof(int64_t));
         for (int p = 0; highs[k] && p < counts[k]; p++) {
             int64_t lo, hi;
-            rd_kafka_resp_err_t e =
-                rd_kafka_query_watermark_offsets(t->rk, b->topics[k], p, &lo, &hi, 5000);
+            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(t->rk, b->topics[k], p, &lo,
+                                                                     &hi, 5000);
             if (e) {
                 srl_log(SRL_LOG_WARN, "bridge", "cannot read watermarks yet; retrying",
                         "topic=%s partition=%d reason=%s", srl_log_q(b->topics[k]), p,
@@ -478,9 +478,9 @@ static void *tail_main(void *arg)
         } else if (m->err) {
             int64_t now = srl_clock_mono_ms();
             if (now - last_error_log > 5000) {
-                srl_log(srl_kafka_err_is_retriable(m->err) ? SRL_LOG_WARN : SRL_LOG_ERROR,
-                        "bridge", "tail consumer error", "topic=%s partition=%d reason=%s",
-                        srl_log_q(topic), (int)m->partition, srl_log_q(rd_kafka_message_errstr(m)));
+                srl_log(srl_kafka_err_is_retriable(m->err) ? SRL_LOG_WARN : SRL_LOG_ERROR, "bridge",
+                        "tail consumer error", "topic=%s partition=%d reason=%s", srl_log_q(topic),
+                        (int)m->partition, srl_log_q(rd_kafka_message_errstr(m)));
                 last_error_log = now;
             }
             srl_metrics_kafka_error();
@@ -537,8 +537,8 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const
     (void)rk;
     /* Connection trouble is reported once by the error callback or by
      * the record loops; librdkafka's own lines are detail. */
-    srl_log(level <= 2 ? SRL_LOG_ERROR : SRL_LOG_DEBUG, "bridge",
-            "librdkafka", "client=tail facility=%s detail=%s", srl_log_q(fac), srl_log_q(buf));
+    srl_log(level <= 2 ? SRL_LOG_ERROR : SRL_LOG_DEBUG, "bridge", "librdkafka",
+            "client=tail facility=%s detail=%s", srl_log_q(fac), srl_log_q(buf));
 }
 
 srl_bridge_tail_t *srl_bridge_tail_start(srl_bridge_t *b, size_t window_bytes, char *errstr,

@@ -14,11 +14,11 @@
 #include "http.h"
 
 typedef enum {
-    SRL_TAIL_SERVED,     /* ready_* filled from the window */
-    SRL_TAIL_WAITING,    /* registered as a waiter and suspended */
-    SRL_TAIL_BELOW,      /* offset is below the window: ask the readers */
-    SRL_TAIL_NOT_READY,  /* partition not tailed yet (broker away at start) */
-    SRL_TAIL_BEYOND      /* offset beyond the high watermark */
+    SRL_TAIL_SERVED,    /* ready_* filled from the window */
+    SRL_TAIL_WAITING,   /* registered as a waiter and suspended */
+    SRL_TAIL_BELOW,     /* offset is below the window: ask the readers */
+    SRL_TAIL_NOT_READY, /* partition not tailed yet (broker away at start) */
+    SRL_TAIL_BEYOND     /* offset beyond the high watermark */
 } srl_tail_rc_t;
 
 srl_bridge_tail_t *srl_bridge_tail_start(srl_bridge_t *b, size_t window_bytes, char *errstr,
@@ -34,7 +34,6 @@ int srl_bridge_tail_partitions(srl_bridge_tail_t *t, srl_kind_t kind);
 /* High watermark last seen (-1 unknown). */
 int64_t srl_bridge_tail_high(srl_bridge_tail_t *t, srl_kind_t kind, int32_t partition);
 bool srl_bridge_tail_ready(srl_bridge_tail_t *t);
-void srl_bridge_tail_stats(srl_bridge_tail_t *t, size_t *records, size_t *bytes,
-                           size_t *waiters);
+void srl_bridge_tail_stats(srl_bridge_tail_t *t, size_t *records, size_t *bytes, size_t *waiters);
 
 #endif

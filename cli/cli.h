@@ -30,35 +30,35 @@ enum {
 #define CLI_MAX_REPEAT 8
 
 typedef struct cli_opt {
-    const char *name;  /* long name, without "--"; NULL ends a table */
-    char short_name;   /* 0: none */
-    const char *arg;   /* metavar ("N", "FILE"); NULL for a flag */
-    bool repeat;       /* may be given more than once */
+    const char *name; /* long name, without "--"; NULL ends a table */
+    char short_name;  /* 0: none */
+    const char *arg;  /* metavar ("N", "FILE"); NULL for a flag */
+    bool repeat;      /* may be given more than once */
     const char *help;
 } cli_opt_t;
 
 typedef struct cli_args {
-    const cli_opt_t *opts;                 /* the command's table */
-    const char *value[CLI_MAX_OPTS];       /* last value ("" for a flag); NULL: absent */
+    const cli_opt_t *opts;           /* the command's table */
+    const char *value[CLI_MAX_OPTS]; /* last value ("" for a flag); NULL: absent */
     const char *all[CLI_MAX_OPTS][CLI_MAX_REPEAT];
     int count[CLI_MAX_OPTS];
-    char **pos;                            /* positional arguments */
+    char **pos; /* positional arguments */
     int npos;
 } cli_args_t;
 
 typedef struct cli_ctx {
     srl_config_t *cfg;
-    const char *prog;   /* argv[0] basename */
-    srl_kind_t kind;    /* for the put/get/list/delete of a kind group */
+    const char *prog; /* argv[0] basename */
+    srl_kind_t kind;  /* for the put/get/list/delete of a kind group */
     FILE *out, *err;
 } cli_ctx_t;
 
 typedef struct cli_cmd cli_cmd_t;
 struct cli_cmd {
-    const char *name;      /* NULL ends a table */
-    const char *aliases;   /* other names, '|'-separated, or NULL */
-    const char *usage;     /* positional arguments, "" for none */
-    int min_pos, max_pos;  /* max_pos -1: any number */
+    const char *name;     /* NULL ends a table */
+    const char *aliases;  /* other names, '|'-separated, or NULL */
+    const char *usage;    /* positional arguments, "" for none */
+    int min_pos, max_pos; /* max_pos -1: any number */
     const char *summary;
     const cli_opt_t *opts;
     int (*run)(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args);

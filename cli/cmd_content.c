@@ -41,8 +41,8 @@ static json_t *load_object(cli_ctx_t *ctx, const char *text, const char *path, i
         obj = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     }
     if (!obj) {
-        cli_error(ctx, "%s: invalid JSON at line %d column %d: %s", source, jerr.line,
-                  jerr.column, jerr.text);
+        cli_error(ctx, "%s: invalid JSON at line %d column %d: %s", source, jerr.line, jerr.column,
+                  jerr.text);
         *code = CLI_EXIT_INVALID;
         return NULL;
     }

@@ -69,8 +69,8 @@ int cli_cmd_init(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
                 srl_store_where(st), before, srl_store_expected_version(), applied,
                 applied == 1 ? "" : "s");
     else
-        fprintf(ctx->out, "store %s: schema version %d, nothing to migrate\n",
-                srl_store_where(st), before);
+        fprintf(ctx->out, "store %s: schema version %d, nothing to migrate\n", srl_store_where(st),
+                before);
     fprintf(ctx->out, "instance \"%s\", role %s\n", id, role);
     code = CLI_EXIT_OK;
 cleanup:
@@ -151,22 +151,19 @@ static int print_status_json(cli_ctx_t *ctx, const srl_store_t *st, const srl_st
         " s:o}",
         "store", srl_store_where(st), "schema_version", s->schema_version,
         "expected_schema_version", srl_store_expected_version(), "instance_id",
-        s->settings.instance_id, "role", s->settings.role,
-        "counts", srl_kind_name(SRL_KIND_ASSESSMENT_TYPE),
-        (json_int_t)s->counts[SRL_KIND_ASSESSMENT_TYPE], srl_kind_name(SRL_KIND_ASSESSMENT),
-        (json_int_t)s->counts[SRL_KIND_ASSESSMENT], srl_kind_name(SRL_KIND_POLICY),
-        (json_int_t)s->counts[SRL_KIND_POLICY],
-        "outbox", "depth", (json_int_t)s->outbox_depth, "oldest_age_ms",
-        (json_int_t)s->outbox_oldest_age_ms, "last_version", (json_int_t)s->last_version,
-        "producer", "last_delivered_version", (json_int_t)s->producer_last_delivered_version,
-        "delivered_at", t1, "rate", s->producer_rate, "last_error", s->producer_last_error,
-        "last_replication", "at", t2, "level", s->last_log_level, "component",
-        s->last_log_component, "message", s->last_log_message,
-        "consumer", "partitions", (json_int_t)s->consumer_partitions, "caught_up_at", t4,
-        "lag_records", (json_int_t)s->consumer_lag_records, "lag_seconds", s->consumer_lag_seconds,
-        "dead_letters", "count", (json_int_t)s->dead_letters, "newest_at", t3, "newest_reason",
-        s->newest_dead_letter_reason,
-        "warnings", warn ? warn : json_array());
+        s->settings.instance_id, "role", s->settings.role, "counts",
+        srl_kind_name(SRL_KIND_ASSESSMENT_TYPE), (json_int_t)s->counts[SRL_KIND_ASSESSMENT_TYPE],
+        srl_kind_name(SRL_KIND_ASSESSMENT), (json_int_t)s->counts[SRL_KIND_ASSESSMENT],
+        srl_kind_name(SRL_KIND_POLICY), (json_int_t)s->counts[SRL_KIND_POLICY], "outbox", "depth",
+        (json_int_t)s->outbox_depth, "oldest_age_ms", (json_int_t)s->outbox_oldest_age_ms,
+        "last_version", (json_int_t)s->last_version, "producer", "last_delivered_version",
+        (json_int_t)s->producer_last_delivered_version, "delivered_at", t1, "rate",
+        s->producer_rate, "last_error", s->producer_last_error, "last_replication", "at", t2,
+        "level", s->last_log_level, "component", s->last_log_component, "message",
+        s->last_log_message, "consumer", "partitions", (json_int_t)s->consumer_partitions,
+        "caught_up_at", t4, "lag_records", (json_int_t)s->consumer_lag_records, "lag_seconds",
+        s->consumer_lag_seconds, "dead_letters", "count", (json_int_t)s->dead_letters, "newest_at",
+        t3, "newest_reason", s->newest_dead_letter_reason, "warnings", warn ? warn : json_array());
     if (!o) {
         cli_error(ctx, "out of memory");
         return CLI_EXIT_USAGE;
@@ -192,18 +189,24 @@ static void print_status_text(cli_ctx_t *ctx, const srl_store_t *st, const srl_s
             s->counts[SRL_KIND_ASSESSMENT], srl_kind_name(SRL_KIND_ASSESSMENT),
             s->counts[SRL_KIND_POLICY], srl_kind_name(SRL_KIND_POLICY));
     if (s->outbox_depth > 0)
-        fprintf(out, "outbox:           %" PRId64 " change%s waiting, oldest %.1f s; last version %" PRId64 "\n",
+        fprintf(out,
+                "outbox:           %" PRId64
+                " change%s waiting, oldest %.1f s; last version %" PRId64 "\n",
                 s->outbox_depth, s->outbox_depth == 1 ? "" : "s",
                 (double)s->outbox_oldest_age_ms / 1000.0, s->last_version);
     else
         fprintf(out, "outbox:           empty; last version %" PRId64 "\n", s->last_version);
     if (strcmp(s->settings.role, "spoke") != 0) {
         fmt_time(s->producer_delivered_at_ms, t, sizeof(t));
-        fprintf(out, "producer:         delivered up to version %" PRId64 ", last at %s, %.1f records/s\n",
+        fprintf(out,
+                "producer:         delivered up to version %" PRId64
+                ", last at %s, %.1f records/s\n",
                 s->producer_last_delivered_version, t, s->producer_rate);
     } else {
         fmt_time(s->consumer_oldest_caught_up_ms, t, sizeof(t));
-        fprintf(out, "consumer:         %" PRId64 " partition%s, lag %" PRId64 " records / %.1f s, all caught up at %s\n",
+        fprintf(out,
+                "consumer:         %" PRId64 " partition%s, lag %" PRId64
+                " records / %.1f s, all caught up at %s\n",
                 s->consumer_partitions, s->consumer_partitions == 1 ? "" : "s",
                 s->consumer_lag_records, s->consumer_lag_seconds, t);
     }

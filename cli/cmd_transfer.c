@@ -30,12 +30,11 @@ typedef struct dup_report {
     const char *source;
 } dup_report_t;
 
-static void on_duplicate(void *arg, srl_kind_t kind, const char *key, long line,
-                         long winning_line)
+static void on_duplicate(void *arg, srl_kind_t kind, const char *key, long line, long winning_line)
 {
     dup_report_t *r = arg;
-    cli_warn(r->ctx, "%s: line %ld: %s \"%s\" is given again at line %ld; line %ld wins",
-             r->source, line, srl_kind_name(kind), key, winning_line, winning_line);
+    cli_warn(r->ctx, "%s: line %ld: %s \"%s\" is given again at line %ld; line %ld wins", r->source,
+             line, srl_kind_name(kind), key, winning_line, winning_line);
 }
 
 static bool blank(const char *s)
@@ -58,8 +57,8 @@ static bool split_line(const json_t *obj, bool have_kind, srl_kind_t given, srl_
             return false;
         }
         if (have_kind && *kind != given) {
-            snprintf(errstr, size, "kind: \"%s\" but --kind %s was given",
-                     json_string_value(k), srl_kind_name(given));
+            snprintf(errstr, size, "kind: \"%s\" but --kind %s was given", json_string_value(k),
+                     srl_kind_name(given));
             return false;
         }
         *value = v;
@@ -177,8 +176,8 @@ int cli_cmd_import(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
     }
     fprintf(ctx->out, "imported from %s:", source);
     for (int k = 0; k < SRL_KIND_COUNT; k++)
-        fprintf(ctx->out, "%s %" PRId64 " %s (%" PRId64 " changed)", k ? "," : "",
-                stats.read[k], srl_kind_name((srl_kind_t)k), stats.changed[k]);
+        fprintf(ctx->out, "%s %" PRId64 " %s (%" PRId64 " changed)", k ? "," : "", stats.read[k],
+                srl_kind_name((srl_kind_t)k), stats.changed[k]);
     if (stats.duplicates > 0)
         fprintf(ctx->out, "; %" PRId64 " duplicate line%s superseded", stats.duplicates,
                 stats.duplicates == 1 ? "" : "s");
@@ -236,8 +235,8 @@ int cli_cmd_export(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
     PGresult *res = PQexec(srl_store_conn(st), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     srl_store_rc_t rc = PQresultStatus(res) == PGRES_COMMAND_OK
                             ? SRL_STORE_OK
-                            : srl_store_classify(srl_store_conn(st), res, "export: BEGIN",
-                                                 errstr, sizeof(errstr));
+                            : srl_store_classify(srl_store_conn(st), res, "export: BEGIN", errstr,
+                                                 sizeof(errstr));
     PQclear(res);
     for (int k = 0; k < SRL_KIND_COUNT && rc == SRL_STORE_OK; k++) {
         if (!want[k])
@@ -271,8 +270,8 @@ int cli_cmd_export(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
         goto cleanup;
     }
     if (path)
-        fprintf(ctx->err, "exported to %s: %" PRId64 " %s, %" PRId64 " %s, %" PRId64 " %s\n",
-                path, counts[0], srl_kind_name(SRL_KIND_ASSESSMENT_TYPE), counts[1],
+        fprintf(ctx->err, "exported to %s: %" PRId64 " %s, %" PRId64 " %s, %" PRId64 " %s\n", path,
+                counts[0], srl_kind_name(SRL_KIND_ASSESSMENT_TYPE), counts[1],
                 srl_kind_name(SRL_KIND_ASSESSMENT), counts[2], srl_kind_name(SRL_KIND_POLICY));
 cleanup:
     srl_store_close(st);

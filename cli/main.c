@@ -29,22 +29,24 @@ static const cli_opt_t init_opts[] = {
     {"instance-id", 0, "ID", false,
      "this instance's id, the origin of its changes (default: config instance.id, the "
      "stored id, or the host name)"},
-    {"role", 0, "hub|spoke", false, "this instance's role (default: config role, or the stored role)"},
+    {"role", 0, "hub|spoke", false,
+     "this instance's role (default: config role, or the stored role)"},
     {NULL, 0, NULL, false, NULL}};
 
-static const cli_opt_t status_opts[] = {
-    {"json", 0, NULL, false, "print one JSON object instead of text"},
-    {NULL, 0, NULL, false, NULL}};
+static const cli_opt_t status_opts[] = {{"json", 0, NULL, false,
+                                         "print one JSON object instead of text"},
+                                        {NULL, 0, NULL, false, NULL}};
 
-static const cli_opt_t put_opts[] = {
-    {"file", 'f', "FILE", false, "read the JSON object from FILE ('-': standard input)"},
-    {NULL, 0, NULL, false, NULL}};
+static const cli_opt_t put_opts[] = {{"file", 'f', "FILE", false,
+                                      "read the JSON object from FILE ('-': standard input)"},
+                                     {NULL, 0, NULL, false, NULL}};
 
 static const cli_opt_t get_opts[] = {{NULL, 0, NULL, false, NULL}};
 
 static const cli_opt_t list_opts[] = {
     {"type", 0, "NAME", false, "assessments: only those of this assessment type (any case)"},
-    {"scope", 0, "SCOPE", false, "assessments: only this scope: global, policy:N, feed:N, project:N"},
+    {"scope", 0, "SCOPE", false,
+     "assessments: only this scope: global, policy:N, feed:N, project:N"},
     {"expired", 0, NULL, false, "assessments: only those whose expiry has passed"},
     {"limit", 0, "N", false, "at most N entries"},
     {"json", 0, NULL, false, "print JSON lines instead of a table"},
@@ -57,10 +59,11 @@ static const cli_opt_t import_opts[] = {
      "lines are bare objects of this kind (without --kind every line is {\"kind\": K, \"value\": {...}})"},
     {NULL, 0, NULL, false, NULL}};
 
-static const cli_opt_t export_opts[] = {
-    {"kind", 0, "KIND", true, "export only this kind (default: all kinds)"},
-    {"output", 'o', "FILE", false, "write to FILE instead of standard output"},
-    {NULL, 0, NULL, false, NULL}};
+static const cli_opt_t export_opts[] = {{"kind", 0, "KIND", true,
+                                         "export only this kind (default: all kinds)"},
+                                        {"output", 'o', "FILE", false,
+                                         "write to FILE instead of standard output"},
+                                        {NULL, 0, NULL, false, NULL}};
 
 static const cli_opt_t schemas_opts[] = {
     {"check", 0, "FILE", false,
@@ -69,15 +72,19 @@ static const cli_opt_t schemas_opts[] = {
 
 static int cli_cmd_schemas(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args);
 
-#define KIND_SUBS                                                                           \
-    {"put", NULL, "[JSON|-]", 0, 1,                                                         \
-     "insert or replace one entity, from a JSON argument, -f FILE, or '-' (stdin)",         \
-     put_opts, cli_cmd_put, NULL, 0},                                                       \
-    {"get", NULL, "KEY", 1, 1, "print one entity as JSON", get_opts, cli_cmd_get, NULL, 0}, \
-    {"list", "ls", "", 0, 0, "list entities in key order", list_opts, cli_cmd_list, NULL, 0}, \
-    {"delete", "rm", "KEY", 1, 1, "delete one entity (replicated as a tombstone)",          \
-     delete_opts, cli_cmd_delete, NULL, 0},                                                 \
-    {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0}
+#define KIND_SUBS                                                                                   \
+    {"put",      NULL,                                                                              \
+     "[JSON|-]", 0,                                                                                 \
+     1,          "insert or replace one entity, from a JSON argument, -f FILE, or '-' (stdin)",     \
+     put_opts,   cli_cmd_put,                                                                       \
+     NULL,       0},                                                                                \
+        {"get", NULL, "KEY", 1, 1, "print one entity as JSON", get_opts, cli_cmd_get, NULL, 0},     \
+        {"list", "ls", "", 0, 0, "list entities in key order", list_opts, cli_cmd_list, NULL, 0},   \
+        {"delete",    "rm",           "KEY", 1, 1, "delete one entity (replicated as a tombstone)", \
+         delete_opts, cli_cmd_delete, NULL,  0},                                                    \
+    {                                                                                               \
+        NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0                                           \
+    }
 
 static const cli_cmd_t kind_subs[] = {KIND_SUBS};
 
@@ -90,13 +97,13 @@ static const cli_cmd_t commands[] = {
      "role, schema version, counts, outbox depth, last replication, dead letters, warnings",
      status_opts, cli_cmd_status, NULL, 0},
     {"type", "assessment-type|assessment-types", "", 0, 0,
-     "assessment types (key: the name, any case): put, get, list, delete", NULL, NULL,
-     kind_subs, SRL_KIND_ASSESSMENT_TYPE},
+     "assessment types (key: the name, any case): put, get, list, delete", NULL, NULL, kind_subs,
+     SRL_KIND_ASSESSMENT_TYPE},
     {"assessment", "vulnerability-assessment|vulnerability-assessments|assessments", "", 0, 0,
-     "vulnerability assessments (key: ID|global or ID|KIND:NAME): put, get, list, delete",
-     NULL, NULL, kind_subs, SRL_KIND_ASSESSMENT},
-    {"policy", "policies", "", 0, 0, "policies (key: the name): put, get, list, delete", NULL,
-     NULL, kind_subs, SRL_KIND_POLICY},
+     "vulnerability assessments (key: ID|global or ID|KIND:NAME): put, get, list, delete", NULL,
+     NULL, kind_subs, SRL_KIND_ASSESSMENT},
+    {"policy", "policies", "", 0, 0, "policies (key: the name): put, get, list, delete", NULL, NULL,
+     kind_subs, SRL_KIND_POLICY},
     {"import", NULL, "[FILE|-]", 0, 1,
      "import JSON lines (default: standard input) in one transaction; the same key twice: "
      "the last line wins",
@@ -104,8 +111,8 @@ static const cli_cmd_t commands[] = {
     {"export", NULL, "", 0, 0, "export content as JSON lines, streamed", export_opts,
      cli_cmd_export, NULL, 0},
     {"schemas", NULL, "", 0, 0,
-     "the Avro schemas of this build: each kind's fingerprint and canonical form",
-     schemas_opts, cli_cmd_schemas, NULL, 0},
+     "the Avro schemas of this build: each kind's fingerprint and canonical form", schemas_opts,
+     cli_cmd_schemas, NULL, 0},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0}};
 
 /* ------------------------------------------------------------------ */
@@ -140,11 +147,16 @@ int cli_exit_code(srl_store_rc_t rc)
 {
     switch (rc) {
     case SRL_STORE_OK:
-    case SRL_STORE_DONE: return CLI_EXIT_OK;
-    case SRL_STORE_INVALID: return CLI_EXIT_INVALID;
-    case SRL_STORE_UNREACHABLE: return CLI_EXIT_UNREACHABLE;
-    case SRL_STORE_NOT_FOUND: return CLI_EXIT_NOT_FOUND;
-    default: return CLI_EXIT_USAGE;
+    case SRL_STORE_DONE:
+        return CLI_EXIT_OK;
+    case SRL_STORE_INVALID:
+        return CLI_EXIT_INVALID;
+    case SRL_STORE_UNREACHABLE:
+        return CLI_EXIT_UNREACHABLE;
+    case SRL_STORE_NOT_FOUND:
+        return CLI_EXIT_NOT_FOUND;
+    default:
+        return CLI_EXIT_USAGE;
     }
 }
 
@@ -234,8 +246,8 @@ static void print_help(FILE *out, const char *words, const cli_cmd_t *cmd)
         print_footer(out);
         return;
     }
-    fprintf(out, "usage: %s%s%s [OPTIONS]\n\n%s\n", words, cmd->usage[0] ? " " : "",
-            cmd->usage, cmd->summary);
+    fprintf(out, "usage: %s%s%s [OPTIONS]\n\n%s\n", words, cmd->usage[0] ? " " : "", cmd->usage,
+            cmd->summary);
     if (cmd->aliases)
         fprintf(out, "(also: %s)\n", cmd->aliases);
     if (cmd->opts && cmd->opts->name) {
@@ -487,8 +499,9 @@ int main(int argc, char **argv)
     }
     /* The common options, wherever they are on the line; the command
      * words, --dsn and --help stay for the tables below. */
-    static const srl_cmdline_t cmdline = {
-        .program = "sysrepl", .prog_mask = SRL_PROG_CLI, .pass_through = true};
+    static const srl_cmdline_t cmdline = {.program = "sysrepl",
+                                          .prog_mask = SRL_PROG_CLI,
+                                          .pass_through = true};
     int parsed = srl_cmdline_parse(&cmdline, ctx.cfg, &argc, argv, NULL);
     if (parsed != SRL_CMDLINE_RUN) {
         code = parsed;
@@ -561,8 +574,8 @@ int main(int argc, char **argv)
     }
     if (args.npos < cmd->min_pos || (cmd->max_pos >= 0 && args.npos > cmd->max_pos)) {
         cli_error(&ctx, "expected %s%s (see %s --help)",
-                  cmd->usage[0] ? "arguments: " : "no arguments",
-                  cmd->usage[0] ? cmd->usage : "", words);
+                  cmd->usage[0] ? "arguments: " : "no arguments", cmd->usage[0] ? cmd->usage : "",
+                  words);
         goto cleanup;
     }
     /* --dsn is one more override, after -c and -X. */

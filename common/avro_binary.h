@@ -50,8 +50,7 @@ static inline size_t srl__rd_left(const srl__rd_t *r)
 }
 
 __attribute__((format(printf, 2, 3), cold)) static inline bool srl__rd_fail(srl__rd_t *r,
-                                                                             const char *fmt,
-                                                                             ...)
+                                                                            const char *fmt, ...)
 {
     if (!r->failed) {
         size_t used = 0;
@@ -90,8 +89,7 @@ static inline int64_t srl__rd_long(srl__rd_t *r)
             break;
         shift += 7;
         if (shift >= 70) {
-            srl__rd_fail(r, "varint longer than 10 bytes at byte %zu",
-                         (size_t)(r->p - r->start));
+            srl__rd_fail(r, "varint longer than 10 bytes at byte %zu", (size_t)(r->p - r->start));
             return 0;
         }
     }

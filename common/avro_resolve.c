@@ -18,7 +18,7 @@ typedef enum op {
     OP_NULL,
     OP_BOOL,
     OP_INT,
-    OP_LONG,        /* also int -> long: the varint carries over */
+    OP_LONG, /* also int -> long: the varint carries over */
     OP_INT_TO_FLOAT,
     OP_INT_TO_DOUBLE,
     OP_LONG_TO_FLOAT,
@@ -26,23 +26,23 @@ typedef enum op {
     OP_FLOAT,
     OP_FLOAT_TO_DOUBLE,
     OP_DOUBLE,
-    OP_BYTES,       /* bytes and string, either way (the decoder checks UTF-8) */
+    OP_BYTES, /* bytes and string, either way (the decoder checks UTF-8) */
     OP_FIXED,
     OP_ENUM,
     OP_ARRAY,
     OP_MAP,
     OP_RECORD,
-    OP_UNION,       /* writer is a union: one plan per writer branch */
-    OP_ERROR        /* a writer branch or value the reader cannot take */
+    OP_UNION, /* writer is a union: one plan per writer branch */
+    OP_ERROR  /* a writer branch or value the reader cannot take */
 } op_t;
 
 typedef struct plan plan_t;
 
 struct plan {
     op_t op;
-    int out_branch;               /* >= 0: reader union index written first */
-    const srl__avro_node_t *w;    /* writer schema node */
-    const char *path;             /* field path, for messages */
+    int out_branch;            /* >= 0: reader union index written first */
+    const srl__avro_node_t *w; /* writer schema node */
+    const char *path;          /* field path, for messages */
     /* OP_ENUM: writer index -> reader index, -1 = no symbol and no default */
     int *enum_map;
     /* OP_ARRAY, OP_MAP */
@@ -50,13 +50,13 @@ struct plan {
     /* OP_UNION */
     plan_t **branches;
     /* OP_RECORD */
-    plan_t **wfield_plan;         /* per writer field; NULL = skip */
-    int *wfield_target;           /* per writer field: reader field index or -1 */
-    int *rfield_source;           /* per reader field: writer field index or -1 */
-    uint8_t **rfield_default;     /* per reader field missing from the writer */
+    plan_t **wfield_plan;     /* per writer field; NULL = skip */
+    int *wfield_target;       /* per writer field: reader field index or -1 */
+    int *rfield_source;       /* per reader field: writer field index or -1 */
+    uint8_t **rfield_default; /* per reader field missing from the writer */
     size_t *rfield_default_len;
     size_t nr;
-    bool in_order;                /* matched writer fields come in reader order */
+    bool in_order; /* matched writer fields come in reader order */
     /* OP_ERROR */
     const char *msg;
 };
@@ -104,8 +104,7 @@ static char *rstrdup(srl__resolver_t *res, const char *s)
     return d;
 }
 
-__attribute__((format(printf, 2, 3))) static void *rfail(srl__resolver_t *res, const char *fmt,
-                                                          ...)
+__attribute__((format(printf, 2, 3))) static void *rfail(srl__resolver_t *res, const char *fmt, ...)
 {
     if (!res->failed && res->errstr && res->errstr_size) {
         va_list ap;
@@ -132,8 +131,7 @@ static const char *where(const char *path)
 
 static bool is_named(const srl__avro_node_t *n)
 {
-    return n->type == SRL__AVRO_RECORD || n->type == SRL__AVRO_ENUM ||
-           n->type == SRL__AVRO_FIXED;
+    return n->type == SRL__AVRO_RECORD || n->type == SRL__AVRO_ENUM || n->type == SRL__AVRO_FIXED;
 }
 
 /* Same type (named types: same kind and unqualified name; the strict
@@ -153,16 +151,22 @@ static int promotion(srl__avro_type_t w, srl__avro_type_t r)
 {
     switch (w) {
     case SRL__AVRO_INT:
-        return r == SRL__AVRO_LONG ? OP_LONG
-               : r == SRL__AVRO_FLOAT ? OP_INT_TO_FLOAT
+        return r == SRL__AVRO_LONG     ? OP_LONG
+               : r == SRL__AVRO_FLOAT  ? OP_INT_TO_FLOAT
                : r == SRL__AVRO_DOUBLE ? OP_INT_TO_DOUBLE
                                        : -1;
     case SRL__AVRO_LONG:
-        return r == SRL__AVRO_FLOAT ? OP_LONG_TO_FLOAT : r == SRL__AVRO_DOUBLE ? OP_LONG_TO_DOUBLE : -1;
-    case SRL__AVRO_FLOAT: return r == SRL__AVRO_DOUBLE ? OP_FLOAT_TO_DOUBLE : -1;
-    case SRL__AVRO_STRING: return r == SRL__AVRO_BYTES ? OP_BYTES : -1;
-    case SRL__AVRO_BYTES: return r == SRL__AVRO_STRING ? OP_BYTES : -1;
-    default: return -1;
+        return r == SRL__AVRO_FLOAT    ? OP_LONG_TO_FLOAT
+               : r == SRL__AVRO_DOUBLE ? OP_LONG_TO_DOUBLE
+                                       : -1;
+    case SRL__AVRO_FLOAT:
+        return r == SRL__AVRO_DOUBLE ? OP_FLOAT_TO_DOUBLE : -1;
+    case SRL__AVRO_STRING:
+        return r == SRL__AVRO_BYTES ? OP_BYTES : -1;
+    case SRL__AVRO_BYTES:
+        return r == SRL__AVRO_STRING ? OP_BYTES : -1;
+    default:
+        return -1;
     }
 }
 
@@ -184,8 +188,7 @@ static int reader_branch(const srl__resolver_t *res, const srl__avro_node_t *w,
 static plan_t *build(srl__resolver_t *res, const srl__avro_node_t *w, const srl__avro_node_t *r,
                      const char *path, int depth);
 
-static plan_t *new_plan(srl__resolver_t *res, op_t op, const srl__avro_node_t *w,
-                        const char *path)
+static plan_t *new_plan(srl__resolver_t *res, op_t op, const srl__avro_node_t *w, const char *path)
 {
     plan_t *p = ralloc(res, sizeof(*p));
     if (!p)
@@ -294,17 +297,20 @@ static plan_t *build_record(srl__resolver_t *res, const srl__avro_node_t *w,
         join_path(sub, sizeof(sub), path, f->name);
         if (!f->default_value) {
             if (res->mode == SRL__RESOLVE_STRICT_OLD_WRITER)
-                return rfail(res, "%s: field added without a default (the current schema's "
-                                  "data lacks it)", sub);
+                return rfail(res,
+                             "%s: field added without a default (the current schema's "
+                             "data lacks it)",
+                             sub);
             if (res->mode == SRL__RESOLVE_STRICT_NEW_WRITER)
-                return rfail(res, "%s: field removed, but the current schema has no default "
-                                  "for it (readers of the current schema need it)", sub);
+                return rfail(res,
+                             "%s: field removed, but the current schema has no default "
+                             "for it (readers of the current schema need it)",
+                             sub);
             return rfail(res, "%s: missing from the writer schema and has no default", sub);
         }
         srl__wr_t dw = {0};
         char err[256];
-        if (!srl__avro_encode_json(f->type, f->default_value, true, &dw, sub, err,
-                                   sizeof(err))) {
+        if (!srl__avro_encode_json(f->type, f->default_value, true, &dw, sub, err, sizeof(err))) {
             free(dw.data);
             return rfail(res, "bad default: %s", err);
         }
@@ -362,10 +368,12 @@ static plan_t *build(srl__resolver_t *res, const srl__avro_node_t *w, const srl_
                         return rfail(res, "%s: %s", where(path), msg);
                     p->branches[i] = error_plan(res, wb, path, msg);
                 } else {
-                    p->branches[i] =
-                        with_branch(res, build(res, wb, r->branches[k], path, depth + 1), k);
+                    p->branches[i] = with_branch(res,
+                                                 build(res, wb, r->branches[k], path, depth + 1),
+                                                 k);
                 }
-            } else if (same_type(res, wb, r) || (!strict(res) && promotion(wb->type, r->type) >= 0)) {
+            } else if (same_type(res, wb, r) ||
+                       (!strict(res) && promotion(wb->type, r->type) >= 0)) {
                 p->branches[i] = build(res, wb, r, path, depth + 1);
             } else {
                 char msg[256];
@@ -392,26 +400,34 @@ static plan_t *build(srl__resolver_t *res, const srl__avro_node_t *w, const srl_
     if (!same_type(res, w, r)) {
         int op = promotion(w->type, r->type);
         if (op < 0 || strict(res))
-            return rfail(res, "%s: type changed from %s to %s", where(path),
-                         srl__avro_type_name(w), srl__avro_type_name(r));
+            return rfail(res, "%s: type changed from %s to %s", where(path), srl__avro_type_name(w),
+                         srl__avro_type_name(r));
         return new_plan(res, (op_t)op, w, path);
     }
 
     switch (w->type) {
-    case SRL__AVRO_NULL: return new_plan(res, OP_NULL, w, path);
-    case SRL__AVRO_BOOLEAN: return new_plan(res, OP_BOOL, w, path);
-    case SRL__AVRO_INT: return new_plan(res, OP_INT, w, path);
-    case SRL__AVRO_LONG: return new_plan(res, OP_LONG, w, path);
-    case SRL__AVRO_FLOAT: return new_plan(res, OP_FLOAT, w, path);
-    case SRL__AVRO_DOUBLE: return new_plan(res, OP_DOUBLE, w, path);
+    case SRL__AVRO_NULL:
+        return new_plan(res, OP_NULL, w, path);
+    case SRL__AVRO_BOOLEAN:
+        return new_plan(res, OP_BOOL, w, path);
+    case SRL__AVRO_INT:
+        return new_plan(res, OP_INT, w, path);
+    case SRL__AVRO_LONG:
+        return new_plan(res, OP_LONG, w, path);
+    case SRL__AVRO_FLOAT:
+        return new_plan(res, OP_FLOAT, w, path);
+    case SRL__AVRO_DOUBLE:
+        return new_plan(res, OP_DOUBLE, w, path);
     case SRL__AVRO_BYTES:
-    case SRL__AVRO_STRING: return new_plan(res, OP_BYTES, w, path);
+    case SRL__AVRO_STRING:
+        return new_plan(res, OP_BYTES, w, path);
     case SRL__AVRO_FIXED:
         if (w->size != r->size)
-            return rfail(res, "%s: fixed %s changed size from %zu to %zu", where(path),
-                         w->fullname, w->size, r->size);
+            return rfail(res, "%s: fixed %s changed size from %zu to %zu", where(path), w->fullname,
+                         w->size, r->size);
         return new_plan(res, OP_FIXED, w, path);
-    case SRL__AVRO_ENUM: return build_enum(res, w, r, path);
+    case SRL__AVRO_ENUM:
+        return build_enum(res, w, r, path);
     case SRL__AVRO_ARRAY:
     case SRL__AVRO_MAP: {
         plan_t *p = new_plan(res, w->type == SRL__AVRO_ARRAY ? OP_ARRAY : OP_MAP, w, path);
@@ -419,8 +435,10 @@ static plan_t *build(srl__resolver_t *res, const srl__avro_node_t *w, const srl_
             return NULL;
         return p;
     }
-    case SRL__AVRO_RECORD: return build_record(res, w, r, path, depth);
-    case SRL__AVRO_UNION: break;
+    case SRL__AVRO_RECORD:
+        return build_record(res, w, r, path, depth);
+    case SRL__AVRO_UNION:
+        break;
     }
     return rfail(res, "%s: unsupported type", where(path));
 }
@@ -439,8 +457,7 @@ srl__resolver_t *srl__resolver_new(const srl__avro_schema_t *writer,
     res->errstr_size = errstr_size;
     const srl__avro_node_t *w = writer->root, *r = reader->root;
     if (w->type == SRL__AVRO_RECORD && r->type == SRL__AVRO_RECORD &&
-        strcmp(w->fullname, r->fullname) != 0 &&
-        (strict(res) || strcmp(w->name, r->name) != 0))
+        strcmp(w->fullname, r->fullname) != 0 && (strict(res) || strcmp(w->name, r->name) != 0))
         rfail(res, "record %s cannot be read as %s", w->fullname, r->fullname);
     else
         res->root = build(res, w, r, "", 0);
@@ -536,17 +553,38 @@ static bool run(const plan_t *p, srl__rd_t *r, srl__wr_t *o, int depth)
         srl__wr_long(o, p->out_branch);
     r->field = p->path[0] ? p->path : NULL;
     switch (p->op) {
-    case OP_NULL: break;
-    case OP_BOOL: srl__wr_byte(o, srl__rd_bool(r)); break;
-    case OP_INT: srl__wr_long(o, srl__rd_int(r)); break;
-    case OP_LONG: srl__wr_long(o, srl__rd_long(r)); break;
-    case OP_INT_TO_FLOAT: srl__wr_float(o, (float)srl__rd_int(r)); break;
-    case OP_INT_TO_DOUBLE: srl__wr_double(o, (double)srl__rd_int(r)); break;
-    case OP_LONG_TO_FLOAT: srl__wr_float(o, (float)srl__rd_long(r)); break;
-    case OP_LONG_TO_DOUBLE: srl__wr_double(o, (double)srl__rd_long(r)); break;
-    case OP_FLOAT: srl__wr_float(o, srl__rd_float(r)); break;
-    case OP_FLOAT_TO_DOUBLE: srl__wr_double(o, (double)srl__rd_float(r)); break;
-    case OP_DOUBLE: srl__wr_double(o, srl__rd_double(r)); break;
+    case OP_NULL:
+        break;
+    case OP_BOOL:
+        srl__wr_byte(o, srl__rd_bool(r));
+        break;
+    case OP_INT:
+        srl__wr_long(o, srl__rd_int(r));
+        break;
+    case OP_LONG:
+        srl__wr_long(o, srl__rd_long(r));
+        break;
+    case OP_INT_TO_FLOAT:
+        srl__wr_float(o, (float)srl__rd_int(r));
+        break;
+    case OP_INT_TO_DOUBLE:
+        srl__wr_double(o, (double)srl__rd_int(r));
+        break;
+    case OP_LONG_TO_FLOAT:
+        srl__wr_float(o, (float)srl__rd_long(r));
+        break;
+    case OP_LONG_TO_DOUBLE:
+        srl__wr_double(o, (double)srl__rd_long(r));
+        break;
+    case OP_FLOAT:
+        srl__wr_float(o, srl__rd_float(r));
+        break;
+    case OP_FLOAT_TO_DOUBLE:
+        srl__wr_double(o, (double)srl__rd_float(r));
+        break;
+    case OP_DOUBLE:
+        srl__wr_double(o, srl__rd_double(r));
+        break;
     case OP_BYTES:
         if (srl__rd_bytes(r, &b, &len))
             srl__wr_bytes(o, b, len);
@@ -562,11 +600,13 @@ static bool run(const plan_t *p, srl__rd_t *r, srl__wr_t *o, int depth)
         if (r->failed)
             return false;
         if (v < 0 || (uint64_t)v >= p->w->nsymbols)
-            return srl__rd_fail(r, "enum %s index %lld out of range (%zu symbols)",
-                                p->w->fullname, (long long)v, p->w->nsymbols);
+            return srl__rd_fail(r, "enum %s index %lld out of range (%zu symbols)", p->w->fullname,
+                                (long long)v, p->w->nsymbols);
         if (p->enum_map[v] < 0)
-            return srl__rd_fail(r, "enum %s symbol \"%s\" unknown to the reader, which has no "
-                                   "default symbol", p->w->fullname, p->w->symbols[v]);
+            return srl__rd_fail(r,
+                                "enum %s symbol \"%s\" unknown to the reader, which has no "
+                                "default symbol",
+                                p->w->fullname, p->w->symbols[v]);
         srl__wr_long(o, p->enum_map[v]);
         break;
     }
@@ -596,8 +636,8 @@ static bool run(const plan_t *p, srl__rd_t *r, srl__wr_t *o, int depth)
         if (r->failed)
             return false;
         if (k < 0 || (uint64_t)k >= p->w->nbranches)
-            return srl__rd_fail(r, "union index %lld out of range (%zu branches)",
-                                (long long)k, p->w->nbranches);
+            return srl__rd_fail(r, "union index %lld out of range (%zu branches)", (long long)k,
+                                p->w->nbranches);
         return run(p->branches[k], r, o, depth + 1);
     }
     case OP_ERROR:

@@ -24,7 +24,7 @@
 #include "avro_schema.h"
 
 typedef enum srl__resolve_mode {
-    SRL__RESOLVE_DATA,             /* read data: the Avro specification's rules */
+    SRL__RESOLVE_DATA,              /* read data: the Avro specification's rules */
     SRL__RESOLVE_STRICT_OLD_WRITER, /* writer = current schema, reader = candidate */
     SRL__RESOLVE_STRICT_NEW_WRITER  /* writer = candidate, reader = current schema */
 } srl__resolve_mode_t;

@@ -73,9 +73,9 @@ __attribute__((format(printf, 2, 3))) static void *perr(parse_ctx_t *c, const ch
     return NULL;
 }
 
-static const char *const type_names[] = {"null", "boolean", "int", "long", "float",
-                                         "double", "bytes", "string", "record", "enum",
-                                         "array", "map", "union", "fixed"};
+static const char *const type_names[] = {"null",   "boolean", "int",    "long",   "float",
+                                         "double", "bytes",   "string", "record", "enum",
+                                         "array",  "map",     "union",  "fixed"};
 
 const char *srl__avro_type_name(const srl__avro_node_t *n)
 {
@@ -431,10 +431,14 @@ static size_t min_size(srl__avro_node_t *n, int depth)
     if (depth > SRL__AVRO_MAX_DEPTH || n->emitted)
         return 1;
     switch (n->type) {
-    case SRL__AVRO_NULL: return 0;
-    case SRL__AVRO_FLOAT: return 4;
-    case SRL__AVRO_DOUBLE: return 8;
-    case SRL__AVRO_FIXED: return n->size;
+    case SRL__AVRO_NULL:
+        return 0;
+    case SRL__AVRO_FLOAT:
+        return 4;
+    case SRL__AVRO_DOUBLE:
+        return 8;
+    case SRL__AVRO_FIXED:
+        return n->size;
     case SRL__AVRO_RECORD: {
         size_t sum = 0;
         n->emitted = true;
@@ -443,7 +447,8 @@ static size_t min_size(srl__avro_node_t *n, int depth)
         n->emitted = false;
         return sum;
     }
-    default: return 1;
+    default:
+        return 1;
     }
 }
 
@@ -561,8 +566,7 @@ void srl__avro_schema_free(srl__avro_schema_t *s)
     free(s);
 }
 
-srl__avro_schema_t *srl__avro_schema_parse(const char *json_text, char *errstr,
-                                           size_t errstr_size)
+srl__avro_schema_t *srl__avro_schema_parse(const char *json_text, char *errstr, size_t errstr_size)
 {
     parse_ctx_t c = {.errstr = errstr, .errstr_size = errstr_size};
     json_error_t jerr;
@@ -580,8 +584,7 @@ srl__avro_schema_t *srl__avro_schema_parse(const char *json_text, char *errstr,
     }
     j = json_loads(json_text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
     if (!j) {
-        perr(&c, "schema is not JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-             jerr.column);
+        perr(&c, "schema is not JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
         goto cleanup;
     }
     c.s->root = parse_node(&c, j, "", 0);
@@ -634,8 +637,7 @@ int srl__avro_field_index(const srl__avro_node_t *record, const char *name)
 /* ------------------------------------------------------------------ */
 /* generic binary walking                                               */
 
-bool srl__avro_block_count(const srl__avro_node_t *item, srl__rd_t *r, size_t total,
-                           size_t *count)
+bool srl__avro_block_count(const srl__avro_node_t *item, srl__rd_t *r, size_t total, size_t *count)
 {
     int64_t n = srl__rd_long(r);
     if (r->failed)
@@ -648,8 +650,8 @@ bool srl__avro_block_count(const srl__avro_node_t *item, srl__rd_t *r, size_t to
         if (r->failed)
             return false;
         if (bytes < 0 || (uint64_t)bytes > srl__rd_left(r))
-            return srl__rd_fail(r, "block size %lld invalid (%zu bytes left)",
-                                (long long)bytes, srl__rd_left(r));
+            return srl__rd_fail(r, "block size %lld invalid (%zu bytes left)", (long long)bytes,
+                                srl__rd_left(r));
     }
     size_t min = item ? item->min_size : 1;
     if (min == 0) {
@@ -694,20 +696,35 @@ bool srl__avro_skip(const srl__avro_node_t *n, srl__rd_t *r, int depth)
     if (depth > SRL__AVRO_MAX_DEPTH)
         return srl__rd_fail(r, "value nested deeper than %d levels", SRL__AVRO_MAX_DEPTH);
     switch (n->type) {
-    case SRL__AVRO_NULL: return true;
-    case SRL__AVRO_BOOLEAN: srl__rd_bool(r); break;
-    case SRL__AVRO_INT: srl__rd_int(r); break;
-    case SRL__AVRO_LONG: srl__rd_long(r); break;
-    case SRL__AVRO_FLOAT: srl__rd_float(r); break;
-    case SRL__AVRO_DOUBLE: srl__rd_double(r); break;
+    case SRL__AVRO_NULL:
+        return true;
+    case SRL__AVRO_BOOLEAN:
+        srl__rd_bool(r);
+        break;
+    case SRL__AVRO_INT:
+        srl__rd_int(r);
+        break;
+    case SRL__AVRO_LONG:
+        srl__rd_long(r);
+        break;
+    case SRL__AVRO_FLOAT:
+        srl__rd_float(r);
+        break;
+    case SRL__AVRO_DOUBLE:
+        srl__rd_double(r);
+        break;
     case SRL__AVRO_BYTES:
-    case SRL__AVRO_STRING: srl__rd_bytes(r, &b, &len); break;
+    case SRL__AVRO_STRING:
+        srl__rd_bytes(r, &b, &len);
+        break;
     case SRL__AVRO_FIXED:
         if (srl__rd_left(r) < n->size)
             return srl__rd_fail(r, "truncated fixed %s", n->fullname);
         r->p += n->size;
         break;
-    case SRL__AVRO_ENUM: enum_index(n, r, &idx); break;
+    case SRL__AVRO_ENUM:
+        enum_index(n, r, &idx);
+        break;
     case SRL__AVRO_UNION:
         if (union_branch(n, r, &idx))
             return srl__avro_skip(n->branches[idx], r, depth + 1);
@@ -761,7 +778,8 @@ json_t *srl__avro_decode_json(const srl__avro_node_t *n, srl__rd_t *r, int depth
         return NULL;
     }
     switch (n->type) {
-    case SRL__AVRO_NULL: return json_null();
+    case SRL__AVRO_NULL:
+        return json_null();
     case SRL__AVRO_BOOLEAN: {
         bool v = srl__rd_bool(r);
         return r->failed ? NULL : json_boolean(v);
@@ -829,7 +847,7 @@ json_t *srl__avro_decode_json(const srl__avro_node_t *n, srl__rd_t *r, int depth
                         break;
                 }
                 json_t *v = srl__avro_decode_json(n->items, r, depth + 1);
-                int rc = !v ? -1
+                int rc = !v    ? -1
                          : key ? json_object_set_new(out, key, v)
                                : json_array_append_new(out, v);
                 free(key);
@@ -853,8 +871,8 @@ json_t *srl__avro_decode_json(const srl__avro_node_t *n, srl__rd_t *r, int depth
 /* ------------------------------------------------------------------ */
 /* JSON -> binary (defaults, test data)                                 */
 
-__attribute__((format(printf, 4, 5))) static bool jfail(char *errstr, size_t size,
-                                                         const char *path, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static bool jfail(char *errstr, size_t size, const char *path,
+                                                        const char *fmt, ...)
 {
     char msg[200];
     va_list ap;
@@ -952,8 +970,7 @@ bool srl__avro_encode_json(const srl__avro_node_t *n, const json_t *v, bool defa
             w->len = mark;
         }
         if (defaults_mode)
-            return jfail(errstr, errstr_size, path,
-                         "does not match the union's first branch (%s)",
+            return jfail(errstr, errstr_size, path, "does not match the union's first branch (%s)",
                          srl__avro_type_name(n->branches[0]));
         return jfail(errstr, errstr_size, path, "matches no branch of the union");
     case SRL__AVRO_ARRAY:
@@ -963,8 +980,8 @@ bool srl__avro_encode_json(const srl__avro_node_t *n, const json_t *v, bool defa
             srl__wr_long(w, (int64_t)json_array_size(v));
             for (size_t i = 0; i < json_array_size(v); i++) {
                 snprintf(sub, sizeof(sub), "%.200s[%zu]", path, i);
-                if (!srl__avro_encode_json(n->items, json_array_get(v, i), defaults_mode, w,
-                                           sub, errstr, errstr_size))
+                if (!srl__avro_encode_json(n->items, json_array_get(v, i), defaults_mode, w, sub,
+                                           errstr, errstr_size))
                     return false;
             }
         }

@@ -55,20 +55,20 @@ typedef struct srl__avro_field {
 
 struct srl__avro_node {
     srl__avro_type_t type;
-    char *fullname;    /* records, enums, fixed */
-    const char *name;  /* unqualified part of fullname */
-    char *logical;     /* logicalType, or NULL */
+    char *fullname;            /* records, enums, fixed */
+    const char *name;          /* unqualified part of fullname */
+    char *logical;             /* logicalType, or NULL */
     srl__avro_field_t *fields; /* records */
     size_t nfields;
-    char **symbols;    /* enums */
+    char **symbols; /* enums */
     size_t nsymbols;
-    int enum_default;  /* index of the enum's default symbol, or -1 */
-    srl__avro_node_t *items;  /* array items, map values */
+    int enum_default;            /* index of the enum's default symbol, or -1 */
+    srl__avro_node_t *items;     /* array items, map values */
     srl__avro_node_t **branches; /* unions */
     size_t nbranches;
-    size_t size;       /* fixed */
-    size_t min_size;   /* fewest bytes one value takes */
-    bool emitted;      /* scratch for canonical form */
+    size_t size;     /* fixed */
+    size_t min_size; /* fewest bytes one value takes */
+    bool emitted;    /* scratch for canonical form */
     srl__avro_node_t *next_owned;
 };
 
@@ -82,8 +82,7 @@ typedef struct srl__avro_schema {
 
 /* Parse and validate a schema (names, duplicates, defaults against their
  * types, unions). NULL with errstr set on failure. */
-srl__avro_schema_t *srl__avro_schema_parse(const char *json_text, char *errstr,
-                                           size_t errstr_size);
+srl__avro_schema_t *srl__avro_schema_parse(const char *json_text, char *errstr, size_t errstr_size);
 void srl__avro_schema_free(srl__avro_schema_t *s); /* NULL accepted */
 
 const char *srl__avro_type_name(const srl__avro_node_t *n);
@@ -96,8 +95,7 @@ int srl__avro_field_index(const srl__avro_node_t *record, const char *name);
  * (zero-size items by SRL__AVRO_MAX_EMPTY_ITEMS over total so far). A
  * negative count is followed by the block's byte size. item NULL: 1-byte
  * items. false with r failed and a reason. */
-bool srl__avro_block_count(const srl__avro_node_t *item, srl__rd_t *r, size_t total,
-                           size_t *count);
+bool srl__avro_block_count(const srl__avro_node_t *item, srl__rd_t *r, size_t total, size_t *count);
 
 /* Skip one value of schema n. */
 bool srl__avro_skip(const srl__avro_node_t *n, srl__rd_t *r, int depth);

@@ -20,13 +20,13 @@
 #define API_PREFIX "/api/replication/v1"
 
 struct srl_bridge_client {
-    char *base;          /* bridge.url without a trailing '/' */
-    char *key_header;    /* "X-ApiKey: <key>" */
-    char *ca_file;       /* NULL: system CAs */
+    char *base;       /* bridge.url without a trailing '/' */
+    char *key_header; /* "X-ApiKey: <key>" */
+    char *ca_file;    /* NULL: system CAs */
     char *prefix;
     char schemas_topic[256];
     long timeout_ms;
-    CURL *easy;          /* reused by the blocking calls (keep-alive) */
+    CURL *easy; /* reused by the blocking calls (keep-alive) */
     struct curl_slist *headers;
 };
 
@@ -220,9 +220,8 @@ srl_http_rc_t srl_bridge_client_finish(CURL *easy, CURLcode code, srl_http_resp_
     return SRL_HTTP_FATAL;
 }
 
-static CURL *prepare(srl_bridge_client_t *c, CURL *e, struct curl_slist **headers,
-                     const char *path, const char *accept, const char *ctype, int timeout_ms,
-                     srl_http_resp_t *resp)
+static CURL *prepare(srl_bridge_client_t *c, CURL *e, struct curl_slist **headers, const char *path,
+                     const char *accept, const char *ctype, int timeout_ms, srl_http_resp_t *resp)
 {
     char h[160];
     srl_http_resp_clear(resp);

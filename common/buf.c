@@ -72,11 +72,24 @@ bool srl_copy_field(srl_buf_t *b, const char *s, size_t len, char sep)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         switch (c) {
-        case '\\': *d++ = '\\'; *d++ = '\\'; break;
-        case '\n': *d++ = '\\'; *d++ = 'n'; break;
-        case '\r': *d++ = '\\'; *d++ = 'r'; break;
-        case '\t': *d++ = '\\'; *d++ = 't'; break;
-        default: *d++ = (char)c;
+        case '\\':
+            *d++ = '\\';
+            *d++ = '\\';
+            break;
+        case '\n':
+            *d++ = '\\';
+            *d++ = 'n';
+            break;
+        case '\r':
+            *d++ = '\\';
+            *d++ = 'r';
+            break;
+        case '\t':
+            *d++ = '\\';
+            *d++ = 't';
+            break;
+        default:
+            *d++ = (char)c;
         }
     }
     *d++ = sep;

@@ -20,8 +20,8 @@ static void print_opts(FILE *out, const srl_cmdline_opt_t *opts)
     for (const srl_cmdline_opt_t *o = opts; o != NULL && o->name != NULL; o++) {
         char left[64];
         if (o->short_name)
-            snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_name, o->name,
-                     o->arg ? " " : "", o->arg ? o->arg : "");
+            snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
         else
             snprintf(left, sizeof left, "    --%s%s%s", o->name, o->arg ? " " : "",
                      o->arg ? o->arg : "");

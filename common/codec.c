@@ -31,8 +31,9 @@
 /* Generated from schemas/ by common/CMakeLists.txt. */
 extern const char *const srl__builtin_schema_json[SRL_KIND_COUNT];
 
-static const char *const kind_record_names[SRL_KIND_COUNT] = {
-    "io.sysrepl.AssessmentType", "io.sysrepl.VulnerabilityAssessment", "io.sysrepl.Policy"};
+static const char *const kind_record_names[SRL_KIND_COUNT] = {"io.sysrepl.AssessmentType",
+                                                              "io.sysrepl.VulnerabilityAssessment",
+                                                              "io.sysrepl.Policy"};
 
 /* RuleGroup symbol 3 is "unknown": a group a newer hub knows and we do not. */
 #define RULE_GROUP_SYMBOLS 4
@@ -41,10 +42,10 @@ static const char *const kind_record_names[SRL_KIND_COUNT] = {
 typedef struct reg_entry {
     uint64_t fingerprint;
     srl_kind_t kind;
-    bool ours;                  /* decoded directly, no resolution */
+    bool ours; /* decoded directly, no resolution */
     srl__avro_schema_t *schema;
-    srl__resolver_t *resolver;  /* writer -> our schema; NULL for ours */
-    char *unreadable;           /* why its records cannot be read as ours */
+    srl__resolver_t *resolver; /* writer -> our schema; NULL for ours */
+    char *unreadable;          /* why its records cannot be read as ours */
 } reg_entry_t;
 
 struct srl_registry {
@@ -228,7 +229,7 @@ const char *srl_registry_unreadable_reason(const srl_registry_t *reg, uint64_t f
 
 typedef struct enc {
     srl__wr_t w;
-    const char *bad;   /* first field that could not be encoded */
+    const char *bad; /* first field that could not be encoded */
 } enc_t;
 
 static void put_str(enc_t *c, const char *field, const char *s)
@@ -319,8 +320,7 @@ static void encode_assessment(enc_t *c, const srl_assessment_t *a)
     put_meta(c, &a->meta);
 }
 
-static void encode_outcomes(enc_t *c, const char *field, const srl_outcome_entry_t *e,
-                            size_t n)
+static void encode_outcomes(enc_t *c, const char *field, const srl_outcome_entry_t *e, size_t n)
 {
     if (n > 0) {
         if (!e) {
@@ -393,14 +393,19 @@ static void encode_policy(enc_t *c, const srl_policy_t *p)
 
 /* The body alone (no single-object header) into w; used by the codec and
  * by tests that compare against generic encoders. */
-bool srl__codec_encode_body(const srl_entity_t *e, srl__wr_t *w, char *errstr,
-                            size_t errstr_size)
+bool srl__codec_encode_body(const srl_entity_t *e, srl__wr_t *w, char *errstr, size_t errstr_size)
 {
     enc_t c = {.w = *w};
     switch (e->kind) {
-    case SRL_KIND_ASSESSMENT_TYPE: encode_type(&c, &e->u.type); break;
-    case SRL_KIND_ASSESSMENT: encode_assessment(&c, &e->u.assessment); break;
-    case SRL_KIND_POLICY: encode_policy(&c, &e->u.policy); break;
+    case SRL_KIND_ASSESSMENT_TYPE:
+        encode_type(&c, &e->u.type);
+        break;
+    case SRL_KIND_ASSESSMENT:
+        encode_assessment(&c, &e->u.assessment);
+        break;
+    case SRL_KIND_POLICY:
+        encode_policy(&c, &e->u.policy);
+        break;
     default:
         snprintf(errstr, errstr_size, "unknown kind %d", (int)e->kind);
         return false;
@@ -418,8 +423,8 @@ bool srl__codec_encode_body(const srl_entity_t *e, srl__wr_t *w, char *errstr,
     return true;
 }
 
-bool srl_codec_encode(srl_registry_t *reg, const srl_entity_t *e, uint8_t **out,
-                      size_t *out_len, char *errstr, size_t errstr_size)
+bool srl_codec_encode(srl_registry_t *reg, const srl_entity_t *e, uint8_t **out, size_t *out_len,
+                      char *errstr, size_t errstr_size)
 {
     srl__wr_t w = {0};
     *out = NULL;
@@ -691,8 +696,7 @@ static void decode_policy(srl__rd_t *r, srl_policy_t *p)
     }
     r->field = "unassessed";
     p->unassessed = get_enum(r, SRL_OUTCOME_COUNT);
-    decode_outcomes(r, "by_assessment_type", &p->by_assessment_type,
-                    &p->by_assessment_type_count);
+    decode_outcomes(r, "by_assessment_type", &p->by_assessment_type, &p->by_assessment_type_count);
     r->field = "license_undetected";
     p->license_undetected = get_enum(r, SRL_OUTCOME_COUNT);
     r->field = "license_other";
@@ -705,8 +709,7 @@ static void decode_policy(srl__rd_t *r, srl_policy_t *p)
     cap = 0;
     r->field = "exceptions";
     while ((n = get_block(r, 4)) > 0) {
-        if (!grow(r, (void **)&p->exceptions, &cap, p->exception_count + n,
-                  sizeof(*p->exceptions)))
+        if (!grow(r, (void **)&p->exceptions, &cap, p->exception_count + n, sizeof(*p->exceptions)))
             return;
         for (size_t i = 0; i < n && !r->failed; i++) {
             srl_policy_exception_t *x = &p->exceptions[p->exception_count++];
@@ -751,10 +754,18 @@ bool srl__codec_decode_body(srl_kind_t kind, srl__rd_t *r, srl_entity_t *e)
     memset(e, 0, sizeof(*e));
     e->kind = kind;
     switch (kind) {
-    case SRL_KIND_ASSESSMENT_TYPE: decode_type(r, &e->u.type); break;
-    case SRL_KIND_ASSESSMENT: decode_assessment(r, &e->u.assessment); break;
-    case SRL_KIND_POLICY: decode_policy(r, &e->u.policy); break;
-    default: srl__rd_fail(r, "unknown kind %d", (int)kind); break;
+    case SRL_KIND_ASSESSMENT_TYPE:
+        decode_type(r, &e->u.type);
+        break;
+    case SRL_KIND_ASSESSMENT:
+        decode_assessment(r, &e->u.assessment);
+        break;
+    case SRL_KIND_POLICY:
+        decode_policy(r, &e->u.policy);
+        break;
+    default:
+        srl__rd_fail(r, "unknown kind %d", (int)kind);
+        break;
     }
     r->field = NULL;
     if (!r->failed && srl__rd_left(r) > 0)

@@ -11,8 +11,7 @@
 #include "sysrepl/codec.h"
 
 /* Append the Avro body of e (our schema of its kind) to w. */
-bool srl__codec_encode_body(const srl_entity_t *e, srl__wr_t *w, char *errstr,
-                            size_t errstr_size);
+bool srl__codec_encode_body(const srl_entity_t *e, srl__wr_t *w, char *errstr, size_t errstr_size);
 /* Decode a body in our schema's encoding; on failure r->err says why and
  * *e is cleared. */
 bool srl__codec_decode_body(srl_kind_t kind, srl__rd_t *r, srl_entity_t *e);

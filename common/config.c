@@ -21,24 +21,24 @@
 
 /* The typed value of one key. */
 typedef struct {
-    bool set;        /* given in a file or with -X */
-    int file_line;   /* line in the file being loaded that set it, else 0 */
-    char *text;      /* as given (enum, list: canonical spelling) */
-    long long num;   /* int, duration_ms; bool 0/1; enum index */
-    char **items;    /* list items, canonical spelling */
+    bool set;      /* given in a file or with -X */
+    int file_line; /* line in the file being loaded that set it, else 0 */
+    char *text;    /* as given (enum, list: canonical spelling) */
+    long long num; /* int, duration_ms; bool 0/1; enum index */
+    char **items;  /* list items, canonical spelling */
     size_t nitems;
-    unsigned mask;   /* list: bit i = i-th choice present */
+    unsigned mask; /* list: bit i = i-th choice present */
 } slot_t;
 
 typedef struct {
-    char *name;      /* without "kafka." */
+    char *name; /* without "kafka." */
     char *value;
     int file_line;
 } kafka_prop_t;
 
 struct srl_config {
     unsigned progs;
-    slot_t *slots;   /* one per row of srl_config_keys (the kafka. row unused) */
+    slot_t *slots; /* one per row of srl_config_keys (the kafka. row unused) */
     kafka_prop_t *kafka;
     size_t nkafka, kafka_cap;
     /* Where the values came from, in order, for srl_config_reload:
@@ -101,13 +101,20 @@ static bool is_kafka_secret(const char *prop)
 static const char *type_name(srl_conf_type_t t)
 {
     switch (t) {
-    case SRL_CONF_STRING: return "string";
-    case SRL_CONF_INT: return "int";
-    case SRL_CONF_BOOL: return "bool";
-    case SRL_CONF_ENUM: return "enum";
-    case SRL_CONF_LIST: return "list";
-    case SRL_CONF_DURATION_MS: return "duration_ms";
-    case SRL_CONF_KAFKA: return "kafka";
+    case SRL_CONF_STRING:
+        return "string";
+    case SRL_CONF_INT:
+        return "int";
+    case SRL_CONF_BOOL:
+        return "bool";
+    case SRL_CONF_ENUM:
+        return "enum";
+    case SRL_CONF_LIST:
+        return "list";
+    case SRL_CONF_DURATION_MS:
+        return "duration_ms";
+    case SRL_CONF_KAFKA:
+        return "kafka";
     }
     return "?";
 }
@@ -140,8 +147,10 @@ static char *choice_dup(const char *choices, int idx)
 /* "1h", "7d", "30s", "1500ms", "0": the largest unit that divides ms. */
 static void format_duration(long long ms, char *buf, size_t size)
 {
-    static const struct { long long mult; const char *unit; } units[] = {
-        {86400000LL, "d"}, {3600000LL, "h"}, {60000LL, "m"}, {1000LL, "s"}};
+    static const struct {
+        long long mult;
+        const char *unit;
+    } units[] = {{86400000LL, "d"}, {3600000LL, "h"}, {60000LL, "m"}, {1000LL, "s"}};
     if (ms == 0) {
         snprintf(buf, size, "0");
         return;
@@ -201,9 +210,11 @@ static bool parse_ll(const char *s, long long *out, const char **end_out, bool *
 
 static bool parse_duration(const char *s, long long *out, bool *overflow)
 {
-    static const struct { const char *unit; long long mult; } units[] = {
-        {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000},
-        {"h", 3600000}, {"d", 86400000}};
+    static const struct {
+        const char *unit;
+        long long mult;
+    } units[] = {{"", 1},        {"ms", 1},      {"s", 1000},    {"m", 60000},
+                 {"min", 60000}, {"h", 3600000}, {"d", 86400000}};
     const char *end;
     long long v;
     if (!parse_ll(s, &v, &end, overflow))
@@ -222,8 +233,8 @@ static bool parse_duration(const char *s, long long *out, bool *overflow)
 
 /* Parse text as key k into a fresh slot *out. On failure writes why
  * (without the key; the caller says where and which key). */
-static bool parse_value(const srl_config_key_t *k, const char *text, slot_t *out,
-                        char *why, size_t why_size)
+static bool parse_value(const srl_config_key_t *k, const char *text, slot_t *out, char *why,
+                        size_t why_size)
 {
     memset(out, 0, sizeof *out);
     bool overflow = false;
@@ -240,9 +251,10 @@ static bool parse_value(const srl_config_key_t *k, const char *text, slot_t *out
             return false;
         }
         if (k->type == SRL_CONF_DURATION_MS && !parse_duration(text, &v, &overflow)) {
-            set_err(why, why_size,
-                    "value \"%s\" is not a duration (milliseconds, or a number with unit ms, s, m, h, d)",
-                    text);
+            set_err(
+                why, why_size,
+                "value \"%s\" is not a duration (milliseconds, or a number with unit ms, s, m, h, d)",
+                text);
             return false;
         }
         if (overflow || v < k->min || v > k->max) {
@@ -267,8 +279,8 @@ static bool parse_value(const srl_config_key_t *k, const char *text, slot_t *out
             }
         }
         if (!found) {
-            set_err(why, why_size,
-                    "value \"%s\" is not a boolean (true|false|yes|no|on|off|1|0)", text);
+            set_err(why, why_size, "value \"%s\" is not a boolean (true|false|yes|no|on|off|1|0)",
+                    text);
             return false;
         }
         break;
@@ -317,8 +329,8 @@ static bool parse_value(const srl_config_key_t *k, const char *text, slot_t *out
                 goto fail;
             }
             if (out->mask & (1u << idx)) {
-                set_err(why, why_size, "value \"%s\": \"%.*s\" is listed twice", text,
-                        (int)(b - a), a);
+                set_err(why, why_size, "value \"%s\": \"%.*s\" is listed twice", text, (int)(b - a),
+                        a);
                 goto fail;
             }
             out->mask |= 1u << idx;
@@ -468,8 +480,9 @@ static void kafka_error(char *errstr, size_t errstr_size, const char *where, con
     else if (*value == '\0' || strstr(rderr, value) == NULL)
         set_err(errstr, errstr_size, "%s%skey \"%s\": %s", where, sep, key, rderr);
     else
-        set_err(errstr, errstr_size, "%s%skey \"%s\": value rejected by librdkafka (not shown: secret)",
-                where, sep, key);
+        set_err(errstr, errstr_size,
+                "%s%skey \"%s\": value rejected by librdkafka (not shown: secret)", where, sep,
+                key);
 }
 
 /* Set key to value. where is "path:line" or "-X"; file_line > 0 enables the
@@ -933,8 +946,7 @@ bool srl_config_is_set(const srl_config_t *cfg, const char *key)
     return slot_of(cfg, key, ~0u)->set;
 }
 
-bool srl_config_require(const srl_config_t *cfg, const char *key, char *errstr,
-                        size_t errstr_size)
+bool srl_config_require(const srl_config_t *cfg, const char *key, char *errstr, size_t errstr_size)
 {
     const char *v = slot_of(cfg, key, T(SRL_CONF_STRING))->text;
     if (v != NULL && *v != '\0')
@@ -990,8 +1002,8 @@ bool srl_config_check_reload(const srl_config_t *running, const srl_config_t *re
         if (k->secret)
             set_err(errstr, errstr_size, "key \"%s\" changed; it needs a restart", k->name);
         else
-            set_err(errstr, errstr_size, "key \"%s\" changed from \"%s\" to \"%s\"; it needs a restart",
-                    k->name, a, b);
+            set_err(errstr, errstr_size,
+                    "key \"%s\" changed from \"%s\" to \"%s\"; it needs a restart", k->name, a, b);
         return false;
     }
     /* librdkafka properties are fixed once a handle exists. */
@@ -1034,7 +1046,10 @@ static void log_kafka_change(const char *component, const char *name, const char
     char key[256];
     snprintf(key, sizeof key, KAFKA_PREFIX "%s", name);
     srl_log(SRL_LOG_WARN, component, "config key changed; needs a restart", "key=%s change=%s",
-            srl_log_q(key), was == NULL ? "added" : now == NULL ? "removed" : "value");
+            srl_log_q(key),
+            was == NULL   ? "added"
+            : now == NULL ? "removed"
+                          : "value");
     (*restart)++;
 }
 
@@ -1112,8 +1127,8 @@ bool srl_config_reload(srl_config_t *running, const char *component, srl_config_
 static void write_value(FILE *out, const char *v)
 {
     size_t len = strlen(v);
-    bool quote = len == 0 || isspace((unsigned char)v[0]) ||
-                 isspace((unsigned char)v[len - 1]) || v[0] == '"' || strchr(v, '#') != NULL;
+    bool quote = len == 0 || isspace((unsigned char)v[0]) || isspace((unsigned char)v[len - 1]) ||
+                 v[0] == '"' || strchr(v, '#') != NULL;
     if (!quote) {
         fputs(v, out);
         return;
@@ -1215,10 +1230,17 @@ static void write_md(FILE *out, const char *s)
 {
     for (const char *c = s; *c; c++) {
         switch (*c) {
-        case '|': fputs("\\|", out); break;
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        default: fputc(*c, out);
+        case '|':
+            fputs("\\|", out);
+            break;
+        case '<':
+            fputs("&lt;", out);
+            break;
+        case '>':
+            fputs("&gt;", out);
+            break;
+        default:
+            fputc(*c, out);
         }
     }
 }

@@ -23,13 +23,34 @@
 #define RESTART false
 
 /* name, default, [range | choices], programs, reloadable, description */
-#define STR(n, d, pr, rl, ds) {n, SRL_CONF_STRING, d, 0, 0, NULL, pr, rl, false, ds}
-#define SECRET(n, d, pr, rl, ds) {n, SRL_CONF_STRING, d, 0, 0, NULL, pr, rl, true, ds}
-#define INT(n, d, lo, hi, pr, rl, ds) {n, SRL_CONF_INT, d, lo, hi, NULL, pr, rl, false, ds}
-#define BOOL(n, d, pr, rl, ds) {n, SRL_CONF_BOOL, d, 0, 0, NULL, pr, rl, false, ds}
-#define ENUM(n, d, ch, pr, rl, ds) {n, SRL_CONF_ENUM, d, 0, 0, ch, pr, rl, false, ds}
-#define LIST(n, d, ch, minn, pr, rl, ds) {n, SRL_CONF_LIST, d, minn, 0, ch, pr, rl, false, ds}
-#define DUR(n, d, lo, hi, pr, rl, ds) {n, SRL_CONF_DURATION_MS, d, lo, hi, NULL, pr, rl, false, ds}
+#define STR(n, d, pr, rl, ds)                                \
+    {                                                        \
+        n, SRL_CONF_STRING, d, 0, 0, NULL, pr, rl, false, ds \
+    }
+#define SECRET(n, d, pr, rl, ds)                            \
+    {                                                       \
+        n, SRL_CONF_STRING, d, 0, 0, NULL, pr, rl, true, ds \
+    }
+#define INT(n, d, lo, hi, pr, rl, ds)                       \
+    {                                                       \
+        n, SRL_CONF_INT, d, lo, hi, NULL, pr, rl, false, ds \
+    }
+#define BOOL(n, d, pr, rl, ds)                             \
+    {                                                      \
+        n, SRL_CONF_BOOL, d, 0, 0, NULL, pr, rl, false, ds \
+    }
+#define ENUM(n, d, ch, pr, rl, ds)                       \
+    {                                                    \
+        n, SRL_CONF_ENUM, d, 0, 0, ch, pr, rl, false, ds \
+    }
+#define LIST(n, d, ch, minn, pr, rl, ds)                    \
+    {                                                       \
+        n, SRL_CONF_LIST, d, minn, 0, ch, pr, rl, false, ds \
+    }
+#define DUR(n, d, lo, hi, pr, rl, ds)                               \
+    {                                                               \
+        n, SRL_CONF_DURATION_MS, d, lo, hi, NULL, pr, rl, false, ds \
+    }
 
 #define SECOND 1000LL
 #define MINUTE (60 * SECOND)
@@ -41,8 +62,9 @@ const srl_config_key_t srl_config_keys[] = {
         "This instance's id: the origin on every record it publishes (required by producer, consumer and bridge)."),
     ENUM("role", "hub", "hub|spoke", ALL, RESTART,
          "hub pushes its content to the topics; spoke pulls from them and mirrors it."),
-    SECRET("store.dsn", "", P | C | L, RESTART,
-           "PostgreSQL conninfo of this instance's store (\"host=... dbname=...\" or a postgresql:// URI); may hold a password, so never logged."),
+    SECRET(
+        "store.dsn", "", P | C | L, RESTART,
+        "PostgreSQL conninfo of this instance's store (\"host=... dbname=...\" or a postgresql:// URI); may hold a password, so never logged."),
     STR("topic.prefix", "sysrepl", ALL, RESTART,
         "Topics are <prefix>.assessment-types, <prefix>.vulnerability-assessments, <prefix>.policies, <prefix>.schemas."),
     LIST("replicate", "assessments,policies", "assessments|policies", 1, ALL, RESTART,
@@ -74,8 +96,9 @@ const srl_config_key_t srl_config_keys[] = {
         "How long one poll waits for records."),
     INT("consumer.apply_sessions", "2", 1, 8, C, RESTART,
         "Database sessions that apply one large batch side by side, each taking the assessments of its share of keys (types and policies stay on the first); the offsets are committed after all of them. 1: every batch in one transaction with its offsets."),
-    BOOL("consumer.synchronous_commit", "true", C, RESTART,
-         "Apply transactions wait for their WAL to reach disk, so a crash of the spoke's PostgreSQL never takes back a version a reader has seen. false: faster commits (SET LOCAL synchronous_commit = off); a server crash may then roll back the last moments of applies, which are read again from the topics, and readers may briefly see an entity at an older version."),
+    BOOL(
+        "consumer.synchronous_commit", "true", C, RESTART,
+        "Apply transactions wait for their WAL to reach disk, so a crash of the spoke's PostgreSQL never takes back a version a reader has seen. false: faster commits (SET LOCAL synchronous_commit = off); a server crash may then roll back the last moments of applies, which are read again from the topics, and readers may briefly see an entity at an older version."),
     INT("consumer.apply_split_min", "1000", 1, 100000, C, RESTART,
         "A batch is split over the sessions only when each would get at least this many records; smaller batches (the low-latency case) take one transaction."),
 
@@ -88,14 +111,11 @@ const srl_config_key_t srl_config_keys[] = {
     DUR("bridge.timeout_ms", "30000", 1, 1 * HOUR, P | C, RESTART,
         "Timeout of one HTTP request to the bridge."),
 
-    STR("bridge.listen", "127.0.0.1", B, RESTART,
-        "Address the bridge listens on."),
-    INT("bridge.port", "8443", 1, 65535, B, RESTART,
-        "Port the bridge listens on."),
+    STR("bridge.listen", "127.0.0.1", B, RESTART, "Address the bridge listens on."),
+    INT("bridge.port", "8443", 1, 65535, B, RESTART, "Port the bridge listens on."),
     STR("bridge.tls_cert", "", B, RESTART,
         "TLS certificate file (PEM) of the bridge; required unless bridge.plain_http."),
-    STR("bridge.tls_key", "", B, RESTART,
-        "TLS private key file (PEM) of the bridge."),
+    STR("bridge.tls_key", "", B, RESTART, "TLS private key file (PEM) of the bridge."),
     BOOL("bridge.plain_http", "false", B, RESTART,
          "Serve plain HTTP without TLS (only behind a TLS-terminating proxy or for tests)."),
     STR("bridge.keys_file", "", B, RESTART,

@@ -194,8 +194,9 @@ bool srl_framing_decode(const void *buf, size_t len, srl_kind_t kind, size_t max
         srl_record_t *r = &batch->records[i];
         index = (long)i;
         if (len - pos < SRL_FRAMING_RECORD_MIN) {
-            snprintf(errstr, errstr_size, "record %" PRIu32 ": truncated at byte %zu (%zu bytes left)",
-                     i, pos, len - pos);
+            snprintf(errstr, errstr_size,
+                     "record %" PRIu32 ": truncated at byte %zu (%zu bytes left)", i, pos,
+                     len - pos);
             goto fail;
         }
         r->kind = kind;
@@ -212,8 +213,7 @@ bool srl_framing_decode(const void *buf, size_t len, srl_kind_t kind, size_t max
             snprintf(errstr, errstr_size,
                      "record %" PRIu32 ": key length %" PRIu32 " at byte %zu exceeds %s", i,
                      key_len, pos - 4,
-                     key_len > SRL_FRAMING_KEY_MAX ? "the maximum key length"
-                                                   : "the bytes left");
+                     key_len > SRL_FRAMING_KEY_MAX ? "the maximum key length" : "the bytes left");
             goto fail;
         }
         r->key = (const char *)(p + pos);
@@ -251,7 +251,8 @@ bool srl_framing_decode(const void *buf, size_t len, srl_kind_t kind, size_t max
             r->value_len = 0;
         } else if (value_len < 0 || (size_t)value_len > len - pos) {
             snprintf(errstr, errstr_size,
-                     "record %" PRIu32 ": value length %" PRId32 " at byte %zu exceeds the %zu bytes left",
+                     "record %" PRIu32 ": value length %" PRId32
+                     " at byte %zu exceeds the %zu bytes left",
                      i, value_len, pos - 4, len - pos);
             goto fail;
         } else {
@@ -262,8 +263,9 @@ bool srl_framing_decode(const void *buf, size_t len, srl_kind_t kind, size_t max
     }
     if (pos != len) {
         index = -1;
-        snprintf(errstr, errstr_size, "%zu trailing bytes after the last of %" PRIu32 " records, at byte %zu",
-                 len - pos, count, pos);
+        snprintf(errstr, errstr_size,
+                 "%zu trailing bytes after the last of %" PRIu32 " records, at byte %zu", len - pos,
+                 count, pos);
         goto fail;
     }
     batch->count = count;

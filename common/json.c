@@ -61,14 +61,21 @@ static void index_path(char *dst, const char *parent, size_t i)
 static const char *json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "?";
 }
@@ -101,8 +108,8 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 }
 
 /* Years 0000..9999 only: RFC 3339 has four-digit years. */
-#define MS_MIN (-62167219200000LL)  /* 0000-01-01T00:00:00.000Z */
-#define MS_MAX (253402300799999LL)  /* 9999-12-31T23:59:59.999Z */
+#define MS_MIN (-62167219200000LL) /* 0000-01-01T00:00:00.000Z */
+#define MS_MAX (253402300799999LL) /* 9999-12-31T23:59:59.999Z */
 
 bool srl_json_format_time(int64_t ms, char *buf, size_t buf_size)
 {
@@ -116,8 +123,8 @@ bool srl_json_format_time(int64_t ms, char *buf, size_t buf_size)
     int64_t y;
     unsigned mo, d;
     civil_from_days(days, &y, &mo, &d);
-    int n = snprintf(buf, buf_size, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u.%03uZ", y, mo,
-                     d, (unsigned)(rem / 3600000), (unsigned)(rem / 60000 % 60),
+    int n = snprintf(buf, buf_size, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u.%03uZ", y, mo, d,
+                     (unsigned)(rem / 3600000), (unsigned)(rem / 60000 % 60),
                      (unsigned)(rem / 1000 % 60), (unsigned)(rem % 1000));
     return n > 0 && (size_t)n < buf_size;
 }
@@ -173,8 +180,8 @@ bool srl_json_parse_time(const char *s, int64_t *ms_out)
         int sign = *p == '-' ? -1 : 1;
         unsigned oh, om;
         p++;
-        if (!digits(&p, 2, &oh) || !expect_char(&p, ":") || !digits(&p, 2, &om) ||
-            oh > 23 || om > 59)
+        if (!digits(&p, 2, &oh) || !expect_char(&p, ":") || !digits(&p, 2, &om) || oh > 23 ||
+            om > 59)
             return false;
         offset_min = sign * (int64_t)(oh * 60 + om);
     } else {
@@ -218,8 +225,7 @@ static bool put_str(json_t *o, const char *key, const char *s)
 
 static bool put_meta(json_t *o, const srl_meta_t *m)
 {
-    return put_str(o, "origin", m->origin) &&
-           set_new(o, "version", json_integer(m->version)) &&
+    return put_str(o, "origin", m->origin) && set_new(o, "version", json_integer(m->version)) &&
            set_new(o, "changed_at", time_json(m->changed_at));
 }
 
@@ -228,8 +234,7 @@ static json_t *outcome_map_json(const srl_outcome_entry_t *entries, size_t count
     json_t *o = json_object();
     for (size_t i = 0; o && i < count; i++) {
         const char *sym = srl_outcome_name(entries[i].outcome);
-        if (!entries[i].name || !sym ||
-            !set_new(o, entries[i].name, json_string(sym))) {
+        if (!entries[i].name || !sym || !set_new(o, entries[i].name, json_string(sym))) {
             json_decref(o);
             return NULL;
         }
@@ -369,9 +374,15 @@ json_t *srl_json_from_entity(const srl_entity_t *e, char *errstr, size_t errstr_
         return NULL;
     }
     switch (e->kind) {
-    case SRL_KIND_ASSESSMENT_TYPE: o = type_json(&e->u.type); break;
-    case SRL_KIND_ASSESSMENT: o = assessment_json(&e->u.assessment); break;
-    case SRL_KIND_POLICY: o = policy_json(&e->u.policy); break;
+    case SRL_KIND_ASSESSMENT_TYPE:
+        o = type_json(&e->u.type);
+        break;
+    case SRL_KIND_ASSESSMENT:
+        o = assessment_json(&e->u.assessment);
+        break;
+    case SRL_KIND_POLICY:
+        o = policy_json(&e->u.policy);
+        break;
     default:
         snprintf(errstr, errstr_size, "unknown kind %d", (int)e->kind);
         return NULL;
@@ -461,8 +472,8 @@ static bool get_int64(jctx_t *c, const json_t *obj, const char *key, const char 
     return true;
 }
 
-static bool get_time(jctx_t *c, const json_t *obj, const char *key, const char *path,
-                     bool *present, int64_t *out)
+static bool get_time(jctx_t *c, const json_t *obj, const char *key, const char *path, bool *present,
+                     int64_t *out)
 {
     char p[PATH_MAX_LEN];
     json_t *v = member(obj, key);
@@ -484,8 +495,7 @@ static bool get_time(jctx_t *c, const json_t *obj, const char *key, const char *
     return true;
 }
 
-static bool get_double(jctx_t *c, const json_t *obj, const char *key, const char *path,
-                       double *out)
+static bool get_double(jctx_t *c, const json_t *obj, const char *key, const char *path, double *out)
 {
     char p[PATH_MAX_LEN];
     json_t *v = member(obj, key);
@@ -504,8 +514,8 @@ static bool get_double(jctx_t *c, const json_t *obj, const char *key, const char
 typedef bool (*sym_parse_fn)(const char *s, int *out);
 typedef void (*sym_list_fn)(char *buf, size_t size);
 
-static bool get_enum_sym(jctx_t *c, const json_t *obj, const char *key, const char *path,
-                         int *out, sym_parse_fn parse, sym_list_fn list)
+static bool get_enum_sym(jctx_t *c, const json_t *obj, const char *key, const char *path, int *out,
+                         sym_parse_fn parse, sym_list_fn list)
 {
     char p[PATH_MAX_LEN];
     json_t *v = member(obj, key);
@@ -525,26 +535,26 @@ static bool get_enum_sym(jctx_t *c, const json_t *obj, const char *key, const ch
 
 /* Typed wrappers so that the enum fields (C enums, int-sized) can go
  * through one helper without casting function pointers. */
-#define SYM_ADAPTER(prefix, type, count)                                       \
-    static bool prefix##_sym_parse(const char *s, int *out)                    \
-    {                                                                          \
-        type v;                                                                \
-        if (!prefix##_parse(s, &v))                                            \
-            return false;                                                      \
-        *out = (int)v;                                                         \
-        return true;                                                           \
-    }                                                                          \
-    static void prefix##_sym_list(char *buf, size_t size)                      \
-    {                                                                          \
-        size_t used = 0;                                                       \
-        buf[0] = '\0';                                                         \
-        for (int i = 0; i < (int)(count); i++) {                               \
-            int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "",   \
-                             prefix##_name((type)i));                          \
-            if (n < 0 || (size_t)n >= size - used)                             \
-                break;                                                         \
-            used += (size_t)n;                                                 \
-        }                                                                      \
+#define SYM_ADAPTER(prefix, type, count)                                     \
+    static bool prefix##_sym_parse(const char *s, int *out)                  \
+    {                                                                        \
+        type v;                                                              \
+        if (!prefix##_parse(s, &v))                                          \
+            return false;                                                    \
+        *out = (int)v;                                                       \
+        return true;                                                         \
+    }                                                                        \
+    static void prefix##_sym_list(char *buf, size_t size)                    \
+    {                                                                        \
+        size_t used = 0;                                                     \
+        buf[0] = '\0';                                                       \
+        for (int i = 0; i < (int)(count); i++) {                             \
+            int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", \
+                             prefix##_name((type)i));                        \
+            if (n < 0 || (size_t)n >= size - used)                           \
+                break;                                                       \
+            used += (size_t)n;                                               \
+        }                                                                    \
     }
 
 SYM_ADAPTER(srl_severity_class, srl_severity_class_t, SRL_SEVERITY_CLASS_COUNT)
@@ -557,9 +567,8 @@ SYM_ADAPTER(srl_auto_rule_kind, srl_auto_rule_kind_t, SRL_AUTO_RULE_PVRS + 1)
 /* C enums here are int-sized (model.h has no value beyond int), so an enum
  * member is read and written through an int. */
 _Static_assert(sizeof(srl_outcome_t) == sizeof(int), "enums are int-sized");
-#define ENUM_FIELD(c, obj, key, path, prefix, field)                           \
-    get_enum_sym(c, obj, key, path, (int *)&(field), prefix##_sym_parse,       \
-                 prefix##_sym_list)
+#define ENUM_FIELD(c, obj, key, path, prefix, field) \
+    get_enum_sym(c, obj, key, path, (int *)&(field), prefix##_sym_parse, prefix##_sym_list)
 
 static bool want_object(jctx_t *c, const json_t *v, const char *path)
 {
@@ -580,8 +589,9 @@ static bool get_meta(jctx_t *c, const json_t *obj, srl_meta_t *m)
 static bool type_from_json(jctx_t *c, const json_t *o, srl_assessment_type_t *t)
 {
     static const char *const known[] = {
-        "name", "description", "color", "severity_class", "emitted_severity", "auto_rule",
-        "default_expiry_days", "inactive", "built_in", "origin", "version", "changed_at", NULL};
+        "name",      "description",         "color",    "severity_class", "emitted_severity",
+        "auto_rule", "default_expiry_days", "inactive", "built_in",       "origin",
+        "version",   "changed_at",          NULL};
     static const char *const rule_known[] = {"kind", "cvss_min", "cvss_max", "pvrs_categories",
                                              NULL};
     t->severity_class = SRL_SEVERITY_CLASS_WARN;
@@ -649,10 +659,19 @@ static bool type_from_json(jctx_t *c, const json_t *o, srl_assessment_type_t *t)
 
 static bool assessment_from_json(jctx_t *c, const json_t *o, srl_assessment_t *a)
 {
-    static const char *const known[] = {
-        "vulnerability_id", "scope", "assessment_type", "comment", "package_filter",
-        "expires_at", "automatic", "assessed_by", "assessed_at", "origin", "version",
-        "changed_at", NULL};
+    static const char *const known[] = {"vulnerability_id",
+                                        "scope",
+                                        "assessment_type",
+                                        "comment",
+                                        "package_filter",
+                                        "expires_at",
+                                        "automatic",
+                                        "assessed_by",
+                                        "assessed_at",
+                                        "origin",
+                                        "version",
+                                        "changed_at",
+                                        NULL};
     static const char *const scope_known[] = {"kind", "name", NULL};
     static const char *const filter_known[] = {"name", "version_range", NULL};
     if (!want_object(c, o, "") || !only_known(c, o, "", known) ||
@@ -676,8 +695,7 @@ static bool assessment_from_json(jctx_t *c, const json_t *o, srl_assessment_t *a
         if (!want_object(c, f, "package_filter") ||
             !only_known(c, f, "package_filter", filter_known) ||
             !get_string(c, f, "name", "package_filter", true, &a->package_name) ||
-            !get_string(c, f, "version_range", "package_filter", false,
-                        &a->package_version_range))
+            !get_string(c, f, "version_range", "package_filter", false, &a->package_version_range))
             return false;
     }
     return get_time(c, o, "expires_at", "", &a->has_expires_at, &a->expires_at) &&
@@ -714,8 +732,8 @@ static bool outcome_map_from_json(jctx_t *c, const json_t *o, const char *key,
         if (!srl_outcome_sym_parse(json_string_value(v), &out)) {
             char allowed[128];
             srl_outcome_sym_list(allowed, sizeof(allowed));
-            return fail(c, p, "unknown value \"%s\" (expected one of %s)",
-                        json_string_value(v), allowed);
+            return fail(c, p, "unknown value \"%s\" (expected one of %s)", json_string_value(v),
+                        allowed);
         }
         e->outcome = (srl_outcome_t)out;
         e->name = strdup(name);
@@ -729,8 +747,8 @@ static bool outcome_map_from_json(jctx_t *c, const json_t *o, const char *key,
 static bool exception_from_json(jctx_t *c, const json_t *xo, const char *path,
                                 srl_policy_exception_t *x)
 {
-    static const char *const known[] = {"package", "version_range", "rule_groups",
-                                        "expires_at", NULL};
+    static const char *const known[] = {"package", "version_range", "rule_groups", "expires_at",
+                                        NULL};
     if (!want_object(c, xo, path) || !only_known(c, xo, path, known) ||
         !get_string(c, xo, "package", path, true, &x->package) ||
         !get_string(c, xo, "version_range", path, false, &x->version_range) ||
@@ -761,13 +779,25 @@ static bool exception_from_json(jctx_t *c, const json_t *xo, const char *path,
 
 static bool policy_from_json(jctx_t *c, const json_t *o, srl_policy_t *p)
 {
-    static const char *const known[] = {
-        "name", "description", "feeds", "unassessed", "by_assessment_type",
-        "license_undetected", "license_other", "by_license", "deprecated", "unlisted",
-        "exceptions", "risk_profile", "origin", "version", "changed_at", NULL};
+    static const char *const known[] = {"name",
+                                        "description",
+                                        "feeds",
+                                        "unassessed",
+                                        "by_assessment_type",
+                                        "license_undetected",
+                                        "license_other",
+                                        "by_license",
+                                        "deprecated",
+                                        "unlisted",
+                                        "exceptions",
+                                        "risk_profile",
+                                        "origin",
+                                        "version",
+                                        "changed_at",
+                                        NULL};
     static const char *const risk_known[] = {"network_exposure", "access_interface",
-                                             "service_outage", "data_breach",
-                                             "data_tampering", NULL};
+                                             "service_outage",   "data_breach",
+                                             "data_tampering",   NULL};
     if (!want_object(c, o, "") || !only_known(c, o, "", known) ||
         !get_string(c, o, "name", "", true, &p->name) ||
         !get_string(c, o, "description", "", false, &p->description) ||
@@ -822,8 +852,7 @@ static bool policy_from_json(jctx_t *c, const json_t *o, srl_policy_t *p)
     if (r) {
         srl_risk_profile_t *rp = &p->risk_profile;
         p->has_risk_profile = true;
-        if (!want_object(c, r, "risk_profile") ||
-            !only_known(c, r, "risk_profile", risk_known) ||
+        if (!want_object(c, r, "risk_profile") || !only_known(c, r, "risk_profile", risk_known) ||
             !ENUM_FIELD(c, r, "network_exposure", "risk_profile", srl_risk_level,
                         rp->network_exposure) ||
             !ENUM_FIELD(c, r, "access_interface", "risk_profile", srl_risk_level,
@@ -831,15 +860,14 @@ static bool policy_from_json(jctx_t *c, const json_t *o, srl_policy_t *p)
             !ENUM_FIELD(c, r, "service_outage", "risk_profile", srl_risk_level,
                         rp->service_outage) ||
             !ENUM_FIELD(c, r, "data_breach", "risk_profile", srl_risk_level, rp->data_breach) ||
-            !ENUM_FIELD(c, r, "data_tampering", "risk_profile", srl_risk_level,
-                        rp->data_tampering))
+            !ENUM_FIELD(c, r, "data_tampering", "risk_profile", srl_risk_level, rp->data_tampering))
             return false;
     }
     return true;
 }
 
-bool srl_json_to_entity(const json_t *obj, srl_kind_t kind, srl_entity_t *e,
-                        char *errstr, size_t errstr_size)
+bool srl_json_to_entity(const json_t *obj, srl_kind_t kind, srl_entity_t *e, char *errstr,
+                        size_t errstr_size)
 {
     jctx_t c = {errstr, errstr_size};
     bool ok;
@@ -847,9 +875,15 @@ bool srl_json_to_entity(const json_t *obj, srl_kind_t kind, srl_entity_t *e,
     memset(e, 0, sizeof(*e));
     e->kind = kind;
     switch (kind) {
-    case SRL_KIND_ASSESSMENT_TYPE: ok = type_from_json(&c, obj, &e->u.type); break;
-    case SRL_KIND_ASSESSMENT: ok = assessment_from_json(&c, obj, &e->u.assessment); break;
-    case SRL_KIND_POLICY: ok = policy_from_json(&c, obj, &e->u.policy); break;
+    case SRL_KIND_ASSESSMENT_TYPE:
+        ok = type_from_json(&c, obj, &e->u.type);
+        break;
+    case SRL_KIND_ASSESSMENT:
+        ok = assessment_from_json(&c, obj, &e->u.assessment);
+        break;
+    case SRL_KIND_POLICY:
+        ok = policy_from_json(&c, obj, &e->u.policy);
+        break;
     default:
         snprintf(errstr, errstr_size, "unknown kind %d", (int)kind);
         return false;
@@ -898,16 +932,15 @@ bool srl_vulnerability_id_valid(const char *id)
     const char *rest = dash + 1;
     size_t rlen = strlen(rest);
     if (plen == 3 && memcmp(id, "CVE", 3) == 0) /* CVE-yyyy-nnnn+ */
-        return rlen >= 9 && all_digits(rest, 4) && rest[4] == '-' &&
-               all_digits(rest + 5, rlen - 5);
+        return rlen >= 9 && all_digits(rest, 4) && rest[4] == '-' && all_digits(rest + 5, rlen - 5);
     if (plen == 3 && memcmp(id, "PGV", 3) == 0) /* PGV-n+ */
         return all_digits(rest, rlen);
     if (plen == 4 && memcmp(id, "GHSA", 4) == 0) { /* GHSA-xxxx-xxxx-xxxx */
         if (rlen != 14 || rest[4] != '-' || rest[9] != '-')
             return false;
         for (size_t i = 0; i < rlen; i++)
-            if (i != 4 && i != 9 && !(islower((unsigned char)rest[i]) ||
-                                      isdigit((unsigned char)rest[i])))
+            if (i != 4 && i != 9 &&
+                !(islower((unsigned char)rest[i]) || isdigit((unsigned char)rest[i])))
                 return false;
     }
     return true;
@@ -993,8 +1026,7 @@ static bool validate_assessment(jctx_t *c, const srl_assessment_t *a)
     return true;
 }
 
-static bool validate_outcomes(jctx_t *c, const char *path, const srl_outcome_entry_t *e,
-                              size_t n)
+static bool validate_outcomes(jctx_t *c, const char *path, const srl_outcome_entry_t *e, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char p[PATH_MAX_LEN];
@@ -1042,9 +1074,9 @@ static bool validate_policy(jctx_t *c, const srl_policy_t *p)
         if (!p->exceptions[i].package || !p->exceptions[i].package[0])
             return fail(c, fp, "required");
         child_path(fp, path, "rule_groups");
-        if (p->exceptions[i].rule_groups & ~(unsigned)(SRL_RULE_GROUP_LICENSE |
-                                                       SRL_RULE_GROUP_DEPRECATION |
-                                                       SRL_RULE_GROUP_UNLISTED))
+        if (p->exceptions[i].rule_groups &
+            ~(unsigned)(SRL_RULE_GROUP_LICENSE | SRL_RULE_GROUP_DEPRECATION |
+                        SRL_RULE_GROUP_UNLISTED))
             return fail(c, fp, "unknown rule group bits 0x%x", p->exceptions[i].rule_groups);
     }
     if (p->has_risk_profile) {
@@ -1067,9 +1099,13 @@ bool srl_entity_validate(const srl_entity_t *e, char *errstr, size_t errstr_size
 {
     jctx_t c = {errstr, errstr_size};
     switch (e->kind) {
-    case SRL_KIND_ASSESSMENT_TYPE: return validate_type(&c, &e->u.type);
-    case SRL_KIND_ASSESSMENT: return validate_assessment(&c, &e->u.assessment);
-    case SRL_KIND_POLICY: return validate_policy(&c, &e->u.policy);
-    default: return fail(&c, "kind", "unknown kind %d", (int)e->kind);
+    case SRL_KIND_ASSESSMENT_TYPE:
+        return validate_type(&c, &e->u.type);
+    case SRL_KIND_ASSESSMENT:
+        return validate_assessment(&c, &e->u.assessment);
+    case SRL_KIND_POLICY:
+        return validate_policy(&c, &e->u.policy);
+    default:
+        return fail(&c, "kind", "unknown kind %d", (int)e->kind);
     }
 }

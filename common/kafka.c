@@ -52,7 +52,8 @@ static rd_kafka_event_t *describe_topics(rd_kafka_t *rk, const char *const *topi
 {
     rd_kafka_ConfigResource_t **res = calloc(count ? count : 1, sizeof(*res));
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk,
+                                                              RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
     rd_kafka_event_t *ev = NULL;
     char eb[256];
 
@@ -69,7 +70,8 @@ static rd_kafka_event_t *describe_topics(rd_kafka_t *rk, const char *const *topi
         snprintf(errstr, errstr_size, "broker did not answer DescribeConfigs within %d ms",
                  timeout_ms);
     } else if (rd_kafka_event_error(ev)) {
-        snprintf(errstr, errstr_size, "DescribeConfigs failed: %s", rd_kafka_event_error_string(ev));
+        snprintf(errstr, errstr_size, "DescribeConfigs failed: %s",
+                 rd_kafka_event_error_string(ev));
         rd_kafka_event_destroy(ev);
         ev = NULL;
     }
@@ -181,7 +183,7 @@ bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
     rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, eb, sizeof(eb));
     for (size_t i = 0; i < count; i++) {
         int parts = partitions_override && partitions_override[i] > 0 ? partitions_override[i]
-                                                                       : s->partitions;
+                                                                      : s->partitions;
         nt[i] = rd_kafka_NewTopic_new(topics[i], parts, s->replication_factor, eb, sizeof(eb));
         if (!nt[i]) {
             snprintf(errstr, errstr_size, "topic %s: %s", topics[i], eb);
@@ -198,7 +200,8 @@ bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
     rd_kafka_CreateTopics(rk, nt, count, opts, q);
     ev = wait_admin_result(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, timeout_ms);
     if (!ev) {
-        snprintf(errstr, errstr_size, "broker did not answer CreateTopics within %d ms", timeout_ms);
+        snprintf(errstr, errstr_size, "broker did not answer CreateTopics within %d ms",
+                 timeout_ms);
         goto cleanup;
     }
     if (rd_kafka_event_error(ev)) {
@@ -211,8 +214,8 @@ bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
     for (size_t i = 0; i < n; i++) {
         rd_kafka_resp_err_t err = rd_kafka_topic_result_error(tr[i]);
         if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-            snprintf(errstr, errstr_size, "creating topic %s: %s", rd_kafka_topic_result_name(tr[i]),
-                     rd_kafka_topic_result_error_string(tr[i]));
+            snprintf(errstr, errstr_size, "creating topic %s: %s",
+                     rd_kafka_topic_result_name(tr[i]), rd_kafka_topic_result_error_string(tr[i]));
             goto cleanup;
         }
     }
@@ -223,8 +226,8 @@ bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
     ev = describe_topics(rk, topics, count, timeout_ms, errstr, errstr_size);
     if (!ev)
         goto cleanup;
-    const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(
-        rd_kafka_event_DescribeConfigs_result(ev), &n);
+    const rd_kafka_ConfigResource_t **rs =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
     for (size_t i = 0; i < n; i++) {
         const char *name = rd_kafka_ConfigResource_name(rs[i]);
         if (rd_kafka_ConfigResource_error(rs[i])) {
@@ -288,10 +291,9 @@ static bool conf_set_table(rd_kafka_conf_t *conf, const char *const table[][2], 
 {
     char eb[256];
     for (size_t i = 0; table && table[i][0]; i++)
-        if (rd_kafka_conf_set(conf, table[i][0], table[i][1], eb, sizeof(eb)) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "librdkafka property %s=%s: %s", table[i][0],
-                     table[i][1], eb);
+        if (rd_kafka_conf_set(conf, table[i][0], table[i][1], eb, sizeof(eb)) != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "librdkafka property %s=%s: %s", table[i][0], table[i][1],
+                     eb);
             return false;
         }
     return true;

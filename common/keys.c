@@ -44,8 +44,7 @@ int srl_key_build(const srl_entity_t *e, char *buf, size_t buf_size)
             const char *kind = srl_scope_kind_name(a->scope_kind);
             if (!kind || !present(a->scope_name))
                 return -1;
-            n = snprintf(buf, buf_size, "%s|%s:%s", a->vulnerability_id, kind,
-                         a->scope_name);
+            n = snprintf(buf, buf_size, "%s|%s:%s", a->vulnerability_id, kind, a->scope_name);
         }
         break;
     }

@@ -31,9 +31,9 @@
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int log_level = SRL_LOG_INFO;
 static atomic_int log_format = SRL_LOG_FORMAT_LOGFMT;
-static FILE *log_stream;          /* NULL: stderr; under log_mutex */
-static srl_log_sink_fn log_sink;  /* under log_mutex */
-static void *log_sink_ctx;        /* under log_mutex */
+static FILE *log_stream;         /* NULL: stderr; under log_mutex */
+static srl_log_sink_fn log_sink; /* under log_mutex */
+static void *log_sink_ctx;       /* under log_mutex */
 /* Set while this thread runs the sink (and so holds log_mutex): a line the
  * sink logs goes to the stream without locking again or re-entering it. */
 static _Thread_local bool in_sink;
@@ -114,11 +114,21 @@ static bool needs_quote(const char *s)
 static size_t escape_byte(unsigned char c, char out[8])
 {
     switch (c) {
-    case '"': memcpy(out, "\\\"", 2); return 2;
-    case '\\': memcpy(out, "\\\\", 2); return 2;
-    case '\n': memcpy(out, "\\n", 2); return 2;
-    case '\r': memcpy(out, "\\r", 2); return 2;
-    case '\t': memcpy(out, "\\t", 2); return 2;
+    case '"':
+        memcpy(out, "\\\"", 2);
+        return 2;
+    case '\\':
+        memcpy(out, "\\\\", 2);
+        return 2;
+    case '\n':
+        memcpy(out, "\\n", 2);
+        return 2;
+    case '\r':
+        memcpy(out, "\\r", 2);
+        return 2;
+    case '\t':
+        memcpy(out, "\\t", 2);
+        return 2;
     default:
         if (c < 0x20 || c == 0x7f) {
             snprintf(out, 8, "\\u%04x", c);
@@ -205,8 +215,8 @@ typedef struct kv_pair {
 
 static bool is_key_byte(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-' || c == '/';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-' || c == '/';
 }
 
 /* Length of the key when s starts with "key=", else 0. */
@@ -428,9 +438,9 @@ static bool build_line(srl_buf_t *b, srl_buf_t *tail, srl_log_format_t format, c
         for (size_t i = 0; ok && i < npairs; i++) {
             ok = add_str(b, ",") && add_json_string(b, pairs[i].key, pairs[i].key_len) &&
                  add_str(b, ":") &&
-                 (is_json_number(pairs[i].val) ? add_str(b, pairs[i].val)
-                                               : add_json_string(b, pairs[i].val,
-                                                                 strlen(pairs[i].val)));
+                 (is_json_number(pairs[i].val)
+                      ? add_str(b, pairs[i].val)
+                      : add_json_string(b, pairs[i].val, strlen(pairs[i].val)));
         }
         if (ok && repaired != NULL)
             ok = add_str(b, ",\"srl_log_unquoted\":") &&
@@ -447,8 +457,8 @@ static bool build_line(srl_buf_t *b, srl_buf_t *tail, srl_log_format_t format, c
 
 /* ---- the copy for tests (SRL_LOG_DIR) ----------------------------------- */
 
-static FILE *copy_file;     /* under log_mutex */
-static bool copy_checked;   /* under log_mutex */
+static FILE *copy_file;         /* under log_mutex */
+static bool copy_checked;       /* under log_mutex */
 static atomic_int copy_on = -1; /* -1 unknown, 0 off, 1 SRL_LOG_DIR set */
 
 static bool copy_enabled(void)

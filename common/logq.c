@@ -89,16 +89,17 @@ bool srl_logq_pending(srl_logq_t *q)
     return any;
 }
 
-static bool add_insert(srl_buf_t *sql, PGconn *conn, const char *component,
-                       srl_log_level_t lvl, const char *text)
+static bool add_insert(srl_buf_t *sql, PGconn *conn, const char *component, srl_log_level_t lvl,
+                       const char *text)
 {
     char *lit = PQescapeLiteral(conn, text, strlen(text));
     if (!lit)
         return true; /* a line libpq cannot escape (bad encoding): skipped */
     char head[160];
-    int m = snprintf(head, sizeof(head),
-                     "INSERT INTO sysrepl.replication_log (level, component, message) VALUES ('%s', '%s', ",
-                     srl_log_level_name(lvl), component);
+    int m = snprintf(
+        head, sizeof(head),
+        "INSERT INTO sysrepl.replication_log (level, component, message) VALUES ('%s', '%s', ",
+        srl_log_level_name(lvl), component);
     bool ok = m > 0 && (size_t)m < sizeof(head) && srl_buf_add(sql, head, (size_t)m) &&
               srl_buf_add(sql, lit, strlen(lit)) && srl_buf_add(sql, ");", 2);
     PQfreemem(lit);

@@ -12,18 +12,18 @@
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const kind_names[SRL_KIND_COUNT] = {
-    "assessment-types", "vulnerability-assessments", "policies"};
-static const char *const severity_class_names[SRL_SEVERITY_CLASS_COUNT] = {
-    "ignore", "warn", "severe", "custom"};
-static const char *const severity_names[SRL_SEVERITY_COUNT] = {
-    "none", "low", "medium", "high", "critical"};
-static const char *const scope_kind_names[SRL_SCOPE_COUNT] = {
-    "global", "policy", "feed", "project"};
-static const char *const outcome_names[SRL_OUTCOME_COUNT] = {
-    "unspecified", "compliant", "warn", "noncompliant"};
-static const char *const risk_level_names[SRL_RISK_COUNT] = {
-    "unspecified", "none", "low", "medium", "high"};
+static const char *const kind_names[SRL_KIND_COUNT] = {"assessment-types",
+                                                       "vulnerability-assessments", "policies"};
+static const char *const severity_class_names[SRL_SEVERITY_CLASS_COUNT] = {"ignore", "warn",
+                                                                           "severe", "custom"};
+static const char *const severity_names[SRL_SEVERITY_COUNT] = {"none", "low", "medium", "high",
+                                                               "critical"};
+static const char *const scope_kind_names[SRL_SCOPE_COUNT] = {"global", "policy", "feed",
+                                                              "project"};
+static const char *const outcome_names[SRL_OUTCOME_COUNT] = {"unspecified", "compliant", "warn",
+                                                             "noncompliant"};
+static const char *const risk_level_names[SRL_RISK_COUNT] = {"unspecified", "none", "low", "medium",
+                                                             "high"};
 static const char *const auto_rule_kind_names[] = {"none", "cvss", "pvrs"};
 static const char *const rule_group_names[] = {"license", "deprecation", "unlisted"};
 
@@ -48,18 +48,18 @@ static bool parse_in(const char *const *names, size_t count, const char *s, int 
 }
 
 /* One name/parse pair per enum; the parse writes only on success. */
-#define ENUM_FUNCS(prefix, type, table)                                        \
-    const char *prefix##_name(type v)                                          \
-    {                                                                          \
-        return name_of(table, COUNT_OF(table), (int)v);                        \
-    }                                                                          \
-    bool prefix##_parse(const char *s, type *out)                              \
-    {                                                                          \
-        int v;                                                                 \
-        if (!parse_in(table, COUNT_OF(table), s, &v))                          \
-            return false;                                                      \
-        *out = (type)v;                                                        \
-        return true;                                                           \
+#define ENUM_FUNCS(prefix, type, table)                 \
+    const char *prefix##_name(type v)                   \
+    {                                                   \
+        return name_of(table, COUNT_OF(table), (int)v); \
+    }                                                   \
+    bool prefix##_parse(const char *s, type *out)       \
+    {                                                   \
+        int v;                                          \
+        if (!parse_in(table, COUNT_OF(table), s, &v))   \
+            return false;                               \
+        *out = (type)v;                                 \
+        return true;                                    \
     }
 
 ENUM_FUNCS(srl_kind, srl_kind_t, kind_names)

@@ -106,7 +106,8 @@ static bool type_row(srl_buf_t *out, const srl_assessment_type_t *t)
     bool ok = str(out, t->name) && str(out, t->description) && str(out, t->color) &&
               str(out, srl_severity_class_name(t->severity_class)) &&
               str(out, t->emitted_severity == SRL_SEVERITY_UNSET
-                           ? NULL : srl_severity_name(t->emitted_severity)) &&
+                           ? NULL
+                           : srl_severity_name(t->emitted_severity)) &&
               str(out, srl_auto_rule_kind_name(t->auto_rule.kind));
     if (ok && t->auto_rule.kind == SRL_AUTO_RULE_CVSS)
         ok = dbl(out, t->auto_rule.cvss_min) && dbl(out, t->auto_rule.cvss_max);
@@ -134,8 +135,8 @@ static bool type_row(srl_buf_t *out, const srl_assessment_type_t *t)
 
 static bool assessment_row(srl_buf_t *out, const srl_assessment_t *a)
 {
-    return str(out, a->vulnerability_id) && str(out, a->assessment_type) &&
-           str(out, a->comment) && str(out, srl_scope_kind_name(a->scope_kind)) &&
+    return str(out, a->vulnerability_id) && str(out, a->assessment_type) && str(out, a->comment) &&
+           str(out, srl_scope_kind_name(a->scope_kind)) &&
            str(out, a->scope_kind == SRL_SCOPE_GLOBAL ? NULL : a->scope_name) &&
            str(out, a->has_package_filter ? a->package_name : NULL) &&
            str(out, a->has_package_filter ? a->package_version_range : NULL) &&
@@ -157,8 +158,8 @@ static bool policy_row(srl_buf_t *out, const srl_entity_t *e, char *errstr, size
               str(out, srl_outcome_name(p->license_undetected)) &&
               str(out, srl_outcome_name(p->license_other)) &&
               json_member(out, j, "by_license", "{}") &&
-              str(out, srl_outcome_name(p->deprecated)) && str(out, srl_outcome_name(p->unlisted)) &&
-              json_member(out, j, "exceptions", "[]") &&
+              str(out, srl_outcome_name(p->deprecated)) &&
+              str(out, srl_outcome_name(p->unlisted)) && json_member(out, j, "exceptions", "[]") &&
               json_member(out, j, "risk_profile", NULL) && meta(out, &p->meta);
     json_decref(j);
     if (!ok)

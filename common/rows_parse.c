@@ -52,8 +52,8 @@ static void row_fail(row_ctx_t *c, int col, const char *what)
     if (c->failed)
         return;
     c->failed = true;
-    snprintf(c->errstr, c->errstr_size, "column %s: %s (value \"%.64s\")",
-             PQfname(c->res, col), what, PQgetvalue(c->res, c->row, col));
+    snprintf(c->errstr, c->errstr_size, "column %s: %s (value \"%.64s\")", PQfname(c->res, col),
+             what, PQgetvalue(c->res, c->row, col));
 }
 
 static bool is_null(row_ctx_t *c, int col)
@@ -127,10 +127,10 @@ static void parse_meta(row_ctx_t *c, int col0, srl_meta_t *m)
 }
 
 /* An enum column through its _parse function. */
-#define ENUM_COL(c, col, parse, out)                                                           \
-    do {                                                                                       \
-        if (!is_null(c, col) && !parse(val(c, col), out))                                      \
-            row_fail(c, col, "unknown symbol");                                                \
+#define ENUM_COL(c, col, parse, out)                      \
+    do {                                                  \
+        if (!is_null(c, col) && !parse(val(c, col), out)) \
+            row_fail(c, col, "unknown symbol");           \
     } while (0)
 
 static void parse_type(row_ctx_t *c, int k, srl_assessment_type_t *t)
@@ -154,8 +154,8 @@ static void parse_type(row_ctx_t *c, int k, srl_assessment_type_t *t)
         } else {
             t->auto_rule.pvrs_count = n;
             for (size_t i = 0; i < n; i++)
-                t->auto_rule.pvrs_categories[i] =
-                    (int32_t)json_integer_value(json_array_get(cats, i));
+                t->auto_rule.pvrs_categories[i] = (int32_t)json_integer_value(
+                    json_array_get(cats, i));
         }
     }
     json_decref(cats);
@@ -202,8 +202,7 @@ static void parse_outcome_map(row_ctx_t *c, int col, srl_outcome_entry_t **items
         row_fail(c, col, "out of memory");
         goto cleanup;
     }
-    json_object_foreach(obj, name, v)
-    {
+    json_object_foreach(obj, name, v) {
         srl_outcome_entry_t *e = &(*items)[*count];
         e->name = strdup(name);
         (*count)++;
@@ -241,8 +240,7 @@ static void parse_exceptions(row_ctx_t *c, int col, srl_policy_t *p)
         row_fail(c, col, "out of memory");
         goto cleanup;
     }
-    json_array_foreach(arr, i, x)
-    {
+    json_array_foreach(arr, i, x) {
         srl_policy_exception_t *e = &p->exceptions[i];
         p->exception_count++;
         const json_t *pkg = json_object_get(x, "package");
@@ -256,8 +254,7 @@ static void parse_exceptions(row_ctx_t *c, int col, srl_policy_t *p)
             e->version_range = strdup(json_string_value(range));
         size_t j;
         json_t *g;
-        json_array_foreach(groups, j, g)
-        {
+        json_array_foreach(groups, j, g) {
             unsigned bit;
             if (!json_is_string(g) || !srl_rule_group_parse(json_string_value(g), &bit))
                 row_fail(c, col, "unknown rule group");
@@ -276,8 +273,8 @@ cleanup:
 
 static void parse_risk_profile(row_ctx_t *c, int col, srl_policy_t *p)
 {
-    static const char *const names[] = {"network_exposure", "access_interface",
-                                        "service_outage", "data_breach", "data_tampering"};
+    static const char *const names[] = {"network_exposure", "access_interface", "service_outage",
+                                        "data_breach", "data_tampering"};
     json_t *obj = json_col(c, col);
     if (!obj || json_is_null(obj))
         goto cleanup;

@@ -30,14 +30,22 @@ void srl__store_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
 const char *srl_store_rc_name(srl_store_rc_t rc)
 {
     switch (rc) {
-    case SRL_STORE_OK: return "ok";
-    case SRL_STORE_DONE: return "done";
-    case SRL_STORE_NOT_FOUND: return "not found";
-    case SRL_STORE_INVALID: return "invalid";
-    case SRL_STORE_UNREACHABLE: return "unreachable";
-    case SRL_STORE_RETRY: return "retry";
-    case SRL_STORE_VERSION: return "version";
-    case SRL_STORE_FATAL: return "fatal";
+    case SRL_STORE_OK:
+        return "ok";
+    case SRL_STORE_DONE:
+        return "done";
+    case SRL_STORE_NOT_FOUND:
+        return "not found";
+    case SRL_STORE_INVALID:
+        return "invalid";
+    case SRL_STORE_UNREACHABLE:
+        return "unreachable";
+    case SRL_STORE_RETRY:
+        return "retry";
+    case SRL_STORE_VERSION:
+        return "version";
+    case SRL_STORE_FATAL:
+        return "fatal";
     }
     return "?";
 }
@@ -72,8 +80,8 @@ static void one_line(char *buf, size_t size, const char *msg)
     buf[j] = '\0';
 }
 
-srl_store_rc_t srl_store_classify(PGconn *conn, const PGresult *res, const char *what,
-                                  char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_classify(PGconn *conn, const PGresult *res, const char *what, char *errstr,
+                                  size_t errstr_size)
 {
     char msg[512];
     const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -143,8 +151,8 @@ srl_store_rc_t srl_store_copy_in(PGconn *conn, const char *sql, const char *data
     return rc;
 }
 
-srl_store_rc_t srl__store_exec(srl_store_t *st, const char *sql, const char *what,
-                               char *errstr, size_t errstr_size)
+srl_store_rc_t srl__store_exec(srl_store_t *st, const char *sql, const char *what, char *errstr,
+                               size_t errstr_size)
 {
     return srl_store_exec(st->conn, sql, what, errstr, errstr_size);
 }
@@ -186,9 +194,13 @@ static void dsn_where(const char *dsn, char *buf, size_t size)
 /* Failures that waiting will not cure: the server answered and said no. */
 static bool connect_failure_is_fatal(const char *msg)
 {
-    static const char *const fatal[] = {
-        "authentication failed", "does not exist", "no pg_hba.conf entry",
-        "password", "permission denied", "not permitted", NULL};
+    static const char *const fatal[] = {"authentication failed",
+                                        "does not exist",
+                                        "no pg_hba.conf entry",
+                                        "password",
+                                        "permission denied",
+                                        "not permitted",
+                                        NULL};
     for (int i = 0; fatal[i]; i++)
         if (strstr(msg, fatal[i]))
             return true;
@@ -226,8 +238,8 @@ static srl_store_rc_t set_search_path(PGconn *conn, char *errstr, size_t errstr_
                           "setting search_path", errstr, errstr_size);
 }
 
-srl_store_t *srl_store_connect(const char *dsn, srl_store_rc_t *rc,
-                               char *errstr, size_t errstr_size)
+srl_store_t *srl_store_connect(const char *dsn, srl_store_rc_t *rc, char *errstr,
+                               size_t errstr_size)
 {
     srl_store_rc_t dummy;
     if (!rc)
@@ -254,8 +266,8 @@ srl_store_t *srl_store_connect(const char *dsn, srl_store_rc_t *rc,
     /* Defaults first: the expanded DSN overrides them. */
     const char *keys[] = {"connect_timeout", "fallback_application_name", "client_encoding",
                           "dbname", NULL};
-    const char *vals[] = {"10", app_name[0] ? app_name : program_invocation_short_name, "UTF8",
-                          dsn, NULL};
+    const char *vals[] = {"10", app_name[0] ? app_name : program_invocation_short_name, "UTF8", dsn,
+                          NULL};
     st->conn = PQconnectdbParams(keys, vals, 1);
     if (!st->conn || PQstatus(st->conn) != CONNECTION_OK) {
         char msg[512];
@@ -264,16 +276,15 @@ srl_store_t *srl_store_connect(const char *dsn, srl_store_rc_t *rc,
          * we name host and port ourselves, so keep X. */
         const char *failed = strstr(m, " failed: ");
         one_line(msg, sizeof(msg), failed ? failed + 9 : m);
-        srl__store_errf(errstr, errstr_size, "cannot connect to PostgreSQL at %s: %s",
-                        st->where, msg);
+        srl__store_errf(errstr, errstr_size, "cannot connect to PostgreSQL at %s: %s", st->where,
+                        msg);
         *rc = connect_failure_is_fatal(msg) ? SRL_STORE_FATAL : SRL_STORE_UNREACHABLE;
         srl_store_close(st);
         return NULL;
     }
     if (PQhost(st->conn) && PQport(st->conn)) {
         const char *h = PQhost(st->conn);
-        snprintf(st->where, sizeof(st->where), "%s:%s", h[0] ? h : "localhost",
-                 PQport(st->conn));
+        snprintf(st->where, sizeof(st->where), "%s:%s", h[0] ? h : "localhost", PQport(st->conn));
     }
     *rc = set_search_path(st->conn, errstr, errstr_size);
     if (*rc != SRL_STORE_OK) {
@@ -310,8 +321,8 @@ int srl_store_expected_version(void)
     return srl__migration_count;
 }
 
-srl_store_rc_t srl_store_schema_version(srl_store_t *st, int *version,
-                                        char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_schema_version(srl_store_t *st, int *version, char *errstr,
+                                        size_t errstr_size)
 {
     srl_store_rc_t rc = SRL_STORE_OK;
     *version = 0;
@@ -321,14 +332,12 @@ srl_store_rc_t srl_store_schema_version(srl_store_t *st, int *version,
      * schema_version is in sysrepl from version 5 on, in the store's first
      * schema before: both are on the session's search_path (see
      * set_search_path), and so is the unqualified name below. */
-    PGresult *res = PQexec(st->conn,
-                           "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
-                           " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                           " WHERE c.relname = 'schema_version'"
-                           " AND n.nspname = ANY (pg_catalog.current_schemas(false)))");
+    PGresult *res = PQexec(st->conn, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+                                     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                                     " WHERE c.relname = 'schema_version'"
+                                     " AND n.nspname = ANY (pg_catalog.current_schemas(false)))");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = srl_store_classify(st->conn, res, "reading the schema version", errstr,
-                                errstr_size);
+        rc = srl_store_classify(st->conn, res, "reading the schema version", errstr, errstr_size);
         goto cleanup;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
@@ -336,8 +345,7 @@ srl_store_rc_t srl_store_schema_version(srl_store_t *st, int *version,
     PQclear(res);
     res = PQexec(st->conn, "SELECT version FROM schema_version");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = srl_store_classify(st->conn, res, "reading the schema version", errstr,
-                                errstr_size);
+        rc = srl_store_classify(st->conn, res, "reading the schema version", errstr, errstr_size);
         goto cleanup;
     }
     if (PQntuples(res) == 1)
@@ -347,8 +355,7 @@ cleanup:
     return rc;
 }
 
-static srl_store_rc_t version_verdict(int have, char *errstr, size_t errstr_size,
-                                      bool migrating)
+static srl_store_rc_t version_verdict(int have, char *errstr, size_t errstr_size, bool migrating)
 {
     int want = srl_store_expected_version();
     if (have == want)
@@ -419,8 +426,7 @@ cleanup:
     return rc;
 }
 
-srl_store_rc_t srl_store_migrate(srl_store_t *st, int *applied, char *errstr,
-                                 size_t errstr_size)
+srl_store_rc_t srl_store_migrate(srl_store_t *st, int *applied, char *errstr, size_t errstr_size)
 {
     int have, count = 0;
     srl_store_rc_t rc = srl_store_schema_version(st, &have, errstr, errstr_size);
@@ -441,8 +447,8 @@ srl_store_rc_t srl_store_migrate(srl_store_t *st, int *applied, char *errstr,
 /* ------------------------------------------------------------------ */
 /* settings                                                             */
 
-srl_store_rc_t srl_store_get_settings(srl_store_t *st, srl_store_settings_t *out,
-                                      char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_get_settings(srl_store_t *st, srl_store_settings_t *out, char *errstr,
+                                      size_t errstr_size)
 {
     memset(out, 0, sizeof(*out));
     PGresult *res = PQexec(st->conn, "SELECT instance_id, role FROM sysrepl.settings");
@@ -457,8 +463,8 @@ srl_store_rc_t srl_store_get_settings(srl_store_t *st, srl_store_settings_t *out
     return rc;
 }
 
-srl_store_rc_t srl_store_set_settings(srl_store_t *st, const char *instance_id,
-                                      const char *role, char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_set_settings(srl_store_t *st, const char *instance_id, const char *role,
+                                      char *errstr, size_t errstr_size)
 {
     if (!instance_id || !instance_id[0] ||
         strlen(instance_id) >= sizeof(((srl_store_settings_t *)0)->instance_id)) {
@@ -487,13 +493,12 @@ srl_store_rc_t srl_store_set_settings(srl_store_t *st, const char *instance_id,
 /* ------------------------------------------------------------------ */
 /* counts and status                                                    */
 
-srl_store_rc_t srl_store_count(srl_store_t *st, int64_t counts[SRL_KIND_COUNT],
-                               char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_count(srl_store_t *st, int64_t counts[SRL_KIND_COUNT], char *errstr,
+                               size_t errstr_size)
 {
-    PGresult *res = PQexec(st->conn,
-                           "SELECT (SELECT count(*) FROM assessment_types),"
-                           " (SELECT count(*) FROM vulnerability_assessments),"
-                           " (SELECT count(*) FROM policies)");
+    PGresult *res = PQexec(st->conn, "SELECT (SELECT count(*) FROM assessment_types),"
+                                     " (SELECT count(*) FROM vulnerability_assessments),"
+                                     " (SELECT count(*) FROM policies)");
     srl_store_rc_t rc = SRL_STORE_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         rc = srl_store_classify(st->conn, res, "counting content", errstr, errstr_size);
@@ -516,13 +521,12 @@ static void col_str(const PGresult *res, int col, char *buf, size_t size)
 
 #define EPOCH_MS(expr) "(extract(epoch FROM " expr ") * 1000)::bigint"
 
-srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
-                                    char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out, char *errstr,
+                                    size_t errstr_size)
 {
     memset(out, 0, sizeof(*out));
     out->outbox_oldest_age_ms = -1;
-    srl_store_rc_t rc = srl_store_schema_version(st, &out->schema_version, errstr,
-                                                 errstr_size);
+    srl_store_rc_t rc = srl_store_schema_version(st, &out->schema_version, errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         return rc;
     rc = version_verdict(out->schema_version, errstr, errstr_size, false);
@@ -538,21 +542,25 @@ srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
     PGresult *res = PQexec(
         st->conn,
         "SELECT (SELECT count(*) FROM sysrepl.outbox),"
-        " (SELECT " EPOCH_MS("now() - min(created_at)") " FROM sysrepl.outbox),"
-        " (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM sysrepl.sysrepl_version),"
-        " p.last_delivered_version, " EPOCH_MS("p.delivered_at") ", p.rate, p.last_error,"
-        " l.at_ms, l.level, l.component, l.message,"
-        " (SELECT count(*) FROM sysrepl.consumer_offsets),"
-        " (SELECT CASE WHEN count(*) = count(caught_up_at) THEN "
-        EPOCH_MS("min(caught_up_at)") " END FROM sysrepl.consumer_offsets),"
-        " (SELECT count(*) FROM sysrepl.dead_letters), d.at_ms, d.reason,"
-        " (SELECT sum(greatest(high_watermark - next_offset, 0)) FROM sysrepl.consumer_offsets),"
-        " (SELECT max(lag_seconds) FROM sysrepl.consumer_offsets)"
-        " FROM sysrepl.producer_state p"
-        " LEFT JOIN (SELECT " EPOCH_MS("at") " AS at_ms, level, component, message"
-        "            FROM sysrepl.replication_log ORDER BY id DESC LIMIT 1) l ON true"
-        " LEFT JOIN (SELECT " EPOCH_MS("created_at") " AS at_ms, reason"
-        "            FROM sysrepl.dead_letters ORDER BY id DESC LIMIT 1) d ON true");
+        " (SELECT " EPOCH_MS(
+            "now() - min(created_at)") " FROM sysrepl.outbox),"
+                                       " (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM sysrepl.sysrepl_version),"
+                                       " p.last_delivered_version, " EPOCH_MS(
+                                           "p.delivered_at") ", p.rate, p.last_error,"
+                                                             " l.at_ms, l.level, l.component, l.message,"
+                                                             " (SELECT count(*) FROM sysrepl.consumer_offsets),"
+                                                             " (SELECT CASE WHEN count(*) = count(caught_up_at) THEN " EPOCH_MS(
+                                                                 "min(caught_up_at)") " END FROM sysrepl.consumer_offsets),"
+                                                                                      " (SELECT count(*) FROM sysrepl.dead_letters), d.at_ms, d.reason,"
+                                                                                      " (SELECT sum(greatest(high_watermark - next_offset, 0)) FROM sysrepl.consumer_offsets),"
+                                                                                      " (SELECT max(lag_seconds) FROM sysrepl.consumer_offsets)"
+                                                                                      " FROM sysrepl.producer_state p"
+                                                                                      " LEFT JOIN (SELECT " EPOCH_MS(
+                                                                                          "at") " AS at_ms, level, component, message"
+                                                                                                "            FROM sysrepl.replication_log ORDER BY id DESC LIMIT 1) l ON true"
+                                                                                                " LEFT JOIN (SELECT " EPOCH_MS(
+                                                                                                    "created_at") " AS at_ms, reason"
+                                                                                                                  "            FROM sysrepl.dead_letters ORDER BY id DESC LIMIT 1) d ON true");
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         rc = PQresultStatus(res) != PGRES_TUPLES_OK
                  ? srl_store_classify(st->conn, res, "reading status", errstr, errstr_size)
@@ -580,7 +588,8 @@ srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
     out->newest_dead_letter_at_ms = col_i64(res, 14);
     col_str(res, 15, out->newest_dead_letter_reason, sizeof(out->newest_dead_letter_reason));
     out->consumer_lag_records = col_i64(res, 16);
-    out->consumer_lag_seconds = PQgetisnull(res, 0, 17) ? 0.0 : strtod(PQgetvalue(res, 0, 17), NULL);
+    out->consumer_lag_seconds = PQgetisnull(res, 0, 17) ? 0.0
+                                                        : strtod(PQgetvalue(res, 0, 17), NULL);
     PQclear(res);
     return SRL_STORE_OK;
 }
@@ -593,8 +602,8 @@ srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
 #define PURGE_BATCH_ROWS 5000
 
 srl_store_rc_t srl_store_purge_replication_log(srl_store_t *st, int64_t retention_ms,
-                                               int64_t max_rows, int64_t *deleted,
-                                               char *errstr, size_t errstr_size)
+                                               int64_t max_rows, int64_t *deleted, char *errstr,
+                                               size_t errstr_size)
 {
     int64_t total = 0;
     srl_store_rc_t rc = SRL_STORE_OK;
@@ -610,16 +619,14 @@ srl_store_rc_t srl_store_purge_replication_log(srl_store_t *st, int64_t retentio
         const char *params[2] = {age, limit};
         /* The oldest rows first, through the index on at; each DELETE is
          * its own transaction (the session is idle between calls). */
-        PGresult *res = PQexecParams(
-            st->conn,
-            "DELETE FROM sysrepl.replication_log WHERE id IN"
-            " (SELECT id FROM sysrepl.replication_log"
-            "  WHERE at < now() - $1::bigint * interval '1 millisecond'"
-            "  ORDER BY at LIMIT $2::bigint)",
-            2, NULL, params, NULL, NULL, 0);
+        PGresult *res = PQexecParams(st->conn,
+                                     "DELETE FROM sysrepl.replication_log WHERE id IN"
+                                     " (SELECT id FROM sysrepl.replication_log"
+                                     "  WHERE at < now() - $1::bigint * interval '1 millisecond'"
+                                     "  ORDER BY at LIMIT $2::bigint)",
+                                     2, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            rc = srl_store_classify(st->conn, res, "purging replication_log", errstr,
-                                    errstr_size);
+            rc = srl_store_classify(st->conn, res, "purging replication_log", errstr, errstr_size);
             PQclear(res);
             break;
         }

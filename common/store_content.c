@@ -26,30 +26,30 @@
 /* ------------------------------------------------------------------ */
 /* SQL per kind                                                         */
 
-#define ASSESSMENT_SELECT                                                               \
-    "SELECT vulnerability_id, assessment_type, comment, scope_kind, scope_name,"        \
-    " package_name, package_version_range, expires_at, automatic, assessed_by,"         \
+#define ASSESSMENT_SELECT                                                        \
+    "SELECT vulnerability_id, assessment_type, comment, scope_kind, scope_name," \
+    " package_name, package_version_range, expires_at, automatic, assessed_by,"  \
     " assessed_at, origin, version, changed_at FROM vulnerability_assessments"
 
-#define TYPE_SELECT                                                                     \
-    "SELECT jsonb_strip_nulls(jsonb_build_object("                                      \
-    " 'name', name, 'description', description, 'color', color,"                        \
-    " 'severity_class', severity_class, 'emitted_severity', emitted_severity,"          \
-    " 'auto_rule', CASE WHEN auto_rule <> 'none' THEN jsonb_build_object("              \
-    "     'kind', auto_rule, 'cvss_min', cvss_min, 'cvss_max', cvss_max,"               \
-    "     'pvrs_categories', to_jsonb(pvrs_categories)) END,"                           \
-    " 'default_expiry_days', default_expiry_days, 'inactive', inactive,"                \
-    " 'built_in', built_in, 'origin', origin, 'version', version,"                      \
+#define TYPE_SELECT                                                            \
+    "SELECT jsonb_strip_nulls(jsonb_build_object("                             \
+    " 'name', name, 'description', description, 'color', color,"               \
+    " 'severity_class', severity_class, 'emitted_severity', emitted_severity," \
+    " 'auto_rule', CASE WHEN auto_rule <> 'none' THEN jsonb_build_object("     \
+    "     'kind', auto_rule, 'cvss_min', cvss_min, 'cvss_max', cvss_max,"      \
+    "     'pvrs_categories', to_jsonb(pvrs_categories)) END,"                  \
+    " 'default_expiry_days', default_expiry_days, 'inactive', inactive,"       \
+    " 'built_in', built_in, 'origin', origin, 'version', version,"             \
     " 'changed_at', changed_at))::text FROM assessment_types"
 
-#define POLICY_SELECT                                                                   \
-    "SELECT jsonb_strip_nulls(jsonb_build_object("                                      \
-    " 'name', name, 'description', description, 'feeds', to_jsonb(feeds),"              \
-    " 'unassessed', unassessed, 'by_assessment_type', by_assessment_type,"              \
-    " 'license_undetected', license_undetected, 'license_other', license_other,"        \
-    " 'by_license', by_license, 'deprecated', deprecated, 'unlisted', unlisted,"        \
-    " 'exceptions', exceptions, 'risk_profile', risk_profile,"                          \
-    " 'origin', origin, 'version', version, 'changed_at', changed_at))::text"           \
+#define POLICY_SELECT                                                            \
+    "SELECT jsonb_strip_nulls(jsonb_build_object("                               \
+    " 'name', name, 'description', description, 'feeds', to_jsonb(feeds),"       \
+    " 'unassessed', unassessed, 'by_assessment_type', by_assessment_type,"       \
+    " 'license_undetected', license_undetected, 'license_other', license_other," \
+    " 'by_license', by_license, 'deprecated', deprecated, 'unlisted', unlisted," \
+    " 'exceptions', exceptions, 'risk_profile', risk_profile,"                   \
+    " 'origin', origin, 'version', version, 'changed_at', changed_at))::text"    \
     " FROM policies"
 
 /* $1 is the entity's JSON form. A conflicting type name of another case is
@@ -111,8 +111,8 @@ static const char ASSESSMENT_UPSERT[] =
 /* ------------------------------------------------------------------ */
 /* helpers                                                              */
 
-static srl_store_rc_t query_failed(srl_store_t *st, PGresult *res, const char *what,
-                                   char *errstr, size_t errstr_size)
+static srl_store_rc_t query_failed(srl_store_t *st, PGresult *res, const char *what, char *errstr,
+                                   size_t errstr_size)
 {
     srl_store_rc_t rc = srl_store_classify(st->conn, res, what, errstr, errstr_size);
     PQclear(res);
@@ -126,8 +126,7 @@ static char *dup_or_null(const char *s)
 
 /* An assessment whose strings point into the fields (borrowed, not owned:
  * never pass it to srl_assessment_clear). */
-static bool assessment_view(char *const *f, srl_assessment_t *a, char *errstr,
-                            size_t errstr_size)
+static bool assessment_view(char *const *f, srl_assessment_t *a, char *errstr, size_t errstr_size)
 {
     memset(a, 0, sizeof(*a));
     if (!f[0] || !f[1] || !f[3] || !f[8] || !f[10] || !f[12] || !f[13] ||
@@ -153,8 +152,8 @@ static bool assessment_view(char *const *f, srl_assessment_t *a, char *errstr,
     return true;
 }
 
-bool srl__store_assessment_from_fields(char *const *f, srl_assessment_t *a,
-                                       char *errstr, size_t errstr_size)
+bool srl__store_assessment_from_fields(char *const *f, srl_assessment_t *a, char *errstr,
+                                       size_t errstr_size)
 {
     srl_assessment_t v;
     if (!assessment_view(f, &v, errstr, errstr_size)) {
@@ -193,14 +192,14 @@ static void entity_reset(srl_entity_t *e, srl_kind_t kind)
 }
 
 /* Fill *e of kind from the JSON text PostgreSQL built for a type/policy. */
-static bool entity_from_json_text(srl_kind_t kind, const char *text, srl_entity_t *e,
-                                  char *errstr, size_t errstr_size)
+static bool entity_from_json_text(srl_kind_t kind, const char *text, srl_entity_t *e, char *errstr,
+                                  size_t errstr_size)
 {
     json_error_t jerr;
     json_t *doc = json_loads(text, 0, &jerr);
     if (!doc) {
-        srl__store_errf(errstr, errstr_size, "%s: stored row is not JSON: %s",
-                        srl_kind_table(kind), jerr.text);
+        srl__store_errf(errstr, errstr_size, "%s: stored row is not JSON: %s", srl_kind_table(kind),
+                        jerr.text);
         return false;
     }
     char why[256];
@@ -249,13 +248,13 @@ bool srl_store_validate(const srl_entity_t *e, int64_t now_ms, char *errstr, siz
 /* ------------------------------------------------------------------ */
 /* put                                                                  */
 
-srl_store_rc_t srl__store_type_exists(srl_store_t *st, const char *name, bool *exists,
-                                      char *errstr, size_t errstr_size)
+srl_store_rc_t srl__store_type_exists(srl_store_t *st, const char *name, bool *exists, char *errstr,
+                                      size_t errstr_size)
 {
     const char *params[] = {name};
     PGresult *res = PQexecParams(st->conn,
-                                 "SELECT 1 FROM assessment_types WHERE lower(name) = lower($1)",
-                                 1, NULL, params, NULL, NULL, 0);
+                                 "SELECT 1 FROM assessment_types WHERE lower(name) = lower($1)", 1,
+                                 NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         return query_failed(st, res, "looking up the assessment type", errstr, errstr_size);
     *exists = PQntuples(res) > 0;
@@ -282,14 +281,13 @@ void srl__store_assessment_params(const srl_assessment_t *a, char bufs[3][24],
 }
 
 srl_store_rc_t srl__store_put_doc(srl_store_t *st, srl_kind_t kind, const char *doc,
-                                  const char *key, bool *changed, char *errstr,
-                                  size_t errstr_size)
+                                  const char *key, bool *changed, char *errstr, size_t errstr_size)
 {
     char what[300];
     snprintf(what, sizeof(what), "writing %s \"%s\"", srl_kind_name(kind), key);
     const char *params[] = {doc};
-    PGresult *res = PQexecParams(st->conn, kind == SRL_KIND_POLICY ? POLICY_UPSERT : TYPE_UPSERT,
-                                 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(st->conn, kind == SRL_KIND_POLICY ? POLICY_UPSERT : TYPE_UPSERT, 1,
+                                 NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         return query_failed(st, res, what, errstr, errstr_size);
     if (changed)
@@ -323,8 +321,7 @@ srl_store_rc_t srl__store_put_one(srl_store_t *st, const srl_entity_t *e, bool *
         char *doc = srl__store_doc(e, errstr, errstr_size);
         if (!doc)
             return SRL_STORE_INVALID;
-        srl_store_rc_t rc = srl__store_put_doc(st, e->kind, doc, key, changed, errstr,
-                                               errstr_size);
+        srl_store_rc_t rc = srl__store_put_doc(st, e->kind, doc, key, changed, errstr, errstr_size);
         free(doc);
         return rc;
     }
@@ -333,8 +330,8 @@ srl_store_rc_t srl__store_put_one(srl_store_t *st, const srl_entity_t *e, bool *
     const char *params[SRL__ASSESSMENT_NCOLS];
     snprintf(what, sizeof(what), "writing %s \"%s\"", srl_kind_name(e->kind), key);
     srl__store_assessment_params(&e->u.assessment, bufs, params);
-    PGresult *res = PQexecParams(st->conn, ASSESSMENT_UPSERT, SRL__ASSESSMENT_NCOLS, NULL,
-                                 params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(st->conn, ASSESSMENT_UPSERT, SRL__ASSESSMENT_NCOLS, NULL, params,
+                                 NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         return query_failed(st, res, what, errstr, errstr_size);
     if (changed)
@@ -343,8 +340,8 @@ srl_store_rc_t srl__store_put_one(srl_store_t *st, const srl_entity_t *e, bool *
     return SRL_STORE_OK;
 }
 
-srl_store_rc_t srl_store_put(srl_store_t *st, const srl_entity_t *e, bool *changed,
-                             char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_put(srl_store_t *st, const srl_entity_t *e, bool *changed, char *errstr,
+                             size_t errstr_size)
 {
     if (e->kind == SRL_KIND_ASSESSMENT) {
         const char *type = e->u.assessment.assessment_type;
@@ -357,8 +354,8 @@ srl_store_rc_t srl_store_put(srl_store_t *st, const srl_entity_t *e, bool *chang
         if (rc != SRL_STORE_OK)
             return rc;
         if (!exists) {
-            srl__store_errf(errstr, errstr_size,
-                            "assessment_type: no assessment type named \"%s\"", type);
+            srl__store_errf(errstr, errstr_size, "assessment_type: no assessment type named \"%s\"",
+                            type);
             return SRL_STORE_INVALID;
         }
     }
@@ -371,20 +368,24 @@ srl_store_rc_t srl_store_put(srl_store_t *st, const srl_entity_t *e, bool *chang
 static const char *key_condition(srl_kind_t kind)
 {
     switch (kind) {
-    case SRL_KIND_ASSESSMENT_TYPE: return " WHERE lower(name) = lower($1)";
-    case SRL_KIND_ASSESSMENT: return " WHERE key = $1";
-    case SRL_KIND_POLICY: return " WHERE name = $1";
-    default: return NULL;
+    case SRL_KIND_ASSESSMENT_TYPE:
+        return " WHERE lower(name) = lower($1)";
+    case SRL_KIND_ASSESSMENT:
+        return " WHERE key = $1";
+    case SRL_KIND_POLICY:
+        return " WHERE name = $1";
+    default:
+        return NULL;
     }
 }
 
-srl_store_rc_t srl_store_get(srl_store_t *st, srl_kind_t kind, const char *key,
-                             srl_entity_t *out, char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_get(srl_store_t *st, srl_kind_t kind, const char *key, srl_entity_t *out,
+                             char *errstr, size_t errstr_size)
 {
     char sql[2048];
-    const char *select = kind == SRL_KIND_ASSESSMENT   ? ASSESSMENT_SELECT
-                         : kind == SRL_KIND_POLICY     ? POLICY_SELECT
-                                                       : TYPE_SELECT;
+    const char *select = kind == SRL_KIND_ASSESSMENT ? ASSESSMENT_SELECT
+                         : kind == SRL_KIND_POLICY   ? POLICY_SELECT
+                                                     : TYPE_SELECT;
     entity_reset(out, kind);
     if (!key_condition(kind)) {
         srl__store_errf(errstr, errstr_size, "unknown kind %d", (int)kind);
@@ -416,8 +417,8 @@ srl_store_rc_t srl_store_get(srl_store_t *st, srl_kind_t kind, const char *key,
     return ok ? SRL_STORE_OK : SRL_STORE_FATAL;
 }
 
-srl_store_rc_t srl_store_delete(srl_store_t *st, srl_kind_t kind, const char *key,
-                                char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_delete(srl_store_t *st, srl_kind_t kind, const char *key, char *errstr,
+                                size_t errstr_size)
 {
     char sql[256], what[300];
     const char *params[] = {key};
@@ -487,12 +488,24 @@ int srl__store_copy_split(char *row, int len, char **fields, int max)
             p++;
             char ch = *p++;
             switch (ch) {
-            case 'b': *w++ = '\b'; break;
-            case 'f': *w++ = '\f'; break;
-            case 'n': *w++ = '\n'; break;
-            case 'r': *w++ = '\r'; break;
-            case 't': *w++ = '\t'; break;
-            case 'v': *w++ = '\v'; break;
+            case 'b':
+                *w++ = '\b';
+                break;
+            case 'f':
+                *w++ = '\f';
+                break;
+            case 'n':
+                *w++ = '\n';
+                break;
+            case 'r':
+                *w++ = '\r';
+                break;
+            case 't':
+                *w++ = '\t';
+                break;
+            case 'v':
+                *w++ = '\v';
+                break;
             case 'N':
                 if (p - start == 2 && (p == end || *p == '\t')) {
                     start = NULL; /* \N alone: SQL NULL */
@@ -547,9 +560,8 @@ static bool append(char *sql, size_t size, const char *piece)
     return true;
 }
 
-static srl_store_rc_t build_list_sql(srl_store_t *st, srl_kind_t kind,
-                                     const srl_store_filter_t *f, char *sql, size_t size,
-                                     char *errstr, size_t errstr_size)
+static srl_store_rc_t build_list_sql(srl_store_t *st, srl_kind_t kind, const srl_store_filter_t *f,
+                                     char *sql, size_t size, char *errstr, size_t errstr_size)
 {
     char piece[1024];
     srl_store_rc_t rc = SRL_STORE_OK;
@@ -709,9 +721,9 @@ static bool decode_row(srl_kind_t kind, char *row, int len, srl_entity_t *out, b
             srl__store_errf(errstr, errstr_size, "listing: row with %d fields", n);
             return false;
         }
-        return borrow ? assessment_view(f, &out->u.assessment, errstr, errstr_size)
-                      : srl__store_assessment_from_fields(f, &out->u.assessment, errstr,
-                                                          errstr_size);
+        return borrow
+                   ? assessment_view(f, &out->u.assessment, errstr, errstr_size)
+                   : srl__store_assessment_from_fields(f, &out->u.assessment, errstr, errstr_size);
     }
     char *f[1];
     if (srl__store_copy_split(row, len, f, 1) != 1 || !f[0]) {
@@ -721,8 +733,8 @@ static bool decode_row(srl_kind_t kind, char *row, int len, srl_entity_t *out, b
     return entity_from_json_text(kind, f[0], out, errstr, errstr_size);
 }
 
-srl_store_rc_t srl_store_cursor_next(srl_store_cursor_t *cur, srl_entity_t *out,
-                                     char *errstr, size_t errstr_size)
+srl_store_rc_t srl_store_cursor_next(srl_store_cursor_t *cur, srl_entity_t *out, char *errstr,
+                                     size_t errstr_size)
 {
     entity_reset(out, cur->kind);
     char *row;

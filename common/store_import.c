@@ -34,8 +34,8 @@
 #include "sysrepl/keys.h"
 #include "store_private.h"
 
-#define CHUNK_BYTES (8u << 20)   /* staging rows buffered before a COPY */
-#define SEND_BYTES (256u << 10)  /* direct rows buffered before PQputCopyData */
+#define CHUNK_BYTES (8u << 20)  /* staging rows buffered before a COPY */
+#define SEND_BYTES (256u << 10) /* direct rows buffered before PQputCopyData */
 #define COPY_PIECE (64u << 10)
 
 typedef struct doc_entry {
@@ -76,20 +76,20 @@ typedef struct hash_part {
 
 struct srl_store_import {
     srl_store_t *st;
-    char origin[128];      /* this instance's id, stamped on every row */
-    bool started;          /* lock taken and path chosen (first assessment) */
-    bool direct;           /* the table was empty: new keys go straight in */
-    char changed_at[24];   /* sysrepl.sysrepl_now_ms() of this transaction */
-    bool in_copy;          /* a direct COPY is open */
-    srl_buf_t send;          /* direct rows not yet handed to libpq */
-    bool staging;          /* the staging table exists */
-    bool insert_running;   /* a staging chunk's INSERT runs on the server */
-    srl_buf_t chunk;         /* staging rows of the chunk being filled */
-    size_t chunk_dups;     /* dups[chunk_dups..] were added to this chunk */
-    doc_list_t docs[SRL_KIND_COUNT]; /* types and policies */
-    name_list_t known_types;         /* in the store or in this import */
-    name_list_t pending_types;       /* named by an assessment, not known yet */
-    const char *last_type_ok;        /* cache: the last name found known */
+    char origin[128];                       /* this instance's id, stamped on every row */
+    bool started;                           /* lock taken and path chosen (first assessment) */
+    bool direct;                            /* the table was empty: new keys go straight in */
+    char changed_at[24];                    /* sysrepl.sysrepl_now_ms() of this transaction */
+    bool in_copy;                           /* a direct COPY is open */
+    srl_buf_t send;                         /* direct rows not yet handed to libpq */
+    bool staging;                           /* the staging table exists */
+    bool insert_running;                    /* a staging chunk's INSERT runs on the server */
+    srl_buf_t chunk;                        /* staging rows of the chunk being filled */
+    size_t chunk_dups;                      /* dups[chunk_dups..] were added to this chunk */
+    doc_list_t docs[SRL_KIND_COUNT];        /* types and policies */
+    name_list_t known_types;                /* in the store or in this import */
+    name_list_t pending_types;              /* named by an assessment, not known yet */
+    const char *last_type_ok;               /* cache: the last name found known */
     hash_part_t parts[1 << HASH_PART_BITS]; /* assessment keys seen */
     dup_record_t *dups;
     size_t dup_count, dup_cap;
@@ -272,8 +272,7 @@ static srl_store_rc_t begin_copy(srl_store_import_t *imp, const char *sql, char 
     PGresult *res = PQexec(imp->st->conn, sql);
     srl_store_rc_t rc = SRL_STORE_OK;
     if (PQresultStatus(res) != PGRES_COPY_IN)
-        rc = srl_store_classify(imp->st->conn, res, "import: starting COPY", errstr,
-                                errstr_size);
+        rc = srl_store_classify(imp->st->conn, res, "import: starting COPY", errstr, errstr_size);
     PQclear(res);
     return rc;
 }
@@ -341,8 +340,8 @@ static srl_store_rc_t wait_insert(srl_store_import_t *imp, char *errstr, size_t 
     while ((res = PQgetResult(imp->st->conn)) != NULL) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             if (rc == SRL_STORE_OK)
-                rc = srl_store_classify(imp->st->conn, res, "import: writing assessments",
-                                        errstr, errstr_size);
+                rc = srl_store_classify(imp->st->conn, res, "import: writing assessments", errstr,
+                                        errstr_size);
         } else {
             imp->stats.changed[SRL_KIND_ASSESSMENT] += strtoll(PQcmdTuples(res), NULL, 10);
         }
@@ -458,14 +457,13 @@ static srl_store_rc_t ship_chunk(srl_store_import_t *imp, char *errstr, size_t e
     }
     if (rc == SRL_STORE_OK)
         rc = begin_copy(imp,
-                        "COPY srl_import_chunk (line, key, " SRL__ASSESSMENT_COLUMNS
-                        ") FROM STDIN",
+                        "COPY srl_import_chunk (line, key, " SRL__ASSESSMENT_COLUMNS ") FROM STDIN",
                         errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         return rc;
     rc = send_copy_data(imp, imp->chunk.data, imp->chunk.len, errstr, errstr_size);
-    srl_store_rc_t rc2 = end_copy(imp, rc == SRL_STORE_OK ? NULL : "import failed", NULL,
-                                  errstr, errstr_size);
+    srl_store_rc_t rc2 = end_copy(imp, rc == SRL_STORE_OK ? NULL : "import failed", NULL, errstr,
+                                  errstr_size);
     if (rc == SRL_STORE_OK)
         rc = rc2;
     if (rc == SRL_STORE_OK)
@@ -536,14 +534,13 @@ fail:
 }
 
 /* With the first assessment: lock the table and choose the path. */
-static srl_store_rc_t start_assessments(srl_store_import_t *imp, char *errstr,
-                                        size_t errstr_size)
+static srl_store_rc_t start_assessments(srl_store_import_t *imp, char *errstr, size_t errstr_size)
 {
-    srl_store_rc_t rc = srl__store_exec(
-        imp->st,
-        "LOCK TABLE vulnerability_assessments IN SHARE ROW EXCLUSIVE MODE;"
-        "SET LOCAL sysrepl.stamped = 'on'",
-        "import: locking vulnerability_assessments", errstr, errstr_size);
+    srl_store_rc_t rc =
+        srl__store_exec(imp->st,
+                        "LOCK TABLE vulnerability_assessments IN SHARE ROW EXCLUSIVE MODE;"
+                        "SET LOCAL sysrepl.stamped = 'on'",
+                        "import: locking vulnerability_assessments", errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         return rc;
     PGresult *res = PQexec(imp->st->conn,
@@ -562,8 +559,7 @@ static srl_store_rc_t start_assessments(srl_store_import_t *imp, char *errstr,
 }
 
 static srl_store_rc_t add_assessment(srl_store_import_t *imp, const srl_assessment_t *a,
-                                     const char *key, long line, char *errstr,
-                                     size_t errstr_size)
+                                     const char *key, long line, char *errstr, size_t errstr_size)
 {
     srl_store_rc_t rc;
     /* Type names: known (cached), known, or pending until finish. */
@@ -700,8 +696,7 @@ static srl_store_rc_t write_docs(srl_store_import_t *imp, srl_kind_t kind,
 }
 
 /* Every type name an assessment gave must exist now. */
-static srl_store_rc_t check_pending_types(srl_store_import_t *imp, char *errstr,
-                                          size_t errstr_size)
+static srl_store_rc_t check_pending_types(srl_store_import_t *imp, char *errstr, size_t errstr_size)
 {
     const name_entry_t *first = NULL;
     size_t missing = 0;
@@ -711,8 +706,7 @@ static srl_store_rc_t check_pending_types(srl_store_import_t *imp, char *errstr,
             continue;
         /* lower() in the store may fold more than strcasecmp (non-ASCII). */
         bool exists = false;
-        srl_store_rc_t rc = srl__store_type_exists(imp->st, p->name, &exists, errstr,
-                                                   errstr_size);
+        srl_store_rc_t rc = srl__store_type_exists(imp->st, p->name, &exists, errstr, errstr_size);
         if (rc != SRL_STORE_OK)
             return rc;
         if (exists)
@@ -725,8 +719,8 @@ static srl_store_rc_t check_pending_types(srl_store_import_t *imp, char *errstr,
         return SRL_STORE_OK;
     if (missing == 1)
         srl__store_errf(errstr, errstr_size,
-                        "line %ld: assessment_type: no assessment type named \"%s\"",
-                        first->line, first->name);
+                        "line %ld: assessment_type: no assessment type named \"%s\"", first->line,
+                        first->name);
     else
         srl__store_errf(errstr, errstr_size,
                         "line %ld: assessment_type: no assessment type named \"%s\" "
@@ -771,8 +765,8 @@ static void report_duplicates(srl_store_import_t *imp, srl_store_duplicate_cb on
 }
 
 srl_store_rc_t srl_store_import_finish(srl_store_import_t *imp, srl_store_duplicate_cb on_dup,
-                                       void *arg, srl_store_import_stats_t *stats,
-                                       char *errstr, size_t errstr_size)
+                                       void *arg, srl_store_import_stats_t *stats, char *errstr,
+                                       size_t errstr_size)
 {
     srl_store_rc_t rc = ship_chunk(imp, errstr, errstr_size);
     if (rc == SRL_STORE_OK)

@@ -69,13 +69,27 @@ static void jb_str(jbuf_t *b, const char *s)
         }
         *w++ = '\\';
         switch (c) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '\b': *w++ = 'b'; break;
-        case '\f': *w++ = 'f'; break;
-        case '\n': *w++ = 'n'; break;
-        case '\r': *w++ = 'r'; break;
-        case '\t': *w++ = 't'; break;
+        case '"':
+            *w++ = '"';
+            break;
+        case '\\':
+            *w++ = '\\';
+            break;
+        case '\b':
+            *w++ = 'b';
+            break;
+        case '\f':
+            *w++ = 'f';
+            break;
+        case '\n':
+            *w++ = 'n';
+            break;
+        case '\r':
+            *w++ = 'r';
+            break;
+        case '\t':
+            *w++ = 't';
+            break;
         default:
             *w++ = 'u';
             *w++ = '0';
@@ -108,7 +122,7 @@ static void jb_int(jbuf_t *b, int64_t v)
 typedef struct time_cache {
     int64_t second; /* floor(ms / 1000) of text */
     bool valid;
-    char text[40];  /* "2026-11-26T12:00:00." */
+    char text[40]; /* "2026-11-26T12:00:00." */
     size_t len;
 } time_cache_t;
 
@@ -133,8 +147,12 @@ static void jb_time(jbuf_t *b, int64_t ms, time_cache_t *c)
         c->second = sec;
         c->valid = true;
     }
-    char tail[6] = {(char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
-                    (char)('0' + frac % 10), 'Z', '"', 0};
+    char tail[6] = {(char)('0' + frac / 100),
+                    (char)('0' + frac / 10 % 10),
+                    (char)('0' + frac % 10),
+                    'Z',
+                    '"',
+                    0};
     JB_LIT(b, "\"");
     jb_raw(b, c->text, c->len);
     jb_raw(b, tail, 5);
@@ -217,8 +235,7 @@ static bool assessment_json(jbuf_t *b, const srl_assessment_t *a)
     return true;
 }
 
-char *srl_store_entity_json(const srl_entity_t *e, size_t *len, char *errstr,
-                            size_t errstr_size)
+char *srl_store_entity_json(const srl_entity_t *e, size_t *len, char *errstr, size_t errstr_size)
 {
     if (e->kind != SRL_KIND_ASSESSMENT) {
         char *text = srl__store_doc(e, errstr, errstr_size);

@@ -38,8 +38,8 @@ void srl__store_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
 
 /* Run a command that returns no rows; on failure classify it (what names
  * the statement for the message). */
-srl_store_rc_t srl__store_exec(srl_store_t *st, const char *sql, const char *what,
-                               char *errstr, size_t errstr_size);
+srl_store_rc_t srl__store_exec(srl_store_t *st, const char *sql, const char *what, char *errstr,
+                               size_t errstr_size);
 
 /* Roll back an open transaction, ignoring errors (connection may be gone). */
 void srl__store_rollback(srl_store_t *st);
@@ -55,19 +55,19 @@ void srl__store_rollback(srl_store_t *st);
 #define SRL__ASSESSMENT_NCOLS 11
 #define SRL__ASSESSMENT_NFIELDS 14
 /* ON CONFLICT (key) DO UPDATE SET ...: everything but the key fields. */
-#define SRL__ASSESSMENT_UPDATE_SET_NO_ASSESSED_AT                                \
-    "assessment_type = EXCLUDED.assessment_type, comment = EXCLUDED.comment,"    \
-    " package_name = EXCLUDED.package_name,"                                     \
-    " package_version_range = EXCLUDED.package_version_range,"                   \
-    " expires_at = EXCLUDED.expires_at, automatic = EXCLUDED.automatic,"         \
+#define SRL__ASSESSMENT_UPDATE_SET_NO_ASSESSED_AT                             \
+    "assessment_type = EXCLUDED.assessment_type, comment = EXCLUDED.comment," \
+    " package_name = EXCLUDED.package_name,"                                  \
+    " package_version_range = EXCLUDED.package_version_range,"                \
+    " expires_at = EXCLUDED.expires_at, automatic = EXCLUDED.automatic,"      \
     " assessed_by = EXCLUDED.assessed_by"
-#define SRL__ASSESSMENT_UPDATE_SET                                               \
+#define SRL__ASSESSMENT_UPDATE_SET \
     SRL__ASSESSMENT_UPDATE_SET_NO_ASSESSED_AT ", assessed_at = EXCLUDED.assessed_at"
 
 /* An assessment from the SRL__ASSESSMENT_NFIELDS text fields of a listing
  * row (NULL = SQL NULL). Strings are copied; *a is cleared on failure. */
-bool srl__store_assessment_from_fields(char *const *fields, srl_assessment_t *a,
-                                       char *errstr, size_t errstr_size);
+bool srl__store_assessment_from_fields(char *const *fields, srl_assessment_t *a, char *errstr,
+                                       size_t errstr_size);
 
 /* The SRL__ASSESSMENT_NCOLS text parameters of an assessment (NULL = SQL
  * NULL; assessed_at SRL_STORE_ASSESSED_AT_KEEP is NULL too); numbers are
@@ -81,16 +81,15 @@ void srl__store_assessment_params(const srl_assessment_t *a, char bufs[3][24],
 int srl__store_copy_split(char *row, int len, char **fields, int max);
 
 /* Whether a type of that name (case-insensitive) exists. */
-srl_store_rc_t srl__store_type_exists(srl_store_t *st, const char *name, bool *exists,
-                                      char *errstr, size_t errstr_size);
+srl_store_rc_t srl__store_type_exists(srl_store_t *st, const char *name, bool *exists, char *errstr,
+                                      size_t errstr_size);
 
 /* The JSON form of e as compact text (malloc'd), or NULL with errstr. */
 char *srl__store_doc(const srl_entity_t *e, char *errstr, size_t errstr_size);
 
 /* Upsert a type or policy given as its JSON text; key for messages. */
 srl_store_rc_t srl__store_put_doc(srl_store_t *st, srl_kind_t kind, const char *doc,
-                                  const char *key, bool *changed, char *errstr,
-                                  size_t errstr_size);
+                                  const char *key, bool *changed, char *errstr, size_t errstr_size);
 
 /* Upsert without the type check of srl_store_put. */
 srl_store_rc_t srl__store_put_one(srl_store_t *st, const srl_entity_t *e, bool *changed,

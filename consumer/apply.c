@@ -21,7 +21,7 @@ typedef struct item {
     uint8_t lane;    /* the session that applies it (split batches) */
     uint64_t hash;   /* of (kind, key) */
     int64_t version;
-    size_t key_off;  /* NUL-terminated key in a->text */
+    size_t key_off;          /* NUL-terminated key in a->text */
     size_t row_off, row_len; /* COPY row in a->text */
 } item_t;
 
@@ -30,27 +30,27 @@ typedef struct item {
 typedef struct lane {
     srl_apply_t *a;
     int index;
-    srl_store_t *st;     /* lanes >= 1: own session (NULL until needed) */
-    PGconn *conn;        /* the session this commit runs on */
-    srl_buf_t copy;      /* scratch: the COPY data of one staging table */
-    srl_buf_t sql;       /* scratch: the statements */
+    srl_store_t *st; /* lanes >= 1: own session (NULL until needed) */
+    PGconn *conn;    /* the session this commit runs on */
+    srl_buf_t copy;  /* scratch: the COPY data of one staging table */
+    srl_buf_t sql;   /* scratch: the statements */
     srl_apply_stats_t stats;
     srl_store_rc_t rc;
     char err[512];
     pthread_t thread;
-    bool running;        /* thread started for this commit */
+    bool running; /* thread started for this commit */
 } lane_t;
 
 struct srl_apply {
     char *local_origin;
     item_t *items;
     size_t count, cap;
-    srl_buf_t text;      /* keys and rows */
+    srl_buf_t text; /* keys and rows */
     /* open-addressing index of (kind, key) -> item + 1; 0 = empty */
     size_t *slots;
     size_t nslots;
-    char *dsn;           /* for the extra sessions */
-    size_t nlanes;       /* 1: no split */
+    char *dsn;     /* for the extra sessions */
+    size_t nlanes; /* 1: no split */
     size_t split_min;
     bool synchronous_commit; /* false: SET LOCAL synchronous_commit = off */
     lane_t lanes[SRL_APPLY_MAX_SESSIONS];
@@ -200,8 +200,8 @@ static bool add_item(srl_apply_t *a, srl_kind_t kind, bool deleted, int64_t vers
     return true;
 }
 
-bool srl_apply_add_upsert(srl_apply_t *a, const srl_entity_t *e, const char *key,
-                          char *errstr, size_t errstr_size)
+bool srl_apply_add_upsert(srl_apply_t *a, const srl_entity_t *e, const char *key, char *errstr,
+                          size_t errstr_size)
 {
     size_t row_off = a->text.len;
     if (!srl_rows_format(&a->text, e, e->kind == SRL_KIND_ASSESSMENT, key, errstr, errstr_size))
@@ -221,8 +221,7 @@ bool srl_apply_tomb_row(srl_buf_t *b, srl_kind_t kind, const char *key, int64_t 
 {
     char num[32];
     int n = snprintf(num, sizeof(num), "%d", (int)kind);
-    bool ok = srl_copy_field(b, num, (size_t)n, '\t') &&
-              srl_copy_field(b, key, strlen(key), '\t');
+    bool ok = srl_copy_field(b, num, (size_t)n, '\t') && srl_copy_field(b, key, strlen(key), '\t');
     n = snprintf(num, sizeof(num), "%" PRId64, version);
     ok = ok && srl_copy_field(b, num, (size_t)n, '\t') &&
          srl_copy_field(b, origin ? origin : "", origin ? strlen(origin) : 0, '\t');
@@ -286,7 +285,6 @@ srl_store_rc_t srl_apply_prepare(PGconn *conn, char *errstr, size_t errstr_size)
     return srl_store_exec(conn, sql, "creating the staging tables", errstr, errstr_size);
 }
 
-
 /* A list over every column of cols, each as "a = <src>.a" (assign) or
  * "<src>.a": src "EXCLUDED" for ON CONFLICT, "s" for the staged row. */
 static bool col_list(srl_buf_t *sql, const char *cols, const char *src, bool assign)
@@ -302,8 +300,9 @@ static bool col_list(srl_buf_t *sql, const char *cols, const char *src, bool ass
         int n = (int)(p - start);
         if (n == 0)
             break;
-        ok = assign ? srl_buf_addf(sql, "%s%.*s = %s.%.*s", first ? "" : ", ", n, start, src, n, start)
-                    : srl_buf_addf(sql, "%s%s.%.*s", first ? "" : ", ", src, n, start);
+        ok = assign
+                 ? srl_buf_addf(sql, "%s%.*s = %s.%.*s", first ? "" : ", ", n, start, src, n, start)
+                 : srl_buf_addf(sql, "%s%s.%.*s", first ? "" : ", ", src, n, start);
         first = false;
     }
     return ok;
@@ -324,21 +323,22 @@ bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bo
          * stays; both decided on the same snapshot, where a deleted row
          * needs no second look. Its one row is the number of rows
          * deleted. */
-        ok = ok && srl_buf_addf(sql,
-                        "WITH s AS MATERIALIZED (SELECT key, version, origin, changed_at"
-                        " FROM srl_stage_tombstones WHERE kind = %d),"
-                        " d AS (DELETE FROM %s c USING s WHERE c.%s = s.key"
-                        " AND (c.version < s.version OR c.origin = %s) RETURNING c.%s AS key),"
-                        " i AS (INSERT INTO tombstones (kind, key, version, origin, changed_at)"
-                        " SELECT %d, s.key, s.version, s.origin, s.changed_at FROM s"
-                        " WHERE s.key IN (SELECT key FROM d)"
-                        " OR NOT EXISTS (SELECT 1 FROM %s c WHERE c.%s = s.key"
-                        " AND c.version >= s.version AND c.origin <> %s)"
-                        " ON CONFLICT (kind, key) DO UPDATE SET version = EXCLUDED.version,"
-                        " origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,"
-                        " deleted_at = now() WHERE tombstones.version < EXCLUDED.version)"
-                        " SELECT count(*) FROM d;",
-                        (int)kind, table, kc, local, kc, (int)kind, table, kc, local);
+        ok = ok &&
+             srl_buf_addf(sql,
+                          "WITH s AS MATERIALIZED (SELECT key, version, origin, changed_at"
+                          " FROM srl_stage_tombstones WHERE kind = %d),"
+                          " d AS (DELETE FROM %s c USING s WHERE c.%s = s.key"
+                          " AND (c.version < s.version OR c.origin = %s) RETURNING c.%s AS key),"
+                          " i AS (INSERT INTO tombstones (kind, key, version, origin, changed_at)"
+                          " SELECT %d, s.key, s.version, s.origin, s.changed_at FROM s"
+                          " WHERE s.key IN (SELECT key FROM d)"
+                          " OR NOT EXISTS (SELECT 1 FROM %s c WHERE c.%s = s.key"
+                          " AND c.version >= s.version AND c.origin <> %s)"
+                          " ON CONFLICT (kind, key) DO UPDATE SET version = EXCLUDED.version,"
+                          " origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,"
+                          " deleted_at = now() WHERE tombstones.version < EXCLUDED.version)"
+                          " SELECT count(*) FROM d;",
+                          (int)kind, table, kc, local, kc, (int)kind, table, kc, local);
     }
     if (upserts) {
         /* One probe of the tombstones per staged row (tk: the few keys
@@ -349,24 +349,27 @@ bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bo
          * are unique case-insensitively, so types match on lower(name)
          * and keep one record per case-folded name. */
         bool types = kind == SRL_KIND_ASSESSMENT_TYPE;
+        ok = ok &&
+             srl_buf_addf(sql,
+                          "WITH tk AS MATERIALIZED (SELECT s.%s AS key, s.version AS sv,"
+                          " t.version AS tv, t.ctid AS tid FROM %s s CROSS JOIN LATERAL"
+                          " (SELECT t.version, t.ctid FROM tombstones t WHERE t.kind = %d"
+                          " AND t.key = s.%s LIMIT 1) t),"
+                          " d AS (DELETE FROM tombstones t"
+                          " WHERE t.ctid = ANY (ARRAY(SELECT tid FROM tk WHERE tv < sv)))"
+                          " MERGE INTO %s c USING (SELECT %s s.* FROM %s s"
+                          " WHERE (s.%s, s.version) NOT IN (SELECT key, sv FROM tk WHERE tv >= sv)"
+                          "%s) s ON %s",
+                          kc, stage, (int)kind, kc, table,
+                          types ? "DISTINCT ON (lower(s.name))" : "", stage, kc,
+                          types ? " ORDER BY lower(s.name), s.version DESC" : "",
+                          types                         ? "lower(c.name) = lower(s.name)"
+                          : kind == SRL_KIND_ASSESSMENT ? "c.key = s.key"
+                                                        : "c.name = s.name");
         ok = ok && srl_buf_addf(sql,
-                        "WITH tk AS MATERIALIZED (SELECT s.%s AS key, s.version AS sv,"
-                        " t.version AS tv, t.ctid AS tid FROM %s s CROSS JOIN LATERAL"
-                        " (SELECT t.version, t.ctid FROM tombstones t WHERE t.kind = %d"
-                        " AND t.key = s.%s LIMIT 1) t),"
-                        " d AS (DELETE FROM tombstones t"
-                        " WHERE t.ctid = ANY (ARRAY(SELECT tid FROM tk WHERE tv < sv)))"
-                        " MERGE INTO %s c USING (SELECT %s s.* FROM %s s"
-                        " WHERE (s.%s, s.version) NOT IN (SELECT key, sv FROM tk WHERE tv >= sv)"
-                        "%s) s ON %s",
-                        kc, stage, (int)kind, kc, table,
-                        types ? "DISTINCT ON (lower(s.name))" : "", stage, kc,
-                        types ? " ORDER BY lower(s.name), s.version DESC" : "",
-                        types ? "lower(c.name) = lower(s.name)"
-                              : kind == SRL_KIND_ASSESSMENT ? "c.key = s.key" : "c.name = s.name");
-        ok = ok && srl_buf_addf(sql, " WHEN MATCHED AND (c.version < s.version OR c.origin = %s)"
-                             " THEN UPDATE SET ",
-                        local);
+                                " WHEN MATCHED AND (c.version < s.version OR c.origin = %s)"
+                                " THEN UPDATE SET ",
+                                local);
         ok = ok && col_list(sql, cols, "s", true);
         ok = ok && srl_buf_addf(sql, " WHEN NOT MATCHED THEN INSERT (%s) VALUES (", cols);
         ok = ok && col_list(sql, cols, "s", false);
@@ -388,20 +391,21 @@ bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tomb
         /* The newest tombstone per key removes an older row (or a local
          * edit); a tombstone is kept unless a row at least as new stays. */
         ok = ok && srl_buf_addf(sql,
-                        "DELETE FROM %s c USING (SELECT key, max(version) AS version"
-                        " FROM srl_stage_tombstones WHERE kind = %d GROUP BY key) s"
-                        " WHERE c.%s = s.key AND (c.version < s.version OR c.origin = %s);",
-                        table, (int)kind, kc, local);
-        ok = ok && srl_buf_addf(sql,
-                        "INSERT INTO tombstones (kind, key, version, origin, changed_at)"
-                        " SELECT DISTINCT ON (s.key) %d, s.key, s.version, s.origin, s.changed_at"
-                        " FROM srl_stage_tombstones s WHERE s.kind = %d"
-                        " AND NOT EXISTS (SELECT 1 FROM %s c WHERE c.%s = s.key)"
-                        " ORDER BY s.key, s.version DESC"
-                        " ON CONFLICT (kind, key) DO UPDATE SET version = EXCLUDED.version,"
-                        " origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,"
-                        " deleted_at = now() WHERE tombstones.version < EXCLUDED.version;",
-                        (int)kind, (int)kind, table, kc);
+                                "DELETE FROM %s c USING (SELECT key, max(version) AS version"
+                                " FROM srl_stage_tombstones WHERE kind = %d GROUP BY key) s"
+                                " WHERE c.%s = s.key AND (c.version < s.version OR c.origin = %s);",
+                                table, (int)kind, kc, local);
+        ok = ok &&
+             srl_buf_addf(sql,
+                          "INSERT INTO tombstones (kind, key, version, origin, changed_at)"
+                          " SELECT DISTINCT ON (s.key) %d, s.key, s.version, s.origin, s.changed_at"
+                          " FROM srl_stage_tombstones s WHERE s.kind = %d"
+                          " AND NOT EXISTS (SELECT 1 FROM %s c WHERE c.%s = s.key)"
+                          " ORDER BY s.key, s.version DESC"
+                          " ON CONFLICT (kind, key) DO UPDATE SET version = EXCLUDED.version,"
+                          " origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,"
+                          " deleted_at = now() WHERE tombstones.version < EXCLUDED.version;",
+                          (int)kind, (int)kind, table, kc);
     }
     if (upserts) {
         /* Type names are unique case-insensitively: a record of another
@@ -415,18 +419,20 @@ bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tomb
             snprintf(dedup_buf, sizeof(dedup_buf), "s.%s", kc);
             dedup = dedup_buf;
         }
-        ok = ok && srl_buf_addf(sql, "INSERT INTO %s (%s) SELECT DISTINCT ON (%s) %s FROM %s s"
-                             " WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.kind = %d"
-                             " AND t.key = s.%s AND t.version >= s.version)"
-                             " ORDER BY %s, s.version DESC ON CONFLICT %s DO UPDATE SET ",
-                        table, cols, dedup, cols, stage, (int)kind, kc, dedup, target);
-        ok = ok && col_list(sql, cols, "EXCLUDED", true);
-        ok = ok && srl_buf_addf(sql, " WHERE %s.version < EXCLUDED.version OR %s.origin = %s;", table,
-                        table, local);
         ok = ok && srl_buf_addf(sql,
-                        "DELETE FROM tombstones t USING %s s WHERE t.kind = %d AND t.key = s.%s"
-                        " AND t.version < s.version;",
-                        stage, (int)kind, kc);
+                                "INSERT INTO %s (%s) SELECT DISTINCT ON (%s) %s FROM %s s"
+                                " WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.kind = %d"
+                                " AND t.key = s.%s AND t.version >= s.version)"
+                                " ORDER BY %s, s.version DESC ON CONFLICT %s DO UPDATE SET ",
+                                table, cols, dedup, cols, stage, (int)kind, kc, dedup, target);
+        ok = ok && col_list(sql, cols, "EXCLUDED", true);
+        ok = ok && srl_buf_addf(sql, " WHERE %s.version < EXCLUDED.version OR %s.origin = %s;",
+                                table, table, local);
+        ok = ok &&
+             srl_buf_addf(sql,
+                          "DELETE FROM tombstones t USING %s s WHERE t.kind = %d AND t.key = s.%s"
+                          " AND t.version < s.version;",
+                          stage, (int)kind, kc);
     }
     return ok;
 }
@@ -452,15 +458,16 @@ static srl_store_rc_t apply_txn(lane_t *ln, PGconn *conn, int items,
     char *local = NULL;
     srl_apply_stats_t st = {0};
 
-    rc = srl_store_exec(conn,
-                        a->synchronous_commit
-                            ? "BEGIN; SET LOCAL sysrepl.applying = 'on';"
-                              " SET LOCAL enable_hashjoin = off;"
-                              " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off"
-                            : "BEGIN; SET LOCAL sysrepl.applying = 'on';"
-                              " SET LOCAL synchronous_commit = off; SET LOCAL enable_hashjoin = off;"
-                              " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off",
-                        "BEGIN", errstr, errstr_size);
+    rc =
+        srl_store_exec(conn,
+                       a->synchronous_commit
+                           ? "BEGIN; SET LOCAL sysrepl.applying = 'on';"
+                             " SET LOCAL enable_hashjoin = off;"
+                             " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off"
+                           : "BEGIN; SET LOCAL sysrepl.applying = 'on';"
+                             " SET LOCAL synchronous_commit = off; SET LOCAL enable_hashjoin = off;"
+                             " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off",
+                       "BEGIN", errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         goto fail;
 
@@ -485,8 +492,9 @@ static srl_store_rc_t apply_txn(lane_t *ln, PGconn *conn, int items,
         }
         if (ln->copy.len == 0)
             continue;
-        rc = srl_store_copy_in(conn, tomb_pass ? srl_apply_tomb_copy_sql
-                                               : srl_apply_stage_copy_sql((srl_kind_t)k),
+        rc = srl_store_copy_in(conn,
+                               tomb_pass ? srl_apply_tomb_copy_sql
+                                         : srl_apply_stage_copy_sql((srl_kind_t)k),
                                ln->copy.data, ln->copy.len, errstr, errstr_size);
         if (rc != SRL_STORE_OK)
             goto fail;
@@ -633,8 +641,8 @@ static int rc_rank(srl_store_rc_t rc)
 
 srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_update_t *offs,
                                 size_t noffs, bool lag_columns, srl_deadletters_t *dl,
-                                const char *extra_sql, srl_apply_stats_t *stats,
-                                char *errstr, size_t errstr_size)
+                                const char *extra_sql, srl_apply_stats_t *stats, char *errstr,
+                                size_t errstr_size)
 {
     srl_apply_stats_t st = {0};
     srl_store_rc_t rc = SRL_STORE_OK;

@@ -41,14 +41,13 @@
 #include "offsets.h"
 #include "sysrepl/rows.h"
 
-
 /* What a commit did, per kind. */
 typedef struct srl_apply_stats {
-    int64_t records;                /* upserts + tombstones added */
-    int64_t upserted[SRL_KIND_COUNT];  /* rows inserted or replaced */
-    int64_t deleted[SRL_KIND_COUNT];   /* rows removed by tombstones */
-    int64_t stale;                  /* records that changed nothing */
-    int sessions;                   /* sessions the batch was applied on */
+    int64_t records;                  /* upserts + tombstones added */
+    int64_t upserted[SRL_KIND_COUNT]; /* rows inserted or replaced */
+    int64_t deleted[SRL_KIND_COUNT];  /* rows removed by tombstones */
+    int64_t stale;                    /* records that changed nothing */
+    int sessions;                     /* sessions the batch was applied on */
 } srl_apply_stats_t;
 
 typedef struct srl_apply srl_apply_t;
@@ -82,8 +81,8 @@ size_t srl_apply_count(const srl_apply_t *a);
 /* Add an upsert of e (key: its record key). The entity is formatted at
  * once; the caller keeps e. False on out of memory or an unformattable
  * entity (errstr). */
-bool srl_apply_add_upsert(srl_apply_t *a, const srl_entity_t *e, const char *key,
-                          char *errstr, size_t errstr_size);
+bool srl_apply_add_upsert(srl_apply_t *a, const srl_entity_t *e, const char *key, char *errstr,
+                          size_t errstr_size);
 /* Add a delete of (kind, key) at version. origin may be NULL. */
 bool srl_apply_add_tombstone(srl_apply_t *a, srl_kind_t kind, const char *key, int64_t version,
                              const char *origin, int64_t changed_at);
@@ -96,8 +95,8 @@ bool srl_apply_add_tombstone(srl_apply_t *a, srl_kind_t kind, const char *key, i
  * conn must have been through srl_apply_prepare (once per session). */
 srl_store_rc_t srl_apply_commit(srl_apply_t *a, PGconn *conn, const srl_offset_update_t *offs,
                                 size_t noffs, bool lag_columns, srl_deadletters_t *dl,
-                                const char *extra_sql, srl_apply_stats_t *stats,
-                                char *errstr, size_t errstr_size);
+                                const char *extra_sql, srl_apply_stats_t *stats, char *errstr,
+                                size_t errstr_size);
 
 /* ---- shared with rebuild.c ---- */
 

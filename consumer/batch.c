@@ -18,8 +18,7 @@
 #include "consumer.h"
 #include "decode.h"
 
-static size_t position_of(const consumer_t *c, const srl_source_pos_t *work,
-                          const srl_record_t *r)
+static size_t position_of(const consumer_t *c, const srl_source_pos_t *work, const srl_record_t *r)
 {
     size_t pi = 0;
     for (; pi < c->npos; pi++)
@@ -42,8 +41,8 @@ static void stage_range(consumer_t *c, const srl_record_t *records, size_t lo, s
             srl_deadletter_add(&c->dl, topic, r, force_dead_reason);
         } else {
             srl_entity_t e;
-            srl_decoded_t d = srl_decode_record(c->reg, c->loader, r, &e, key, sizeof(key),
-                                                reason, sizeof(reason));
+            srl_decoded_t d = srl_decode_record(c->reg, c->loader, r, &e, key, sizeof(key), reason,
+                                                sizeof(reason));
             if (d == SRL_DECODED_DEAD) {
                 srl_deadletter_add(&c->dl, topic, r, reason);
             } else if (d == SRL_DECODED_TOMBSTONE) {
@@ -96,9 +95,8 @@ unsigned srl__batch_topics(const consumer_t *c, const srl_source_batch_t *b)
     return mask;
 }
 
-size_t srl__batch_offsets(consumer_t *c, const srl_source_pos_t *work,
-                          const srl_source_batch_t *b, srl_offset_update_t *out,
-                          bool *all_caught_up)
+size_t srl__batch_offsets(consumer_t *c, const srl_source_pos_t *work, const srl_source_batch_t *b,
+                          srl_offset_update_t *out, bool *all_caught_up)
 {
     int64_t now = srl_clock_wall_ms();
     *all_caught_up = true;
@@ -122,8 +120,9 @@ size_t srl__batch_offsets(consumer_t *c, const srl_source_pos_t *work,
             c->lag_records += high - work[i].offset;
         if (lag_s > c->lag_seconds)
             c->lag_seconds = lag_s;
-        out[i] = (srl_offset_update_t){work[i].topic, work[i].partition, work[i].offset, stamp,
-                                       high, lag_s};
+        out[i] = (srl_offset_update_t){work[i].topic,  work[i].partition,
+                                       work[i].offset, stamp,
+                                       high,           lag_s};
     }
     return c->npos;
 }

@@ -86,8 +86,8 @@ typedef struct consumer {
     evidence_t *ev;
     size_t npos;
     /* probes of the high watermarks (horizon.c) */
-    uint64_t probe_gen;       /* successful probe rounds so far */
-    int64_t last_probe_boot;  /* when the last probe was tried */
+    uint64_t probe_gen;      /* successful probe rounds so far */
+    int64_t last_probe_boot; /* when the last probe was tried */
     int64_t last_probe_ok_boot;
     /* the source (broker or bridge) unreachable: since when, last warning */
     bool source_away;
@@ -161,9 +161,8 @@ srl_store_rc_t srl__batch_apply(consumer_t *c, const srl_source_batch_t *b, size
  * the horizon's evidence; also sets the lag figures. *all_caught_up: the
  * cached view says every position is at its end (a hint for when to
  * probe, never evidence of being caught up). */
-size_t srl__batch_offsets(consumer_t *c, const srl_source_pos_t *work,
-                          const srl_source_batch_t *b, srl_offset_update_t *out,
-                          bool *all_caught_up);
+size_t srl__batch_offsets(consumer_t *c, const srl_source_pos_t *work, const srl_source_batch_t *b,
+                          srl_offset_update_t *out, bool *all_caught_up);
 /* Whether b would move a position (records, or b->next). */
 bool srl__batch_moves(const consumer_t *c, const srl_source_batch_t *b);
 /* The topics (bit t) that b has records or moves for. */

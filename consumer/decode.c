@@ -11,8 +11,8 @@
 #include "sysrepl/keys.h"
 
 srl_decoded_t srl_decode_record(srl_registry_t *reg, srl_schemas_loader_t *loader,
-                                const srl_record_t *r, srl_entity_t *e, char *key,
-                                size_t key_size, char *reason, size_t reason_size)
+                                const srl_record_t *r, srl_entity_t *e, char *key, size_t key_size,
+                                char *reason, size_t reason_size)
 {
     char why[512];
     uint64_t fp;
@@ -32,7 +32,9 @@ srl_decoded_t srl_decode_record(srl_registry_t *reg, srl_schemas_loader_t *loade
         key[r->key_len] = '\0';
         if (r->version < 0) {
             snprintf(reason, reason_size,
-                     "tombstone without a valid " "sysrepl.version" " header");
+                     "tombstone without a valid "
+                     "sysrepl.version"
+                     " header");
             return SRL_DECODED_DEAD;
         }
         return SRL_DECODED_TOMBSTONE;
@@ -49,8 +51,8 @@ srl_decoded_t srl_decode_record(srl_registry_t *reg, srl_schemas_loader_t *loade
         }
         if (!srl_schemas_load(loader, reg, &added, why, sizeof(why))) {
             snprintf(reason, reason_size,
-                     "unknown schema fingerprint %016" PRIx64 "; loading schemas failed: %s",
-                     fp, why);
+                     "unknown schema fingerprint %016" PRIx64 "; loading schemas failed: %s", fp,
+                     why);
             return SRL_DECODED_DEAD;
         }
         if (!srl_registry_has(reg, fp)) {

@@ -30,7 +30,7 @@ typedef enum srl_decoded {
  * the schema topic, then tries again. The key of an upsert is written to
  * key (NUL-terminated) and checked against r->key. */
 srl_decoded_t srl_decode_record(srl_registry_t *reg, srl_schemas_loader_t *loader,
-                                const srl_record_t *r, srl_entity_t *e, char *key,
-                                size_t key_size, char *reason, size_t reason_size);
+                                const srl_record_t *r, srl_entity_t *e, char *key, size_t key_size,
+                                char *reason, size_t reason_size);
 
 #endif

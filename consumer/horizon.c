@@ -34,7 +34,7 @@
 
 #include "consumer.h"
 
-#define HEARTBEAT_MS 5000          /* probe at least this often */
+#define HEARTBEAT_MS 5000            /* probe at least this often */
 #define UNTIL_CAUGHT_UP_PROBE_MS 100 /* --until-caught-up probes this often at the end */
 #define PROBE_TIMEOUT_MS 2000
 #define RETENTION_REFRESH_MS 60000
@@ -71,8 +71,9 @@ void srl__horizon_read_retention(consumer_t *c, bool force)
         if (!force && ts->retention_read_at && now - ts->retention_read_at < RETENTION_REFRESH_MS)
             continue;
         int64_t ms = -1;
-        srl_source_rc_t rc = c->src->ops->tombstone_retention_ms(
-            c->src, ts->name, &ms, PROBE_TIMEOUT_MS, err, sizeof(err));
+        srl_source_rc_t rc = c->src->ops->tombstone_retention_ms(c->src, ts->name, &ms,
+                                                                 PROBE_TIMEOUT_MS, err,
+                                                                 sizeof(err));
         if (rc == SRL_SOURCE_OK && ms >= 0) {
             if (ts->retention_ms != ms && ts->retention_ms >= 0)
                 srl_log(SRL_LOG_INFO, "consumer", "delete.retention.ms changed",
@@ -165,7 +166,7 @@ void srl__horizon_probe_if_due(consumer_t *c, bool cached_caught_up)
 {
     int64_t now = srl_clock_boot_ms();
     int64_t every = c->until_caught_up && cached_caught_up ? UNTIL_CAUGHT_UP_PROBE_MS
-                                                            : HEARTBEAT_MS;
+                                                           : HEARTBEAT_MS;
     if (c->last_probe_boot && now - c->last_probe_boot < every)
         return;
     c->last_probe_boot = now;
@@ -174,8 +175,8 @@ void srl__horizon_probe_if_due(consumer_t *c, bool cached_caught_up)
         return;
     char err[512] = "";
     int64_t wall = srl_clock_wall_ms(); /* before asking: the evidence's moment */
-    srl_source_rc_t rc = c->src->ops->highs(c->src, c->pos, c->npos, highs, PROBE_TIMEOUT_MS,
-                                            err, sizeof(err));
+    srl_source_rc_t rc = c->src->ops->highs(c->src, c->pos, c->npos, highs, PROBE_TIMEOUT_MS, err,
+                                            sizeof(err));
     if (rc != SRL_SOURCE_OK) {
         srl__horizon_source_failed(c, err);
         free(highs);
@@ -230,6 +231,6 @@ bool srl__horizon_unwritten(const consumer_t *c)
 
 bool srl__horizon_caught_up(const consumer_t *c, size_t i)
 {
-    return c->probe_gen > 0 && c->ev[i].done_gen == c->probe_gen &&
-           c->ev[i].probe_high < 0 && srl_clock_boot_ms() - c->last_probe_ok_boot <= 3 * HEARTBEAT_MS;
+    return c->probe_gen > 0 && c->ev[i].done_gen == c->probe_gen && c->ev[i].probe_high < 0 &&
+           srl_clock_boot_ms() - c->last_probe_ok_boot <= 3 * HEARTBEAT_MS;
 }

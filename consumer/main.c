@@ -123,8 +123,7 @@ static bool recover_store(consumer_t *c)
 static bool store_failed(consumer_t *c, srl_store_rc_t rc, const char *err, int64_t *backoff)
 {
     if (rc != SRL_STORE_UNREACHABLE && rc != SRL_STORE_RETRY) {
-        srl_log(SRL_LOG_ERROR, "consumer", "store refused the batch", "reason=%s",
-                srl_log_q(err));
+        srl_log(SRL_LOG_ERROR, "consumer", "store refused the batch", "reason=%s", srl_log_q(err));
         return false;
     }
     srl_log(SRL_LOG_WARN, "consumer", "store failed, batch not applied", "reason=%s",
@@ -275,8 +274,10 @@ int main(int argc, char **argv)
         {"replay", 0, NULL, "rebuild the spoke from offset 0 of every topic, then go on"},
         {"until-caught-up", 0, NULL, "exit 0 once every partition is caught up (tests, scripts)"},
         {NULL, 0, NULL, NULL}};
-    const srl_cmdline_t cmdline = {.program = "sysrepl-consumer", .prog_mask = SRL_PROG_CONSUMER,
-                                   .opts = opts, .usage = usage};
+    const srl_cmdline_t cmdline = {.program = "sysrepl-consumer",
+                                   .prog_mask = SRL_PROG_CONSUMER,
+                                   .opts = opts,
+                                   .usage = usage};
     const char *opt[2];
     int rc = srl_cmdline_parse(&cmdline, cfg, &argc, argv, opt);
     if (rc != SRL_CMDLINE_RUN) {
@@ -371,8 +372,8 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     srl_log_set_sink(srl_logq_sink, c.logq);
-    srl_log(SRL_LOG_INFO, "consumer", "starting",
-            "instance=%s prefix=%s replicate=%s%s%s", srl_log_q(c.instance_id), srl_log_q(prefix),
+    srl_log(SRL_LOG_INFO, "consumer", "starting", "instance=%s prefix=%s replicate=%s%s%s",
+            srl_log_q(c.instance_id), srl_log_q(prefix),
             (mask & SRL_REPLICATE_ASSESSMENTS) ? "assessments" : "",
             (mask & SRL_REPLICATE_ASSESSMENTS) && (mask & SRL_REPLICATE_POLICIES) ? "," : "",
             (mask & SRL_REPLICATE_POLICIES) ? "policies" : "");

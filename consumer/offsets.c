@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool srl_offsets_upsert_sql(srl_buf_t *sql, PGconn *conn, const srl_offset_update_t *offs,
-                            size_t n, bool lag_columns)
+bool srl_offsets_upsert_sql(srl_buf_t *sql, PGconn *conn, const srl_offset_update_t *offs, size_t n,
+                            bool lag_columns)
 {
     if (n == 0)
         return true;
@@ -40,10 +40,11 @@ bool srl_offsets_upsert_sql(srl_buf_t *sql, PGconn *conn, const srl_offset_updat
     }
     /* greatest() ignores NULL: no evidence leaves caught_up_at alone, and
      * older evidence never moves it back. */
-    ok = ok && srl_buf_addf(sql, " ON CONFLICT (topic, partition) DO UPDATE SET"
-                                 " next_offset = EXCLUDED.next_offset, updated_at = now(),"
-                                 " caught_up_at = greatest(EXCLUDED.caught_up_at,"
-                                 " consumer_offsets.caught_up_at)%s;",
+    ok = ok && srl_buf_addf(sql,
+                            " ON CONFLICT (topic, partition) DO UPDATE SET"
+                            " next_offset = EXCLUDED.next_offset, updated_at = now(),"
+                            " caught_up_at = greatest(EXCLUDED.caught_up_at,"
+                            " consumer_offsets.caught_up_at)%s;",
                             lag_columns ? ", high_watermark = coalesce(EXCLUDED.high_watermark,"
                                           " consumer_offsets.high_watermark),"
                                           " lag_seconds = coalesce(EXCLUDED.lag_seconds,"
@@ -71,8 +72,8 @@ srl_store_rc_t srl_offsets_read(PGconn *conn, srl_offset_row_t **rows, size_t *n
                                  " (extract(epoch FROM caught_up_at) * 1000)::bigint"
                                  " FROM sysrepl.consumer_offsets");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        srl_store_rc_t rc =
-            srl_store_classify(conn, res, "reading consumer_offsets", errstr, errstr_size);
+        srl_store_rc_t rc = srl_store_classify(conn, res, "reading consumer_offsets", errstr,
+                                               errstr_size);
         PQclear(res);
         return rc;
     }

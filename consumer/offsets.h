@@ -46,8 +46,8 @@ typedef struct srl_offset_row {
 /* Append to sql the upsert of offs[0..n) (one statement; nothing when n is
  * 0). lag_columns: the table has high_watermark and lag_seconds (schema 3
  * and later). False when out of memory. */
-bool srl_offsets_upsert_sql(srl_buf_t *sql, PGconn *conn, const srl_offset_update_t *offs,
-                            size_t n, bool lag_columns);
+bool srl_offsets_upsert_sql(srl_buf_t *sql, PGconn *conn, const srl_offset_update_t *offs, size_t n,
+                            bool lag_columns);
 
 /* Append to sql a statement deleting every offset of topic (a rebuild
  * replaces them all). False when out of memory. */

@@ -106,7 +106,7 @@ static srl_rebuild_rc_t store_fail(PGconn *conn, PGresult *res, const char *what
 
 static srl_rebuild_rc_t from_store_rc(srl_store_rc_t rc)
 {
-    return rc == SRL_STORE_OK ? SRL_REBUILD_OK
+    return rc == SRL_STORE_OK                                     ? SRL_REBUILD_OK
            : rc == SRL_STORE_UNREACHABLE || rc == SRL_STORE_RETRY ? SRL_REBUILD_STORE_RETRY
                                                                   : SRL_REBUILD_FATAL;
 }
@@ -152,9 +152,8 @@ typedef struct part {
 
 /* Rebuild one kind inside the open transaction. */
 static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_registry_t *reg,
-                                     srl_schemas_loader_t *loader,
-                                     const srl_rebuild_topic_t *t, part_t *parts,
-                                     const char *local_literal, size_t batch_size,
+                                     srl_schemas_loader_t *loader, const srl_rebuild_topic_t *t,
+                                     part_t *parts, const char *local_literal, size_t batch_size,
                                      volatile sig_atomic_t *stop, srl_deadletters_t *dl,
                                      srl_rebuild_stats_t *st, char *errstr, size_t errstr_size)
 {
@@ -214,8 +213,8 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
             goto cleanup;
         }
         int64_t t0 = srl_clock_mono_ms();
-        srl_source_rc_t src_rc =
-            src->ops->fetch(src, pos, npos, batch_size, 500, &batch, errstr, errstr_size);
+        srl_source_rc_t src_rc = src->ops->fetch(src, pos, npos, batch_size, 500, &batch, errstr,
+                                                 errstr_size);
         st->fetch_ms += srl_clock_mono_ms() - t0;
         if (src_rc != SRL_SOURCE_OK) {
             rc = src_rc == SRL_SOURCE_RETRY ? SRL_REBUILD_SOURCE_RETRY : SRL_REBUILD_FATAL;
@@ -314,13 +313,13 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
     }
     /* The keys seen twice and the tombstones: through the guarded apply. */
     if (any_ups || any_tombs) {
-        if (any_ups && (fflush(div_ups) != 0 ||
-                        (rc = copy_file(conn, srl_apply_stage_copy_sql(t->kind), div_ups, errstr,
-                                        errstr_size))))
+        if (any_ups &&
+            (fflush(div_ups) != 0 || (rc = copy_file(conn, srl_apply_stage_copy_sql(t->kind),
+                                                     div_ups, errstr, errstr_size))))
             goto cleanup;
-        if (any_tombs && (fflush(div_tombs) != 0 ||
-                          (rc = copy_file(conn, srl_apply_tomb_copy_sql, div_tombs, errstr,
-                                          errstr_size))))
+        if (any_tombs &&
+            (fflush(div_tombs) != 0 ||
+             (rc = copy_file(conn, srl_apply_tomb_copy_sql, div_tombs, errstr, errstr_size))))
             goto cleanup;
         srl_buf_t stmts = {0};
         if (!srl_apply_kind_sql(&stmts, t->kind, any_ups, any_tombs, local_literal) ||

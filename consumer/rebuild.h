@@ -48,13 +48,13 @@ typedef enum srl_rebuild_rc {
 } srl_rebuild_rc_t;
 
 typedef struct srl_rebuild_stats {
-    int64_t records;     /* records read */
-    int64_t rows;        /* rows in the content tables afterwards */
-    int64_t tombstones;  /* tombstones read */
-    int64_t diverted;    /* records applied through the version guard */
+    int64_t records;    /* records read */
+    int64_t rows;       /* rows in the content tables afterwards */
+    int64_t tombstones; /* tombstones read */
+    int64_t diverted;   /* records applied through the version guard */
     int64_t dead_letters;
-    int64_t fetch_ms;    /* time spent waiting for the transport */
-    int64_t store_ms;    /* time spent handing rows to the store */
+    int64_t fetch_ms; /* time spent waiting for the transport */
+    int64_t store_ms; /* time spent handing rows to the store */
 } srl_rebuild_stats_t;
 
 /* Rebuild the kinds of topics[0..n) (in that order: types first) on conn,

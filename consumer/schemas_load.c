@@ -63,14 +63,14 @@ static void add_schema(srl_registry_t *reg, const char *topic, const srl_record_
     bool known = key_ok && srl_registry_has(reg, key_fp);
     if (!known) {
         if (!srl_registry_add(reg, json, &fp, reason, sizeof(reason))) {
-            srl_log(SRL_LOG_WARN, "consumer", "schema skipped", "topic=%s offset=%" PRId64
-                    " key=%s reason=%s", srl_log_q(topic), r->offset, srl_log_q(key),
-                    srl_log_q(reason));
+            srl_log(SRL_LOG_WARN, "consumer", "schema skipped",
+                    "topic=%s offset=%" PRId64 " key=%s reason=%s", srl_log_q(topic), r->offset,
+                    srl_log_q(key), srl_log_q(reason));
         } else if (!key_ok || fp != key_fp) {
             /* Added under its real fingerprint; the key was wrong. */
             srl_log(SRL_LOG_WARN, "consumer", "schema key is not its fingerprint",
-                    "topic=%s offset=%" PRId64 " key=%s fingerprint=%016" PRIx64,
-                    srl_log_q(topic), r->offset, srl_log_q(key), fp);
+                    "topic=%s offset=%" PRId64 " key=%s fingerprint=%016" PRIx64, srl_log_q(topic),
+                    r->offset, srl_log_q(key), fp);
         } else {
             (*added)++;
             srl_log(SRL_LOG_INFO, "consumer", "writer schema loaded",
@@ -80,8 +80,8 @@ static void add_schema(srl_registry_t *reg, const char *topic, const srl_record_
     free(json);
 }
 
-bool srl_schemas_load(srl_schemas_loader_t *l, srl_registry_t *reg, int *added_out,
-                      char *errstr, size_t errstr_size)
+bool srl_schemas_load(srl_schemas_loader_t *l, srl_registry_t *reg, int *added_out, char *errstr,
+                      size_t errstr_size)
 {
     srl_source_t *src = l->src;
     srl_source_pos_t *pos = NULL;

@@ -30,7 +30,7 @@ void srl_schemas_loader_free(srl_schemas_loader_t *l); /* NULL accepted */
  * watermark query each, not a topic read). *added (may be NULL) gets the
  * number of new schemas. False with errstr when the topic cannot be read
  * (the caller dead-letters the record with that reason). */
-bool srl_schemas_load(srl_schemas_loader_t *l, srl_registry_t *reg, int *added,
-                      char *errstr, size_t errstr_size);
+bool srl_schemas_load(srl_schemas_loader_t *l, srl_registry_t *reg, int *added, char *errstr,
+                      size_t errstr_size);
 
 #endif

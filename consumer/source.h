@@ -44,10 +44,10 @@ typedef enum srl_source_rc {
 
 /* One partition the caller wants records from, and where. */
 typedef struct srl_source_pos {
-    const char *topic;  /* owned by the caller; stable while fetching */
-    srl_kind_t kind;    /* what the topic carries (copied into each record) */
+    const char *topic; /* owned by the caller; stable while fetching */
+    srl_kind_t kind;   /* what the topic carries (copied into each record) */
     int32_t partition;
-    int64_t offset;     /* next offset wanted */
+    int64_t offset; /* next offset wanted */
 } srl_source_pos_t;
 
 /* What one fetch returned. records[] point into memory the batch owns
@@ -66,11 +66,11 @@ typedef struct srl_source_batch {
     srl_record_t *records;
     size_t count;
     size_t capacity;
-    bool *eof;         /* one per position passed to fetch */
-    int64_t *high;     /* one per position passed to fetch */
-    int64_t *next;     /* one per position passed to fetch */
+    bool *eof;     /* one per position passed to fetch */
+    int64_t *high; /* one per position passed to fetch */
+    int64_t *next; /* one per position passed to fetch */
     size_t npos;
-    void *priv;        /* the source's own memory behind records[] */
+    void *priv;                    /* the source's own memory behind records[] */
     void (*priv_free)(void *priv); /* set by the source that made priv */
 } srl_source_batch_t;
 
@@ -79,13 +79,13 @@ typedef struct srl_source srl_source_t;
 typedef struct srl_source_ops {
     /* Number of partitions of topic into *count. RETRY when the topic does
      * not exist yet (a hub that has not started) or the transport is away. */
-    srl_source_rc_t (*partitions)(srl_source_t *src, const char *topic, int *count,
-                                  int timeout_ms, char *errstr, size_t errstr_size);
+    srl_source_rc_t (*partitions)(srl_source_t *src, const char *topic, int *count, int timeout_ms,
+                                  char *errstr, size_t errstr_size);
 
     /* Low and high watermark of a partition, asked of the broker now. */
     srl_source_rc_t (*watermarks)(srl_source_t *src, const char *topic, int32_t partition,
-                                  int64_t *low, int64_t *high, int timeout_ms,
-                                  char *errstr, size_t errstr_size);
+                                  int64_t *low, int64_t *high, int timeout_ms, char *errstr,
+                                  size_t errstr_size);
 
     /* The high watermark of every position, asked of the broker (or, over
      * http, of the bridge, which asks the broker) now, never a cached
@@ -96,9 +96,8 @@ typedef struct srl_source_ops {
 
     /* The topic's delete.retention.ms: how long tombstones stay readable.
      * A spoke away longer than this may have missed deletes. */
-    srl_source_rc_t (*tombstone_retention_ms)(srl_source_t *src, const char *topic,
-                                              int64_t *ms, int timeout_ms,
-                                              char *errstr, size_t errstr_size);
+    srl_source_rc_t (*tombstone_retention_ms)(srl_source_t *src, const char *topic, int64_t *ms,
+                                              int timeout_ms, char *errstr, size_t errstr_size);
 
     /* Fetch up to max_records from the partitions pos[0..npos), each from
      * its offset on; waits up to timeout_ms for the first record, then
@@ -141,7 +140,7 @@ bool srl_source_batch_reserve(srl_source_batch_t *batch, size_t npos, size_t cap
  * (rd_kafka_assign, no group rebalancing), with group.id
  * sysrepl.<instance_id> for the advisory commits, and the kafka.*
  * properties of cfg. NULL with errstr on a bad property. */
-srl_source_t *srl_source_kafka_new(const srl_config_t *cfg, const char *instance_id,
-                                   char *errstr, size_t errstr_size);
+srl_source_t *srl_source_kafka_new(const srl_config_t *cfg, const char *instance_id, char *errstr,
+                                   size_t errstr_size);
 
 #endif

@@ -63,8 +63,9 @@ static void http_batch_free(void *priv)
 
 static srl_source_rc_t rc_of(srl_http_rc_t rc)
 {
-    return rc == SRL_HTTP_OK ? SRL_SOURCE_OK : rc == SRL_HTTP_RETRY ? SRL_SOURCE_RETRY
-                                                                    : SRL_SOURCE_FATAL;
+    return rc == SRL_HTTP_OK      ? SRL_SOURCE_OK
+           : rc == SRL_HTTP_RETRY ? SRL_SOURCE_RETRY
+                                  : SRL_SOURCE_FATAL;
 }
 
 /* GET /state and find topic in it; *topic_out is borrowed from *root. */
@@ -90,8 +91,7 @@ static srl_source_rc_t get_topic_state(http_source_t *s, const char *topic, int 
     }
     size_t i;
     json_t *t;
-    json_array_foreach(json_object_get(*root, "topics"), i, t)
-    {
+    json_array_foreach(json_object_get(*root, "topics"), i, t) {
         const char *name = json_string_value(json_object_get(t, "topic"));
         if (name && strcmp(name, topic) == 0) {
             *topic_out = t;
@@ -101,8 +101,10 @@ static srl_source_rc_t get_topic_state(http_source_t *s, const char *topic, int 
     json_decref(*root);
     *root = NULL;
     /* Like a topic the hub has not created yet: wait for it. */
-    snprintf(errstr, errstr_size, "the bridge does not serve topic %s (check its replicate and "
-             "topic.prefix)", topic);
+    snprintf(errstr, errstr_size,
+             "the bridge does not serve topic %s (check its replicate and "
+             "topic.prefix)",
+             topic);
     return SRL_SOURCE_RETRY;
 }
 
@@ -132,8 +134,7 @@ static srl_source_rc_t http_watermarks(srl_source_t *src, const char *topic, int
     rc = SRL_SOURCE_RETRY;
     snprintf(errstr, errstr_size, "topic %s has no partition %d at the bridge", topic,
              (int)partition);
-    json_array_foreach(json_object_get(t, "partitions"), i, p)
-    {
+    json_array_foreach(json_object_get(t, "partitions"), i, p) {
         if (json_integer_value(json_object_get(p, "partition")) == partition) {
             *low = json_integer_value(json_object_get(p, "low_watermark"));
             *high = json_integer_value(json_object_get(p, "high_watermark"));
@@ -147,8 +148,7 @@ static srl_source_rc_t http_watermarks(srl_source_t *src, const char *topic, int
 /* One GET state for every position: the bridge asks the broker for each
  * watermark while answering (routes_state.c), so these are fresh. */
 static srl_source_rc_t http_highs(srl_source_t *src, const srl_source_pos_t *pos, size_t npos,
-                                  int64_t *highs, int timeout_ms, char *errstr,
-                                  size_t errstr_size)
+                                  int64_t *highs, int timeout_ms, char *errstr, size_t errstr_size)
 {
     http_source_t *s = (http_source_t *)src;
     json_t *root = NULL;
@@ -165,8 +165,7 @@ static srl_source_rc_t http_highs(srl_source_t *src, const srl_source_pos_t *pos
         if (rc != SRL_SOURCE_OK)
             break;
         /* every position of this topic from the same answer */
-        json_array_foreach(json_object_get(t, "partitions"), k, p)
-        {
+        json_array_foreach(json_object_get(t, "partitions"), k, p) {
             json_int_t part = json_integer_value(json_object_get(p, "partition"));
             json_t *hw = json_object_get(p, "high_watermark");
             for (size_t j = i; j < npos; j++)
@@ -202,9 +201,8 @@ static srl_source_rc_t http_retention(srl_source_t *src, const char *topic, int6
  * [0..npos) (status 0: no answer). Returns the worst failure class when no
  * position answered. */
 static srl_source_rc_t round_trip(http_source_t *s, const srl_source_pos_t *pos, size_t npos,
-                                  size_t per_max, int wait_ms, bool stop_at_first,
-                                  http_batch_t *hb, srl_http_rc_t *rcs, char *errstr,
-                                  size_t errstr_size)
+                                  size_t per_max, int wait_ms, bool stop_at_first, http_batch_t *hb,
+                                  srl_http_rc_t *rcs, char *errstr, size_t errstr_size)
 {
     CURL **easy = calloc(npos, sizeof(*easy));
     size_t ok = 0, failed = 0;
@@ -227,8 +225,8 @@ static srl_source_rc_t round_trip(http_source_t *s, const srl_source_pos_t *pos,
         snprintf(path, sizeof(path),
                  "topics/%s/partitions/%d/records?offset=%" PRId64 "&max=%zu&wait_ms=%d", seg,
                  (int)pos[i].partition, pos[i].offset, per_max, wait_ms);
-        easy[i] = srl_bridge_client_easy(s->client, path, SRL_FRAMING_MEDIA_TYPE,
-                                         wait_ms + 15000, &hb->resps[i]);
+        easy[i] = srl_bridge_client_easy(s->client, path, SRL_FRAMING_MEDIA_TYPE, wait_ms + 15000,
+                                         &hb->resps[i]);
         if (easy[i])
             curl_multi_add_handle(s->multi, easy[i]);
     }
@@ -254,8 +252,8 @@ static srl_source_rc_t round_trip(http_source_t *s, const srl_source_pos_t *pos,
                     failed++;
                     if (rcs[i] == SRL_HTTP_FATAL)
                         worst = SRL_HTTP_FATAL;
-                    snprintf(errstr, errstr_size, "partition %d of %s: %s",
-                             (int)pos[i].partition, pos[i].topic, hb->resps[i].error);
+                    snprintf(errstr, errstr_size, "partition %d of %s: %s", (int)pos[i].partition,
+                             pos[i].topic, hb->resps[i].error);
                 }
             }
         }

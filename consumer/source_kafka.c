@@ -40,7 +40,6 @@ typedef struct kafka_source {
     int64_t last_kick_ms; /* see the end of ks_fetch */
 } kafka_source_t;
 
-
 /* A batch's own memory (batch->priv): the messages its records point into,
  * destroyed on release, so two batches (the main loop's and the schema
  * loader's) can be alive at once. */
@@ -113,8 +112,10 @@ static void kafka_batch_free(void *priv)
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    srl_log_level_t lvl = level <= 3 ? SRL_LOG_ERROR : level <= 5 ? SRL_LOG_WARN
-                          : level <= 6 ? SRL_LOG_INFO : SRL_LOG_DEBUG;
+    srl_log_level_t lvl = level <= 3   ? SRL_LOG_ERROR
+                          : level <= 5 ? SRL_LOG_WARN
+                          : level <= 6 ? SRL_LOG_INFO
+                                       : SRL_LOG_DEBUG;
     srl_log(lvl, "kafka", buf, "facility=%s", srl_log_q(fac));
 }
 
@@ -132,8 +133,8 @@ static srl_source_rc_t classify(rd_kafka_resp_err_t err)
 {
     /* An unknown topic is waited for: the hub creates the topics when it
      * first starts, which may be after the spoke. */
-    if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-        err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
+    if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+        err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
         return SRL_SOURCE_RETRY;
     return srl_kafka_err_is_retriable(err) ? SRL_SOURCE_RETRY : SRL_SOURCE_FATAL;
 }
@@ -160,8 +161,8 @@ static srl_source_rc_t ks_watermarks(srl_source_t *src, const char *topic, int32
                                      size_t errstr_size)
 {
     kafka_source_t *ks = (kafka_source_t *)src;
-    rd_kafka_resp_err_t err =
-        rd_kafka_query_watermark_offsets(ks->rk, topic, partition, low, high, timeout_ms);
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(ks->rk, topic, partition, low, high,
+                                                               timeout_ms);
     if (err) {
         snprintf(errstr, errstr_size, "watermarks of %s [%" PRId32 "]: %s", topic, partition,
                  rd_kafka_err2str(err));
@@ -171,7 +172,7 @@ static srl_source_rc_t ks_watermarks(srl_source_t *src, const char *topic, int32
 }
 
 static srl_source_rc_t ks_highs(srl_source_t *src, const srl_source_pos_t *pos, size_t npos,
-                               int64_t *highs, int timeout_ms, char *errstr, size_t errstr_size)
+                                int64_t *highs, int timeout_ms, char *errstr, size_t errstr_size)
 {
     for (size_t i = 0; i < npos; i++) {
         int64_t low;
@@ -183,9 +184,8 @@ static srl_source_rc_t ks_highs(srl_source_t *src, const srl_source_pos_t *pos, 
     return SRL_SOURCE_OK;
 }
 
-static srl_source_rc_t ks_tombstone_retention_ms(srl_source_t *src, const char *topic,
-                                                 int64_t *ms, int timeout_ms, char *errstr,
-                                                 size_t errstr_size)
+static srl_source_rc_t ks_tombstone_retention_ms(srl_source_t *src, const char *topic, int64_t *ms,
+                                                 int timeout_ms, char *errstr, size_t errstr_size)
 {
     kafka_source_t *ks = (kafka_source_t *)src;
     char value[64], *end;
@@ -195,8 +195,8 @@ static srl_source_rc_t ks_tombstone_retention_ms(srl_source_t *src, const char *
     errno = 0;
     long long v = strtoll(value, &end, 10);
     if (errno || *end || end == value) {
-        snprintf(errstr, errstr_size, "topic %s: delete.retention.ms \"%s\" is not a number",
-                 topic, value);
+        snprintf(errstr, errstr_size, "topic %s: delete.retention.ms \"%s\" is not a number", topic,
+                 value);
         return SRL_SOURCE_FATAL;
     }
     *ms = v;
@@ -235,8 +235,8 @@ static srl_source_rc_t ensure_assignment(kafka_source_t *ks, const srl_source_po
         return SRL_SOURCE_FATAL;
     }
     for (size_t i = 0; i < npos; i++) {
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_add(list, pos[i].topic, pos[i].partition);
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(list, pos[i].topic,
+                                                                           pos[i].partition);
         tp->offset = pos[i].offset;
         ks->assigned[i].topic = strdup(pos[i].topic);
         ks->assigned[i].partition = pos[i].partition;
@@ -305,9 +305,9 @@ static void ks_release(srl_source_t *src, srl_source_batch_t *batch)
 
 /* Take one message into the batch, or drop it. Returns false on a fatal
  * consumer error (errstr set). */
-static bool take_message(kafka_source_t *ks, kafka_batch_t *kb, rd_kafka_message_t *m, const srl_source_pos_t *pos,
-                         size_t npos, srl_source_batch_t *batch, size_t *origin_at,
-                         srl_source_rc_t *rc, char *errstr, size_t errstr_size)
+static bool take_message(kafka_source_t *ks, kafka_batch_t *kb, rd_kafka_message_t *m,
+                         const srl_source_pos_t *pos, size_t npos, srl_source_batch_t *batch,
+                         size_t *origin_at, srl_source_rc_t *rc, char *errstr, size_t errstr_size)
 {
     const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
     ssize_t i = topic ? find_pos(pos, npos, topic, m->partition) : -1;
@@ -324,14 +324,15 @@ static bool take_message(kafka_source_t *ks, kafka_batch_t *kb, rd_kafka_message
                 batch->next[i] = m->offset;
             }
         } else if (classify(m->err) == SRL_SOURCE_FATAL) {
-            snprintf(errstr, errstr_size, "consuming %s [%" PRId32 "]: %s",
-                     topic ? topic : "?", m->partition, rd_kafka_message_errstr(m));
+            snprintf(errstr, errstr_size, "consuming %s [%" PRId32 "]: %s", topic ? topic : "?",
+                     m->partition, rd_kafka_message_errstr(m));
             *rc = SRL_SOURCE_FATAL;
             rd_kafka_message_destroy(m);
             return false;
         } else {
-            srl_log(SRL_LOG_DEBUG, "consumer", "kafka consume error", "topic=%s partition=%d error=%s",
-                    srl_log_q(topic), (int)m->partition, srl_log_q(rd_kafka_message_errstr(m)));
+            srl_log(SRL_LOG_DEBUG, "consumer", "kafka consume error",
+                    "topic=%s partition=%d error=%s", srl_log_q(topic), (int)m->partition,
+                    srl_log_q(rd_kafka_message_errstr(m)));
         }
         rd_kafka_message_destroy(m);
         return true;
@@ -439,8 +440,7 @@ static srl_source_rc_t ks_fetch(srl_source_t *src, const srl_source_pos_t *pos, 
         if (queued < max_records && now - ks->last_kick_ms >= 20) {
             int64_t lo, hi;
             ks->last_kick_ms = now;
-            rd_kafka_query_watermark_offsets(ks->rk, pos[0].topic, pos[0].partition, &lo, &hi,
-                                             100);
+            rd_kafka_query_watermark_offsets(ks->rk, pos[0].topic, pos[0].partition, &lo, &hi, 100);
         }
     }
     /* The high watermark of the last fetch response (no broker call), for
@@ -497,8 +497,8 @@ static const srl_source_ops_t kafka_ops = {
     .close = ks_close,
 };
 
-srl_source_t *srl_source_kafka_new(const srl_config_t *cfg, const char *instance_id,
-                                   char *errstr, size_t errstr_size)
+srl_source_t *srl_source_kafka_new(const srl_config_t *cfg, const char *instance_id, char *errstr,
+                                   size_t errstr_size)
 {
     kafka_source_t *ks = calloc(1, sizeof(*ks));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

@@ -25,8 +25,8 @@ void srl__consumer_stats(consumer_t *c, bool force)
             " fetch_ms=%" PRId64 " decode_ms=%" PRId64 " store_ms=%" PRId64
             " split_batches=%" PRId64 " rebuilds=%" PRId64 " source_away=%s",
             c->total_records, c->total_upserted, c->total_deleted, c->total_stale, c->total_dead,
-            secs > 0 ? c->window_records / secs : 0.0, c->lag_records, c->lag_seconds,
-            c->fetch_ms, c->decode_ms, c->store_ms, c->total_split, c->total_rebuilds,
+            secs > 0 ? c->window_records / secs : 0.0, c->lag_records, c->lag_seconds, c->fetch_ms,
+            c->decode_ms, c->store_ms, c->total_split, c->total_rebuilds,
             c->source_away ? "true" : "false");
     c->last_stats_ms = now;
     c->window_start_ms = now;
@@ -43,9 +43,10 @@ void srl__consumer_purge_log(consumer_t *c)
         return;
     char err[512];
     int64_t deleted = 0;
-    srl_store_rc_t rc = srl_store_purge_replication_log(
-        c->st, srl_config_get_int(c->cfg, "log.retention"), LOG_PURGE_MAX_ROWS, &deleted, err,
-        sizeof(err));
+    srl_store_rc_t rc = srl_store_purge_replication_log(c->st,
+                                                        srl_config_get_int(c->cfg, "log.retention"),
+                                                        LOG_PURGE_MAX_ROWS, &deleted, err,
+                                                        sizeof(err));
     if (rc != SRL_STORE_OK)
         srl_log(SRL_LOG_WARN, "consumer", "replication_log retention failed", "reason=%s",
                 srl_log_q(err));

@@ -157,8 +157,8 @@ static bool may_read_with(producer_t *p, size_t slots_used, bool stopping)
     bool sweep_due = slots_used > 0 &&
                      (p->sweep_now || now - p->last_sweep_ms >= SWEEP_INTERVAL_MS);
     bool want = p->more || p->notified || now >= p->next_poll_ms || sweep_due;
-    return p->store_ok && !p->read_pending && !stopping && slots_used < PIPELINE_DEPTH &&
-           want && !p->sink_broken && !(p->once && p->idle_seen);
+    return p->store_ok && !p->read_pending && !stopping && slots_used < PIPELINE_DEPTH && want &&
+           !p->sink_broken && !(p->once && p->idle_seen);
 }
 
 static void read_failed(producer_t *p, srl_store_rc_t rc, const char *err)
@@ -179,8 +179,8 @@ static void issue_read(producer_t *p, int64_t holding_min)
     srl__stats_bookkeeping(p, false);
     bool from_start;
     int64_t below = next_read_range(p, holding_min, &from_start);
-    srl_store_rc_t rc = srl_outbox_read_send(srl_store_conn(p->st), p->cursor, below,
-                                             p->batch_size, err, sizeof(err));
+    srl_store_rc_t rc = srl_outbox_read_send(srl_store_conn(p->st), p->cursor, below, p->batch_size,
+                                             err, sizeof(err));
     if (rc != SRL_STORE_OK) {
         read_failed(p, rc, err);
         return;
@@ -223,8 +223,7 @@ static void publish_batch(producer_t *p, PGresult *res)
                                                &p->timing, err, sizeof(err));
     if (rc != SRL_STORE_OK) {
         free(b);
-        srl_log(SRL_LOG_ERROR, "producer", "building a batch failed", "reason=%s",
-                srl_log_q(err));
+        srl_log(SRL_LOG_ERROR, "producer", "building a batch failed", "reason=%s", srl_log_q(err));
         srl__stats_error(p, "producer", err);
         p->sweep_now = true; /* its rows are read again */
         return;
@@ -250,8 +249,7 @@ static void take_read(producer_t *p, bool stopping)
 {
     char err[512];
     PGresult *res = NULL;
-    srl_store_rc_t rc = srl_outbox_read_take(srl_store_conn(p->st), false, &res, err,
-                                             sizeof(err));
+    srl_store_rc_t rc = srl_outbox_read_take(srl_store_conn(p->st), false, &res, err, sizeof(err));
     if (rc != SRL_STORE_OK) {
         read_failed(p, rc, err);
         return;

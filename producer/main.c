@@ -238,9 +238,9 @@ int main(int argc, char **argv)
         goto cleanup;
     srl_log_set_sink(srl_logq_sink, p.logq);
     srl_log(SRL_LOG_INFO, "producer", "starting",
-            "instance=%s prefix=%s replicate=0x%x batch_size=%d version=%s", srl_log_q(p.instance_id),
-            srl_log_q(srl_config_get_str(p.cfg, "topic.prefix")), p.kind_mask, p.batch_size,
-            SRL_VERSION);
+            "instance=%s prefix=%s replicate=0x%x batch_size=%d version=%s",
+            srl_log_q(p.instance_id), srl_log_q(srl_config_get_str(p.cfg, "topic.prefix")),
+            p.kind_mask, p.batch_size, SRL_VERSION);
     if (!srl__startup_sink(&p, &exit_code) || !srl__startup_topics(&p, snapshot, &exit_code))
         goto cleanup;
     srl__stats_bookkeeping(&p, true);

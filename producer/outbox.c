@@ -39,19 +39,18 @@
  * plain LEFT JOINs the planner hashes the whole content table per batch.
  * WHERE is the outbox range: above a version (the next batch) or below one
  * (rows that committed late, under the batches in flight). */
-#define FETCH_SQL(where)                                                                       \
-    "WITH b AS (SELECT version, kind, key, deleted FROM sysrepl.outbox WHERE " where           \
-    "           ORDER BY version LIMIT $2)"                                                    \
-    " SELECT b.version, b.kind, b.key, b.deleted, " SRL_ROWS_TYPE_COLS("t") ", "               \
-    SRL_ROWS_ASSESSMENT_COLS("a") ", " SRL_ROWS_POLICY_COLS("p")                               \
-    " FROM b"                                                                                  \
-    " LEFT JOIN LATERAL (SELECT * FROM assessment_types x"                                     \
-    "                    WHERE b.kind = 0 AND x.name = b.key LIMIT 1) t ON true"               \
-    " LEFT JOIN LATERAL (SELECT * FROM vulnerability_assessments x"                            \
-    "                    WHERE b.kind = 1 AND x.key = b.key LIMIT 1) a ON true"                \
-    " LEFT JOIN LATERAL (SELECT * FROM policies x"                                             \
-    "                    WHERE b.kind = 2 AND x.name = b.key LIMIT 1) p ON true"               \
-    " ORDER BY b.version"
+#define FETCH_SQL(where)                                                                                                 \
+    "WITH b AS (SELECT version, kind, key, deleted FROM sysrepl.outbox WHERE " where                                     \
+    "           ORDER BY version LIMIT $2)"                                                                              \
+    " SELECT b.version, b.kind, b.key, b.deleted, " SRL_ROWS_TYPE_COLS("t") ", " SRL_ROWS_ASSESSMENT_COLS(               \
+        "a") ", " SRL_ROWS_POLICY_COLS("p") " FROM b"                                                                    \
+                                            " LEFT JOIN LATERAL (SELECT * FROM assessment_types x"                       \
+                                            "                    WHERE b.kind = 0 AND x.name = b.key LIMIT 1) t ON true" \
+                                            " LEFT JOIN LATERAL (SELECT * FROM vulnerability_assessments x"              \
+                                            "                    WHERE b.kind = 1 AND x.key = b.key LIMIT 1) a ON true"  \
+                                            " LEFT JOIN LATERAL (SELECT * FROM policies x"                               \
+                                            "                    WHERE b.kind = 2 AND x.name = b.key LIMIT 1) p ON true" \
+                                            " ORDER BY b.version"
 
 static const char fetch_above_sql[] = FETCH_SQL("version > $1");
 static const char fetch_below_sql[] = FETCH_SQL("version < $1");
@@ -71,9 +70,8 @@ void srl_outbox_batch_clear(srl_outbox_batch_t *b)
     memset(b, 0, sizeof(*b));
 }
 
-bool srl_outbox_batch_add(srl_outbox_batch_t *b, srl_kind_t kind, const char *key,
-                          uint8_t *value, size_t value_len, int64_t version,
-                          const char *origin)
+bool srl_outbox_batch_add(srl_outbox_batch_t *b, srl_kind_t kind, const char *key, uint8_t *value,
+                          size_t value_len, int64_t version, const char *origin)
 {
     size_t n = b->sink.count;
     if (n == b->capacity) {
@@ -228,8 +226,8 @@ static srl_store_rc_t add_row(PGresult *res, int i, srl_registry_t *reg, unsigne
             srl_log(SRL_LOG_ERROR, "producer", "outbox row cannot be published",
                     "kind=%s key=%s version=%" PRId64 " reason=%s", srl_kind_name(kind),
                     srl_log_q(key), version, srl_log_q(why));
-            snprintf(errstr, errstr_size, "%s %s version %" PRId64 ": %s", srl_kind_name(kind),
-                     key, version, why);
+            snprintf(errstr, errstr_size, "%s %s version %" PRId64 ": %s", srl_kind_name(kind), key,
+                     version, why);
             return SRL_STORE_OK;
         }
         if (!srl_outbox_batch_add(b, kind, key, value, value_len, row_version, origin))
@@ -244,8 +242,7 @@ oom:
 
 srl_store_rc_t srl_outbox_batch_build(PGresult *res, srl_registry_t *reg, unsigned kind_mask,
                                       const char *origin, srl_outbox_batch_t *b,
-                                      srl_outbox_timing_t *timing, char *errstr,
-                                      size_t errstr_size)
+                                      srl_outbox_timing_t *timing, char *errstr, size_t errstr_size)
 {
     srl_store_rc_t rc = SRL_STORE_OK;
     int64_t t0 = srl_clock_mono_us(), encode_us = 0;
@@ -289,8 +286,8 @@ static char *version_array(const int64_t *versions, size_t n)
 
 static const char delete_sql[] = "DELETE FROM sysrepl.outbox WHERE version = ANY($1::bigint[])";
 
-srl_store_rc_t srl_outbox_delete_send(PGconn *conn, const int64_t *versions, size_t n,
-                                      char *errstr, size_t errstr_size)
+srl_store_rc_t srl_outbox_delete_send(PGconn *conn, const int64_t *versions, size_t n, char *errstr,
+                                      size_t errstr_size)
 {
     char *arr = version_array(versions, n);
     if (!arr) {
@@ -306,8 +303,7 @@ srl_store_rc_t srl_outbox_delete_send(PGconn *conn, const int64_t *versions, siz
     return SRL_STORE_OK;
 }
 
-srl_store_rc_t srl_outbox_delete_poll(PGconn *conn, bool *done, char *errstr,
-                                      size_t errstr_size)
+srl_store_rc_t srl_outbox_delete_poll(PGconn *conn, bool *done, char *errstr, size_t errstr_size)
 {
     srl_store_rc_t rc = SRL_STORE_OK;
     *done = false;

@@ -27,18 +27,18 @@
 
 /* One batch read from the outbox. Owns its records' keys and values. */
 typedef struct srl_outbox_batch {
-    srl_sink_batch_t sink;      /* the records to publish (count may be 0) */
-    size_t capacity;            /* of sink.records */
-    int64_t *versions;          /* every outbox version to delete with the batch */
+    srl_sink_batch_t sink; /* the records to publish (count may be 0) */
+    size_t capacity;       /* of sink.records */
+    int64_t *versions;     /* every outbox version to delete with the batch */
     size_t version_count;
-    int64_t min_version;        /* lowest version read */
-    int64_t max_version;        /* highest version read (the next read starts above) */
-    int64_t max_published;      /* highest version published, 0 if none */
-    size_t superseded;          /* rows skipped: a later change publishes the key */
-    size_t not_replicated;      /* rows of kinds this hub does not replicate */
-    size_t tombstones;          /* records with a NULL value */
-    size_t unpublishable;       /* rows left in the outbox (codec refused them) */
-    size_t rows;                /* outbox rows read */
+    int64_t min_version;   /* lowest version read */
+    int64_t max_version;   /* highest version read (the next read starts above) */
+    int64_t max_published; /* highest version published, 0 if none */
+    size_t superseded;     /* rows skipped: a later change publishes the key */
+    size_t not_replicated; /* rows of kinds this hub does not replicate */
+    size_t tombstones;     /* records with a NULL value */
+    size_t unpublishable;  /* rows left in the outbox (codec refused them) */
+    size_t rows;           /* outbox rows read */
 } srl_outbox_batch_t;
 
 /* Where the time went, accumulated by fetch (µs). */
@@ -76,18 +76,16 @@ srl_store_rc_t srl_outbox_batch_build(PGresult *res, srl_registry_t *reg, unsign
  * waiting: send the DELETE on conn (which must be idle) and return;
  * srl_outbox_delete_poll() tells when it finished. The caller reads the
  * next batch on another session meanwhile. */
-srl_store_rc_t srl_outbox_delete_send(PGconn *conn, const int64_t *versions, size_t n,
-                                      char *errstr, size_t errstr_size);
+srl_store_rc_t srl_outbox_delete_send(PGconn *conn, const int64_t *versions, size_t n, char *errstr,
+                                      size_t errstr_size);
 /* *done false: still running (call again when conn's socket is readable);
  * *done true: finished, the result is returned and conn is idle again. */
-srl_store_rc_t srl_outbox_delete_poll(PGconn *conn, bool *done, char *errstr,
-                                      size_t errstr_size);
+srl_store_rc_t srl_outbox_delete_poll(PGconn *conn, bool *done, char *errstr, size_t errstr_size);
 
 /* Turn an entity into a record of b (key and value copied/owned by b).
  * Used by the drain and the snapshot. value NULL: a tombstone. */
-bool srl_outbox_batch_add(srl_outbox_batch_t *b, srl_kind_t kind, const char *key,
-                          uint8_t *value, size_t value_len, int64_t version,
-                          const char *origin);
+bool srl_outbox_batch_add(srl_outbox_batch_t *b, srl_kind_t kind, const char *key, uint8_t *value,
+                          size_t value_len, int64_t version, const char *origin);
 
 /* Free what b owns and zero it; NULL accepted. */
 void srl_outbox_batch_clear(srl_outbox_batch_t *b);

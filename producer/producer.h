@@ -30,8 +30,8 @@
 /* Exit codes (docs/producer.md). */
 enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_REFUSED = 2, EXIT_STORE = 3, EXIT_FATAL = 4 };
 
-#define PIPELINE_DEPTH 3         /* batches in flight */
-#define LOCK_CHECK_MS 1000       /* the lock session is checked this often */
+#define PIPELINE_DEPTH 3   /* batches in flight */
+#define LOCK_CHECK_MS 1000 /* the lock session is checked this often */
 
 typedef struct producer {
     srl_config_t *cfg;
@@ -50,7 +50,7 @@ typedef struct producer {
     srl_store_t *lock; /* the session holding the producer lock; also runs the
                         * DELETEs, asynchronously, while st reads on */
     bool store_ok;
-    bool notified;     /* a NOTIFY arrived: read now */
+    bool notified; /* a NOTIFY arrived: read now */
     int64_t lock_check_ms;
 
     /* startup.c */
@@ -63,23 +63,23 @@ typedef struct producer {
     size_t ring_head, ring_count;
     srl_outbox_batch_t *deleting; /* the ring's head while its DELETE runs */
     int64_t delete_started_us;
-    int64_t cursor;       /* next read: versions above this */
-    bool read_pending;    /* a read was sent on st and not taken yet */
-    int64_t read_below;   /* its range (see next_read_range) */
+    int64_t cursor;     /* next read: versions above this */
+    bool read_pending;  /* a read was sent on st and not taken yet */
+    int64_t read_below; /* its range (see next_read_range) */
     bool read_from_start;
     int64_t read_sent_us;
     int64_t last_sweep_ms;
-    bool sweep_now;       /* after a failed batch: read below the batches in flight */
-    bool more;            /* the last read was full: read again at once */
+    bool sweep_now; /* after a failed batch: read below the batches in flight */
+    bool more;      /* the last read was full: read again at once */
     int64_t next_poll_ms;
-    bool idle_seen;       /* --once: a read from the start found nothing */
+    bool idle_seen; /* --once: a read from the start found nothing */
 
     /* stats.c: numbers for the stats line and producer_state */
     int64_t delivered, superseded, not_replicated, tombstones, batches, failed_batches;
     int64_t last_delivered_version;
     int64_t produce_us;
-    int64_t wait_us;      /* asleep in poll(): Kafka acks, DELETEs, no work */
-    int64_t query_us;     /* reads on the server: sent to taken (overlapping) */
+    int64_t wait_us;  /* asleep in poll(): Kafka acks, DELETEs, no work */
+    int64_t query_us; /* reads on the server: sent to taken (overlapping) */
     srl_outbox_timing_t timing;
     int64_t stats_at_ms, stats_delivered;
     int64_t state_at_ms, state_delivered;

@@ -87,8 +87,7 @@ static srl_store_rc_t take_lock(producer_t *p, bool *taken, bool *waiting_logged
     PGconn *conn = srl_store_conn(p->lock);
     PGresult *res = PQexec(conn, "SELECT pg_try_advisory_lock(" PRODUCER_LOCK_KEY ")");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        srl_store_rc_t rc = srl_store_classify(conn, res, "taking the producer lock", err,
-                                               errsize);
+        srl_store_rc_t rc = srl_store_classify(conn, res, "taking the producer lock", err, errsize);
         PQclear(res);
         return rc;
     }
@@ -96,11 +95,12 @@ static srl_store_rc_t take_lock(producer_t *p, bool *taken, bool *waiting_logged
     PQclear(res);
     if (*taken || *waiting_logged)
         return SRL_STORE_OK;
-    PGresult *who = PQexec(conn, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                                 " AND ((classid::bigint << 32) | objid::bigint) = "
-                                 PRODUCER_LOCK_KEY);
-    const char *pid =
-        PQresultStatus(who) == PGRES_TUPLES_OK && PQntuples(who) ? PQgetvalue(who, 0, 0) : "?";
+    PGresult *who = PQexec(conn,
+                           "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                           " AND ((classid::bigint << 32) | objid::bigint) = " PRODUCER_LOCK_KEY);
+    const char *pid = PQresultStatus(who) == PGRES_TUPLES_OK && PQntuples(who)
+                          ? PQgetvalue(who, 0, 0)
+                          : "?";
     char m[128];
     snprintf(m, sizeof(m), "waiting for the producer lock held by pid %s", pid);
     srl_log(SRL_LOG_INFO, "producer", m, "holder_pid=%s", pid);
@@ -199,8 +199,8 @@ void srl__sessions_check_lock(producer_t *p)
     p->lock_check_ms = now;
     PGresult *res = PQexec(srl_store_conn(p->lock), "SELECT 1");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        srl_log(SRL_LOG_WARN, "producer", "lost the session holding the producer lock",
-                "reason=%s", srl_log_q(PQerrorMessage(srl_store_conn(p->lock))));
+        srl_log(SRL_LOG_WARN, "producer", "lost the session holding the producer lock", "reason=%s",
+                srl_log_q(PQerrorMessage(srl_store_conn(p->lock))));
         p->store_ok = false;
     }
     PQclear(res);

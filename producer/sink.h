@@ -43,10 +43,10 @@
 typedef struct srl_sink_batch {
     srl_record_t *records;
     size_t count;
-    size_t pending;      /* records without a result yet */
-    size_t failed;       /* records the sink gave up on */
-    bool failed_fatal;   /* a failure retrying cannot fix (authorization, config) */
-    char error[256];     /* the first failure's reason */
+    size_t pending;       /* records without a result yet */
+    size_t failed;        /* records the sink gave up on */
+    bool failed_fatal;    /* a failure retrying cannot fix (authorization, config) */
+    char error[256];      /* the first failure's reason */
     int64_t published_us; /* monotonic time of publish(), for latency stats */
 } srl_sink_batch_t;
 
@@ -86,8 +86,8 @@ typedef struct srl_sink_ops {
      * another hub (sysrepl.origin differs from instance_id): false with
      * *refused set. false without *refused: the check could not be made
      * (broker away); try again. */
-    bool (*check_origin)(srl_sink_t *sink, srl_kind_t kind, const char *instance_id,
-                         bool *refused, char *errstr, size_t errstr_size);
+    bool (*check_origin)(srl_sink_t *sink, srl_kind_t kind, const char *instance_id, bool *refused,
+                         char *errstr, size_t errstr_size);
     /* Read the content topic of kind from its beginning to its end and call
      * fn for every key in it. */
     bool (*scan_keys)(srl_sink_t *sink, srl_kind_t kind, srl_sink_key_fn fn, void *arg,

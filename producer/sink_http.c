@@ -49,11 +49,11 @@ typedef struct http_sink {
     srl_sink_t base;
     srl_bridge_client_t *client;
     CURLM *multi;
-    push_req_t *head, *tail;  /* FIFO; head is the one in flight or next */
-    CURL *easy;               /* head's transfer, when running */
+    push_req_t *head, *tail; /* FIFO; head is the one in flight or next */
+    CURL *easy;              /* head's transfer, when running */
     struct curl_slist *headers;
     srl_http_resp_t resp;
-    int64_t retry_at_ms;      /* head waits until then after a failure */
+    int64_t retry_at_ms; /* head waits until then after a failure */
     int64_t backoff_ms;
     size_t in_flight;
     int timeout_ms;
@@ -289,14 +289,12 @@ static bool sink_topic_empty(srl_sink_t *sink, srl_kind_t kind, bool *empty, cha
     size_t i, j;
     json_t *t, *p;
     *empty = true;
-    json_array_foreach(json_object_get(root, "topics"), i, t)
-    {
+    json_array_foreach(json_object_get(root, "topics"), i, t) {
         const char *k = json_string_value(json_object_get(t, "kind"));
         if (!k || strcmp(k, srl_kind_name(kind)) != 0)
             continue;
         found = true;
-        json_array_foreach(json_object_get(t, "partitions"), j, p)
-        {
+        json_array_foreach(json_object_get(t, "partitions"), j, p) {
             if (json_integer_value(json_object_get(p, "high_watermark")) > 0)
                 *empty = false;
         }

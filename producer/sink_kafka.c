@@ -34,8 +34,8 @@
 typedef struct kafka_sink {
     srl_sink_t base;
     const srl_config_t *cfg;
-    rd_kafka_t *rk;                       /* producer */
-    rd_kafka_t *reader;                   /* consumer for reads; made on first use */
+    rd_kafka_t *rk;     /* producer */
+    rd_kafka_t *reader; /* consumer for reads; made on first use */
     rd_kafka_topic_t *rkt[SRL_KIND_COUNT];
     rd_kafka_topic_t *schemas_rkt;
     char topics[SRL_KIND_COUNT][256];
@@ -71,8 +71,7 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     (void)rk;
     if (strcmp(fac, "FAIL") == 0)
         return;
-    srl_log(level <= 4 ? SRL_LOG_WARN : SRL_LOG_DEBUG, "kafka", fac, "detail=%s",
-            srl_log_q(buf));
+    srl_log(level <= 4 ? SRL_LOG_WARN : SRL_LOG_DEBUG, "kafka", fac, "detail=%s", srl_log_q(buf));
 }
 
 /* The reader is only needed at start (checks, snapshot): drop it after
@@ -102,8 +101,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 /* A conf with the kafka.* passthrough and our callbacks; NULL on error. */
 static rd_kafka_conf_t *base_conf(kafka_sink_t *ks, const char *const defaults[][2],
-                                  const char *const forced[][2], char *errstr,
-                                  size_t errstr_size)
+                                  const char *const forced[][2], char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!srl_kafka_conf_layer(conf, ks->cfg, defaults, forced, errstr, errstr_size))
@@ -138,8 +136,7 @@ static bool kafka_publish(srl_sink_t *sink, srl_sink_batch_t *b, char *errstr, s
                                     RD_KAFKA_V_KEY(r->key, r->key_len),
                                     RD_KAFKA_V_VALUE((void *)r->value, r->value_len),
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(b),
-                                    RD_KAFKA_V_END);
+                                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 break;
             rd_kafka_poll(ks->rk, 10); /* make room: serve delivery reports */
@@ -221,10 +218,11 @@ static bool kafka_publish_schema(srl_sink_t *sink, uint64_t fp, const char *json
     srl_sink_batch_t b = {0};
     snprintf(key, sizeof(key), "%016" PRIx64, fp);
     b.pending = 1;
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        ks->rk, RD_KAFKA_V_RKT(ks->schemas_rkt), RD_KAFKA_V_KEY(key, 16),
-        RD_KAFKA_V_VALUE((void *)json, strlen(json)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_OPAQUE(&b), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err = rd_kafka_producev(ks->rk, RD_KAFKA_V_RKT(ks->schemas_rkt),
+                                                RD_KAFKA_V_KEY(key, 16),
+                                                RD_KAFKA_V_VALUE((void *)json, strlen(json)),
+                                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                                RD_KAFKA_V_OPAQUE(&b), RD_KAFKA_V_END);
     if (err) {
         snprintf(errstr, errstr_size, "producing schema %s to %s: %s", key, ks->schemas_topic,
                  rd_kafka_err2str(err));
@@ -467,8 +465,7 @@ static bool kafka_scan_keys(srl_sink_t *sink, srl_kind_t kind, srl_sink_key_fn f
     bool ok = false;
     int n = topic_watermarks(ks, ks->topics[kind], &lows, &highs, errstr, errstr_size);
     if (n >= 0 && ensure_reader(ks, errstr, errstr_size))
-        ok = read_range(ks, ks->topics[kind], n, lows, highs, scan_msg, &sc, errstr,
-                        errstr_size);
+        ok = read_range(ks, ks->topics[kind], n, lows, highs, scan_msg, &sc, errstr, errstr_size);
     close_reader(ks);
     free(lows);
     free(highs);
@@ -550,8 +547,8 @@ srl_sink_t *srl_sink_kafka_new(const srl_config_t *cfg, int timeout_ms, bool *re
         .segment_ms = srl_config_get_int(cfg, "topic.segment_ms"),
         .delete_retention_ms = srl_config_get_int(cfg, "topic.delete_retention_ms"),
     };
-    if (!srl_kafka_ensure_topics(ks->rk, &ts, names, parts, SRL_KIND_COUNT + 1, timeout_ms,
-                                 errstr, errstr_size)) {
+    if (!srl_kafka_ensure_topics(ks->rk, &ts, names, parts, SRL_KIND_COUNT + 1, timeout_ms, errstr,
+                                 errstr_size)) {
         /* A refused topic is final; a broker that did not answer is not. */
         *retriable = !strstr(errstr, "cleanup.policy=") && !strstr(errstr, "creating topic");
         goto fail;

@@ -66,7 +66,8 @@ static void on_topic_key(void *arg, const char *key, size_t len, bool tombstone)
 
 /* Publish b and wait for every record's result. */
 static srl_store_rc_t publish_wait(srl_sink_t *sink, srl_outbox_batch_t *b,
-                                   const volatile sig_atomic_t *stop, char *errstr, size_t errstr_size)
+                                   const volatile sig_atomic_t *stop, char *errstr,
+                                   size_t errstr_size)
 {
     if (b->sink.count == 0)
         return SRL_STORE_OK;
@@ -334,9 +335,8 @@ srl_store_rc_t srl_snapshot_run(srl_store_t *st, srl_sink_t *sink, srl_registry_
         if (!(kind_mask & (1u << k)))
             continue;
         key_list_t store_keys = {0};
-        srl_store_rc_t rc = publish_state(conn, sink, reg, (srl_kind_t)k, origin, batch_size,
-                                          stop, &store_keys, &stats->published[k], errstr,
-                                          errstr_size);
+        srl_store_rc_t rc = publish_state(conn, sink, reg, (srl_kind_t)k, origin, batch_size, stop,
+                                          &store_keys, &stats->published[k], errstr, errstr_size);
         if (rc == SRL_STORE_OK && !topics_empty)
             rc = tombstone_strays(conn, sink, (srl_kind_t)k, origin, stop, &store_keys,
                                   &stats->tombstoned[k], errstr, errstr_size);

@@ -83,8 +83,8 @@ static bool check_topics(producer_t *p, bool *all_empty, int *exit_code)
             continue;
         bool empty = false, refused = false;
         bool ok = !p->sink->ops->check_origin ||
-                  p->sink->ops->check_origin(p->sink, (srl_kind_t)k, p->instance_id, &refused,
-                                             err, sizeof(err));
+                  p->sink->ops->check_origin(p->sink, (srl_kind_t)k, p->instance_id, &refused, err,
+                                             sizeof(err));
         if (!ok && refused) {
             srl_log(SRL_LOG_ERROR, "producer", "refused to start", "reason=%s", srl_log_q(err));
             fprintf(stderr, "sysrepl-producer: %s\n", err);
@@ -94,8 +94,8 @@ static bool check_topics(producer_t *p, bool *all_empty, int *exit_code)
         if (ok && p->sink->ops->topic_empty)
             ok = p->sink->ops->topic_empty(p->sink, (srl_kind_t)k, &empty, err, sizeof(err));
         if (!ok) {
-            srl_log(SRL_LOG_WARN, "producer", "checking the topics failed, retrying",
-                    "reason=%s", srl_log_q(err));
+            srl_log(SRL_LOG_WARN, "producer", "checking the topics failed, retrying", "reason=%s",
+                    srl_log_q(err));
             srl__stats_error(p, "kafka", err);
             srl__producer_nap(p, 2000);
             k--;
@@ -115,8 +115,7 @@ static bool run_snapshot(producer_t *p, bool requested, bool all_empty, int *exi
     srl_snapshot_stats_t ss;
     int64_t t0 = srl_clock_mono_ms();
     srl_store_rc_t rc = srl_snapshot_run(p->st, p->sink, p->reg, p->kind_mask, p->instance_id,
-                                         p->batch_size, all_empty, p->stop, &ss, err,
-                                         sizeof(err));
+                                         p->batch_size, all_empty, p->stop, &ss, err, sizeof(err));
     if (rc != SRL_STORE_OK) {
         srl_log(SRL_LOG_ERROR, "producer", "snapshot failed", "reason=%s", srl_log_q(err));
         srl__stats_error(p, "snapshot", err);

@@ -16,7 +16,7 @@
 #include "sysrepl/clock.h"
 #include "sysrepl/log.h"
 
-#define STATE_INTERVAL_MS 1000 /* producer_state updates at most this often */
+#define STATE_INTERVAL_MS 1000      /* producer_state updates at most this often */
 #define LOG_PURGE_INTERVAL_MS 60000 /* replication_log retention runs this often */
 #define LOG_PURGE_MAX_ROWS 20000    /* rows one purge deletes; a full one runs again */
 
@@ -36,13 +36,15 @@ void srl__stats_bookkeeping(producer_t *p, bool force)
     (void)srl_logq_flush(p->logq, conn, err, sizeof(err)); /* see stats.h */
     if (p->error_dirty) {
         const char *params[1] = {p->last_error};
-        PQclear(PQexecParams(conn,
-                             "UPDATE sysrepl.producer_state SET last_error = $1, last_error_at = now(),"
-                             " updated_at = now()",
-                             1, NULL, params, NULL, NULL, 0));
+        PQclear(
+            PQexecParams(conn,
+                         "UPDATE sysrepl.producer_state SET last_error = $1, last_error_at = now(),"
+                         " updated_at = now()",
+                         1, NULL, params, NULL, NULL, 0));
         p->error_dirty = false;
     }
-    if ((p->state_dirty && now - p->state_at_ms >= STATE_INTERVAL_MS) || (force && p->state_dirty)) {
+    if ((p->state_dirty && now - p->state_at_ms >= STATE_INTERVAL_MS) ||
+        (force && p->state_dirty)) {
         char v[32], rate[32];
         double secs = (now - p->state_at_ms) / 1000.0;
         snprintf(v, sizeof(v), "%" PRId64, p->last_delivered_version);
@@ -60,8 +62,9 @@ void srl__stats_bookkeeping(producer_t *p, bool force)
     }
     if (now >= p->log_purge_at_ms) {
         int64_t deleted = 0;
-        srl_store_rc_t rc = srl_store_purge_replication_log(
-            p->st, p->log_retention_ms, LOG_PURGE_MAX_ROWS, &deleted, err, sizeof(err));
+        srl_store_rc_t rc = srl_store_purge_replication_log(p->st, p->log_retention_ms,
+                                                            LOG_PURGE_MAX_ROWS, &deleted, err,
+                                                            sizeof(err));
         if (rc != SRL_STORE_OK)
             srl_log(SRL_LOG_WARN, "producer", "replication_log retention failed", "reason=%s",
                     srl_log_q(err));
@@ -81,8 +84,7 @@ void srl__stats_log(producer_t *p, const char *msg)
             "delivered=%" PRId64 " rate=%.0f superseded=%" PRId64 " not_replicated=%" PRId64
             " tombstones=%" PRId64 " batches=%" PRId64 " failed_batches=%" PRId64
             " in_flight=%zu last_version=%" PRId64 " read_ms=%" PRId64 " encode_ms=%" PRId64
-            " produce_ms=%" PRId64 " delete_ms=%" PRId64 " wait_ms=%" PRId64
-            " query_ms=%" PRId64,
+            " produce_ms=%" PRId64 " delete_ms=%" PRId64 " wait_ms=%" PRId64 " query_ms=%" PRId64,
             p->delivered, secs > 0 ? (double)(p->delivered - p->stats_delivered) / secs : 0.0,
             p->superseded, p->not_replicated, p->tombstones, p->batches, p->failed_batches,
             p->sink ? p->sink->ops->in_flight(p->sink) : 0, p->last_delivered_version,

@@ -34,15 +34,17 @@ typedef struct {
 } setting_t;
 
 typedef struct {
-    const char *path;          /* relative to the root */
-    unsigned prog;             /* the program whose keys it shows */
-    unsigned also_loads_with;  /* other programs that can read it as is (0: none) */
-    const char *header;        /* lines before the generated part */
-    setting_t settings[12];    /* {NULL} terminated */
+    const char *path;         /* relative to the root */
+    unsigned prog;            /* the program whose keys it shows */
+    unsigned also_loads_with; /* other programs that can read it as is (0: none) */
+    const char *header;       /* lines before the generated part */
+    setting_t settings[12];   /* {NULL} terminated */
 } example_t;
 
 static const example_t examples[] = {
-    {"deploy/examples/hub.conf", SRL_PROG_PRODUCER, SRL_PROG_CLI,
+    {"deploy/examples/hub.conf",
+     SRL_PROG_PRODUCER,
+     SRL_PROG_CLI,
      "# hub.conf - sysrepl-producer on the hub (install as /etc/sysrepl/producer.conf).\n"
      "#\n"
      "# The hub owns the content: its store's triggers fill the outbox, and the\n"
@@ -55,10 +57,13 @@ static const example_t examples[] = {
      "#\n",
      {{"instance.id", "hub-1"},
       {"role", "hub"},
-      {"store.dsn", "\"host=db.hub.example dbname=sysrepl user=sysrepl passfile=/etc/sysrepl/pgpass\""},
+      {"store.dsn",
+       "\"host=db.hub.example dbname=sysrepl user=sysrepl passfile=/etc/sysrepl/pgpass\""},
       {"kafka.bootstrap.servers", "kafka1.hub.example:9092,kafka2.hub.example:9092"},
       {NULL, NULL}}},
-    {"deploy/examples/hub-bridge.conf", SRL_PROG_BRIDGE, 0,
+    {"deploy/examples/hub-bridge.conf",
+     SRL_PROG_BRIDGE,
+     0,
      "# hub-bridge.conf - sysrepl-bridge on the hub (install as /etc/sysrepl/bridge.conf).\n"
      "#\n"
      "# The bridge serves the Replication API (the seed's \"incoming\" side) next to\n"
@@ -75,7 +80,9 @@ static const example_t examples[] = {
       {"bridge.tls_key", "/etc/sysrepl/tls/bridge.key"},
       {"bridge.keys_file", "/etc/sysrepl/bridge-keys"},
       {NULL, NULL}}},
-    {"deploy/examples/spoke.conf", SRL_PROG_CONSUMER, SRL_PROG_CLI,
+    {"deploy/examples/spoke.conf",
+     SRL_PROG_CONSUMER,
+     SRL_PROG_CLI,
      "# spoke.conf - sysrepl-consumer on a spoke that reaches Kafka directly\n"
      "# (install as /etc/sysrepl/consumer.conf).\n"
      "#\n"
@@ -90,7 +97,9 @@ static const example_t examples[] = {
       {"store.dsn", "\"host=localhost dbname=sysrepl user=sysrepl passfile=/etc/sysrepl/pgpass\""},
       {"kafka.bootstrap.servers", "kafka1.hub.example:9092,kafka2.hub.example:9092"},
       {NULL, NULL}}},
-    {"deploy/examples/spoke-http.conf", SRL_PROG_CONSUMER, 0,
+    {"deploy/examples/spoke-http.conf",
+     SRL_PROG_CONSUMER,
+     0,
      "# spoke-http.conf - sysrepl-consumer on a spoke that cannot reach Kafka: it\n"
      "# pulls through the hub's sysrepl-bridge over HTTPS (the seed's \"outgoing\"\n"
      "# side). Install as /etc/sysrepl/consumer.conf, mode 0640, group sysrepl:\n"
@@ -161,8 +170,10 @@ static char *render_example(const example_t *ex)
     }
     for (const setting_t *s = ex->settings; s->key; s++)
         if (!(used & (1u << (s - ex->settings)))) {
-            fprintf(stderr, "gen-config: %s: key \"%s\" is not in the generated example; "
-                            "was it renamed in common/config_keys.c?\n", ex->path, s->key);
+            fprintf(stderr,
+                    "gen-config: %s: key \"%s\" is not in the generated example; "
+                    "was it renamed in common/config_keys.c?\n",
+                    ex->path, s->key);
             goto cleanup;
         }
     ok = true;
@@ -253,8 +264,10 @@ static bool check_file(const char *path, const char *want)
         for (; *h && *h == *w; h++, w++)
             if (*h == '\n')
                 line++;
-        fprintf(stderr, "gen-config: %s:%d differs from what the key table generates; "
-                        "run `ninja -C <build> gen-config` and commit the result\n", path, line);
+        fprintf(stderr,
+                "gen-config: %s:%d differs from what the key table generates; "
+                "run `ninja -C <build> gen-config` and commit the result\n",
+                path, line);
     }
     free(have);
     return same;

@@ -54,8 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 srl_entity_clear(&ent);
         }
         srl_push_batch_free(&out);
-    } else if (!e.msg[0] || (e.status != 400 && e.status != 413 && e.status != 422 &&
-                             e.status != 503)) {
+    } else if (!e.msg[0] ||
+               (e.status != 400 && e.status != 413 && e.status != 422 && e.status != 503)) {
         abort();
     }
     free(body);

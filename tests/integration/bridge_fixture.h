@@ -65,8 +65,8 @@ static size_t bf_on_header(char *p, size_t sz, size_t n, void *arg)
 
 /* One HTTP call with the hub key; returns the status (0: no answer). The
  * caller frees out->data. */
-static long bf_http(const bf_bridge_t *br, const char *method, const char *path,
-                    const char *ctype, const void *data, size_t len, bf_body_t *out)
+static long bf_http(const bf_bridge_t *br, const char *method, const char *path, const char *ctype,
+                    const void *data, size_t len, bf_body_t *out)
 {
     CURL *c = curl_easy_init();
     char url[512], ct[128];
@@ -131,7 +131,8 @@ static void bf_init(bf_bridge_t *br, const char *prefix)
     assert_non_null(mkdtemp(br->dir));
     br->port = bf_free_port();
     snprintf(path, sizeof(path), "%s/keys", br->dir);
-    snprintf(cmd, sizeof(cmd), "%s/bridge/sysrepl-bridge --hash-key " BF_KEY " --name hub --perms pull,push",
+    snprintf(cmd, sizeof(cmd),
+             "%s/bridge/sysrepl-bridge --hash-key " BF_KEY " --name hub --perms pull,push",
              bf_build_dir());
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
@@ -181,8 +182,7 @@ static void bf_stop(bf_bridge_t *br)
 }
 
 /* The Avro value of an assessment type (caller frees). */
-static uint8_t *bf_encode_type(srl_registry_t *reg, const char *name, int64_t version,
-                               size_t *len)
+static uint8_t *bf_encode_type(srl_registry_t *reg, const char *name, int64_t version, size_t *len)
 {
     srl_entity_t e;
     memset(&e, 0, sizeof(e));

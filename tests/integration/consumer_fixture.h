@@ -45,8 +45,8 @@ typedef struct fx {
 /* ---- topics ---- */
 
 /* Create topic with partitions and "name=value" configs (NULL-terminated). */
-static __attribute__((unused)) void fx_create_topic(rd_kafka_t *rk, const char *topic, int partitions,
-                            const char *const *configs)
+static __attribute__((unused)) void fx_create_topic(rd_kafka_t *rk, const char *topic,
+                                                    int partitions, const char *const *configs)
 {
     char eb[512];
     /* librdkafka's mock cluster (a quick smoke run while no broker is
@@ -132,8 +132,8 @@ static __attribute__((unused)) void fx_free(fx_t *fx)
 }
 
 /* Write raw bytes to a topic; version < 0: no version header. */
-static __attribute__((unused)) void fx_produce_raw(fx_t *fx, const char *topic, const char *key, const void *value,
-                           size_t len, int64_t version)
+static __attribute__((unused)) void fx_produce_raw(fx_t *fx, const char *topic, const char *key,
+                                                   const void *value, size_t len, int64_t version)
 {
     rd_kafka_headers_t *h = rd_kafka_headers_new(2);
     char v[32];
@@ -146,9 +146,8 @@ static __attribute__((unused)) void fx_produce_raw(fx_t *fx, const char *topic, 
     while ((err = rd_kafka_producev(fx->producer, RD_KAFKA_V_TOPIC(topic),
                                     RD_KAFKA_V_KEY((void *)key, strlen(key)),
                                     RD_KAFKA_V_VALUE((void *)value, value ? len : 0),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END)) ==
-           RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(fx->producer, 10);
     assert_int_equal(err, 0);
     rd_kafka_poll(fx->producer, 0);
@@ -199,7 +198,8 @@ static __attribute__((unused)) unsigned fx_rand(unsigned *seed)
     return (*seed >> 8) & 0xffffff;
 }
 
-static __attribute__((unused)) char *fx_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static __attribute__((unused)) char *fx_strf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 static __attribute__((unused)) char *fx_strf(const char *fmt, ...)
 {
     va_list ap;
@@ -266,7 +266,8 @@ static __attribute__((unused)) void fx_make(srl_kind_t kind, int i, unsigned *se
         p->unassessed = (srl_outcome_t)(fx_rand(seed) % SRL_OUTCOME_COUNT);
         p->by_assessment_type_count = 2;
         p->by_assessment_type = calloc(2, sizeof(srl_outcome_entry_t));
-        p->by_assessment_type[0] = (srl_outcome_entry_t){strdup("Blocked"), SRL_OUTCOME_NONCOMPLIANT};
+        p->by_assessment_type[0] = (srl_outcome_entry_t){strdup("Blocked"),
+                                                         SRL_OUTCOME_NONCOMPLIANT};
         p->by_assessment_type[1] = (srl_outcome_entry_t){strdup("Ignore"), SRL_OUTCOME_COMPLIANT};
         p->exception_count = 1;
         p->exceptions = calloc(1, sizeof(srl_policy_exception_t));
@@ -327,8 +328,8 @@ static __attribute__((unused)) char *fx_query(const char *dsn, const char *sql)
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
         fail_msg("query %s: %s", sql, PQerrorMessage(c));
-    char *s = strdup(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0
-                         ? PQgetvalue(r, 0, 0) : "");
+    char *s = strdup(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0)
+                                                                              : "");
     PQclear(r);
     srl_store_close(st);
     return s;
@@ -385,7 +386,8 @@ static __attribute__((unused)) char *fx_model_lines(const fx_model_t *m, srl_kin
 
 /* Assert the spoke at dsn holds exactly the model's live keys at their
  * versions, for the kinds in mask (bit = 1 << kind). */
-static __attribute__((unused)) void fx_model_check(const fx_model_t *m, const char *dsn, unsigned mask)
+static __attribute__((unused)) void fx_model_check(const fx_model_t *m, const char *dsn,
+                                                   unsigned mask)
 {
     static const char *const q[] = {
         "SELECT coalesce(string_agg(name || '|' || version, E'\\n' ORDER BY name COLLATE \"C\"), '')"
@@ -411,7 +413,8 @@ static __attribute__((unused)) void fx_model_check(const fx_model_t *m, const ch
                 fclose(fg);
             fprintf(stderr, "kind %s differs: diff /tmp/fx_want.txt /tmp/fx_got.txt\n",
                     srl_kind_name((srl_kind_t)k));
-            fail_msg("spoke differs from the expected state (kind %s)", srl_kind_name((srl_kind_t)k));
+            fail_msg("spoke differs from the expected state (kind %s)",
+                     srl_kind_name((srl_kind_t)k));
         }
         free(want);
         free(got);
@@ -427,8 +430,8 @@ static __attribute__((unused)) void fx_model_free(fx_model_t *m)
 
 /* Random changes: puts (some stale, some duplicates) and deletes, spread
  * over nkeys[kind] keys; the model follows what must win. */
-static __attribute__((unused)) void fx_random_changes(fx_t *fx, fx_model_t *m, const int nkeys[SRL_KIND_COUNT], int ops,
-                              unsigned *seed)
+static __attribute__((unused)) void
+fx_random_changes(fx_t *fx, fx_model_t *m, const int nkeys[SRL_KIND_COUNT], int ops, unsigned *seed)
 {
     for (int k = 0; k < SRL_KIND_COUNT; k++) {
         for (int i = m->count[k]; i < nkeys[k]; i++) {
@@ -444,7 +447,9 @@ static __attribute__((unused)) void fx_random_changes(fx_t *fx, fx_model_t *m, c
     }
     for (int op = 0; op < ops; op++) {
         unsigned r = fx_rand(seed) % 100;
-        srl_kind_t k = r < 10 ? SRL_KIND_ASSESSMENT_TYPE : r < 85 ? SRL_KIND_ASSESSMENT : SRL_KIND_POLICY;
+        srl_kind_t k = r < 10   ? SRL_KIND_ASSESSMENT_TYPE
+                       : r < 85 ? SRL_KIND_ASSESSMENT
+                                : SRL_KIND_POLICY;
         int i = (int)(fx_rand(seed) % (unsigned)nkeys[k]);
         unsigned what = fx_rand(seed) % 100;
         if (what < 25 && m->version[k][i] > 0 && !m->deleted[k][i]) {
@@ -516,8 +521,8 @@ static __attribute__((unused)) bool fx_topic_has_key(fx_t *fx, const char *topic
 
 /* Start sysrepl-consumer for the spoke at dsn; extra: more argv entries
  * (NULL-terminated, may be NULL). Output goes to /tmp/<instance>.log. */
-static __attribute__((unused)) pid_t fx_consumer_start(fx_t *fx, const char *dsn, const char *instance,
-                               const char *const *extra)
+static __attribute__((unused)) pid_t
+fx_consumer_start(fx_t *fx, const char *dsn, const char *instance, const char *const *extra)
 {
     const char *build = getenv("SRL_BUILD_DIR");
     char bin[1024], logpath[512];
@@ -573,8 +578,8 @@ static __attribute__((unused)) int fx_consumer_wait(pid_t pid, int timeout_ms)
 }
 
 /* Run the consumer until it is caught up; asserts exit status 0. */
-static __attribute__((unused)) void fx_consumer_sync(fx_t *fx, const char *dsn, const char *instance,
-                             const char *const *extra)
+static __attribute__((unused)) void fx_consumer_sync(fx_t *fx, const char *dsn,
+                                                     const char *instance, const char *const *extra)
 {
     const char *args[16];
     size_t n = 0;

@@ -112,9 +112,21 @@ PF_FN pid_t pf_start(pf_t *pf, const char *const *extra)
     snprintf(a_inst, sizeof(a_inst), "instance.id=%s", pf->instance);
     snprintf(a_prefix, sizeof(a_prefix), "topic.prefix=%s", pf->prefix);
     snprintf(a_kafka, sizeof(a_kafka), "kafka.bootstrap.servers=%s", pf->kafka);
-    const char *argv[40] = {pf_binary(), "-X", a_dsn, "-X", a_inst, "-X", a_prefix, "-X",
-                            a_kafka, "-X", "topic.partitions=3", "-X", "stats.interval_ms=2000",
-                            "-X", "producer.poll_interval_ms=200"};
+    const char *argv[40] = {pf_binary(),
+                            "-X",
+                            a_dsn,
+                            "-X",
+                            a_inst,
+                            "-X",
+                            a_prefix,
+                            "-X",
+                            a_kafka,
+                            "-X",
+                            "topic.partitions=3",
+                            "-X",
+                            "stats.interval_ms=2000",
+                            "-X",
+                            "producer.poll_interval_ms=200"};
     int n = 15;
     for (size_t i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = extra[i];
@@ -366,8 +378,8 @@ PF_FN void pf_check_record(pf_t *pf, const pf_rec_t *r, const srl_entity_t *e)
         fail_msg("key %s: topic has %s\nstore has %s", r->key, sa, sb);
     }
     if (r->version != pf_entity_version(e))
-        fail_msg("key %s: header version %" PRId64 ", store version %" PRId64, r->key,
-                 r->version, pf_entity_version(e));
+        fail_msg("key %s: header version %" PRId64 ", store version %" PRId64, r->key, r->version,
+                 pf_entity_version(e));
     assert_string_equal(r->origin, pf->instance);
     json_decref(a);
     json_decref(b);
@@ -447,8 +459,8 @@ PF_FN bool pf_log_contains(pf_t *pf, const char *needle)
 
 typedef struct pf_writer {
     char dsn[512];
-    int steps;      /* ~500 changes each */
-    int pause_us;   /* between steps */
+    int steps;    /* ~500 changes each */
+    int pause_us; /* between steps */
     long long changes;
     volatile int done;
     char error[512];

@@ -53,7 +53,8 @@ static void produce(fixture_t *f, int from, int to)
         rd_kafka_header_add(h, SRL_HDR_VERSION, -1, ver, -1);
         rd_kafka_header_add(h, SRL_HDR_ORIGIN, -1, "hub-1", -1);
         bool tomb = i % 10 == 9;
-        assert_int_equal(rd_kafka_producev(f->rk, RD_KAFKA_V_TOPIC(f->topic), RD_KAFKA_V_PARTITION(0),
+        assert_int_equal(rd_kafka_producev(f->rk, RD_KAFKA_V_TOPIC(f->topic),
+                                           RD_KAFKA_V_PARTITION(0),
                                            RD_KAFKA_V_KEY(key, strlen(key)),
                                            RD_KAFKA_V_VALUE(tomb ? NULL : f->values[i],
                                                             tomb ? 0 : f->value_lens[i]),
@@ -87,11 +88,14 @@ static int setup(void **state)
     assert_non_null(f->rk);
     /* The topic exists with records before the bridge starts, so the first
      * pull reads below the bridge's window (the reader pool). */
-    srl_topic_settings_t s = {.partitions = 2, .replication_factor = 1, .min_insync_replicas = 1,
-                              .segment_ms = 3600000, .delete_retention_ms = 86400000};
+    srl_topic_settings_t s = {.partitions = 2,
+                              .replication_factor = 1,
+                              .min_insync_replicas = 1,
+                              .segment_ms = 3600000,
+                              .delete_retention_ms = 86400000};
     const char *topics[1] = {f->topic};
-    for (int tries = 0; !srl_kafka_ensure_topics(f->rk, &s, topics, NULL, 1, 15000, err, sizeof(err));
-         tries++) {
+    for (int tries = 0;
+         !srl_kafka_ensure_topics(f->rk, &s, topics, NULL, 1, 15000, err, sizeof(err)); tries++) {
         if (tries > 20)
             fail_msg("creating %s: %s", f->topic, err);
         usleep(300000);
@@ -180,9 +184,15 @@ static void bridge_push_writes_key_headers_and_bytes(void **state)
     for (int i = 0; i < 3; i++) {
         char key[64];
         snprintf(key, sizeof(key), "type-%03d", i);
-        srl_record_t r = {.kind = SRL_KIND_ASSESSMENT_TYPE, .partition = -1, .offset = -1,
-                          .key = key, .key_len = strlen(key), .value = f->values[i],
-                          .value_len = f->value_lens[i], .version = 100 + i, .origin = "hub-1"};
+        srl_record_t r = {.kind = SRL_KIND_ASSESSMENT_TYPE,
+                          .partition = -1,
+                          .offset = -1,
+                          .key = key,
+                          .key_len = strlen(key),
+                          .value = f->values[i],
+                          .value_len = f->value_lens[i],
+                          .version = 100 + i,
+                          .origin = "hub-1"};
         assert_true(srl_framing_add(&buf, &r, err, sizeof(err)));
     }
     srl_record_t tomb = {.key = KEY, .key_len = strlen(KEY), .version = 777, .origin = "hub-1"};
@@ -190,7 +200,7 @@ static void bridge_push_writes_key_headers_and_bytes(void **state)
     assert_true(srl_framing_finish(&buf, start, 4));
     bf_body_t b;
     assert_int_equal(bf_http(&f->br, "POST", "/api/replication/v1/topics/assessment-types/records",
-                          SRL_FRAMING_MEDIA_TYPE, buf.data, buf.len, &b),
+                             SRL_FRAMING_MEDIA_TYPE, buf.data, buf.len, &b),
                      200);
     assert_non_null(strstr(b.data, "\"accepted\":4"));
     free(b.data);
@@ -248,15 +258,18 @@ static void bridge_push_bad_record_writes_nothing(void **state)
     for (int i = 0; i < 5; i++) {
         char key[64];
         snprintf(key, sizeof(key), "type-%03d", i);
-        srl_record_t r = {.key = key, .key_len = strlen(key), .value = f->values[i],
-                          .value_len = f->value_lens[i], .version = i == 3 ? 5 : 100 + i,
+        srl_record_t r = {.key = key,
+                          .key_len = strlen(key),
+                          .value = f->values[i],
+                          .value_len = f->value_lens[i],
+                          .version = i == 3 ? 5 : 100 + i,
                           .origin = "hub-1"};
         assert_true(srl_framing_add(&buf, &r, err, sizeof(err)));
     }
     assert_true(srl_framing_finish(&buf, start, 5));
     bf_body_t b;
     assert_int_equal(bf_http(&f->br, "POST", "/api/replication/v1/topics/assessment-types/records",
-                          SRL_FRAMING_MEDIA_TYPE, buf.data, buf.len, &b),
+                             SRL_FRAMING_MEDIA_TYPE, buf.data, buf.len, &b),
                      422);
     assert_non_null(strstr(b.data, "record 3: version 5 differs"));
     assert_non_null(strstr(b.data, "\"record\":3"));

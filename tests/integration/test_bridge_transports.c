@@ -223,7 +223,9 @@ static void source_http_long_polls_for_news(void **state)
     srl_source_t *src = srl_source_http_new(f->ccfg, err, sizeof(err));
     int64_t lo, hi[2];
     for (int p = 0; p < 2; p++)
-        assert_int_equal(src->ops->watermarks(src, f->topic, p, &lo, &hi[p], 5000, err, sizeof(err)), 0);
+        assert_int_equal(src->ops->watermarks(src, f->topic, p, &lo, &hi[p], 5000, err,
+                                              sizeof(err)),
+                         0);
     srl_source_pos_t pos[2] = {{f->topic, SRL_KIND_ASSESSMENT_TYPE, 0, hi[0]},
                                {f->topic, SRL_KIND_ASSESSMENT_TYPE, 1, hi[1]}};
     srl_source_batch_t batch = {0};

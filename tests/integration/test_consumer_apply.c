@@ -296,7 +296,8 @@ static char *dump_all(const char *dsn)
 static void commit_ok(srl_apply_t *a, PGconn *c, int64_t next_offset, srl_apply_stats_t *stats)
 {
     char err[512] = "";
-    srl_offset_update_t off = {"test.assessments", 0, next_offset, srl_test_now_ms(), next_offset, 0.0};
+    srl_offset_update_t off = {"test.assessments", 0,           next_offset,
+                               srl_test_now_ms(),  next_offset, 0.0};
     srl_store_rc_t rc = srl_apply_commit(a, c, &off, 1, true, NULL, NULL, stats, err, sizeof(err));
     if (rc != SRL_STORE_OK)
         fail_msg("srl_apply_commit: rc %d: %s", (int)rc, err);
@@ -358,8 +359,7 @@ static void run_grid(int sessions)
     read_store(c, got, GRID);
     int bad = compare(combos, want, got, GRID, "first apply");
     if (bad)
-        fail_msg("%d of %d combinations differ from the rule (%d session(s))", bad, GRID,
-                 sessions);
+        fail_msg("%d of %d combinations differ from the rule (%d session(s))", bad, GRID, sessions);
     assert_int_equal(st.records, GRID);
     assert_int_equal(st.upserted[SRL_KIND_ASSESSMENT], want_up);
     assert_int_equal(st.deleted[SRL_KIND_ASSESSMENT], want_del);
@@ -381,8 +381,7 @@ static void run_grid(int sessions)
     read_store(c, got, GRID);
     bad = compare(combos, want, got, GRID, "second apply");
     if (bad)
-        fail_msg("%d of %d combinations changed on a replay (%d session(s))", bad, GRID,
-                 sessions);
+        fail_msg("%d of %d combinations changed on a replay (%d session(s))", bad, GRID, sessions);
     char *after = dump_all(g_dsn);
     if (strcmp(before, after) != 0)
         fail_msg("the replay changed the store:\nbefore:\n%s\nafter:\n%s", before, after);
@@ -426,9 +425,12 @@ static void apply_highest_in_batch_wins(void **state)
     state_t init[N], want[N], got[N];
     combo_t combos[N]; /* for the messages only: the winning record */
     memset(init, 0, sizeof(init));
-    init[0] = (state_t){.has_row = true, .row_version = 3, .row_origin = HUB, .row_type = "Initial"};
-    init[2] = (state_t){.has_row = true, .row_version = 20, .row_origin = HUB, .row_type = "Initial"};
-    init[3] = (state_t){.has_row = true, .row_version = 3, .row_origin = LOCAL, .row_type = "Initial"};
+    init[0] =
+        (state_t){.has_row = true, .row_version = 3, .row_origin = HUB, .row_type = "Initial"};
+    init[2] =
+        (state_t){.has_row = true, .row_version = 20, .row_origin = HUB, .row_type = "Initial"};
+    init[3] =
+        (state_t){.has_row = true, .row_version = 3, .row_origin = LOCAL, .row_type = "Initial"};
 
     fx_spoke(g_dsn, sizeof(g_dsn), LOCAL);
     /* A sysrepl session, as the consumer's own (srl_store_connect). */
@@ -442,12 +444,12 @@ static void apply_highest_in_batch_wins(void **state)
     for (int i = 0; i < N; i++)
         key_of(i, key[i], sizeof(key[i]));
 
-#define UPSERT(i, v, type)                                                        \
-    do {                                                                          \
-        srl_entity_t e_ = make_entity(i, type, v);                                \
-        if (!srl_apply_add_upsert(a, &e_, key[i], err, sizeof(err)))              \
-            fail_msg("srl_apply_add_upsert: %s", err);                            \
-        srl_entity_clear(&e_);                                                    \
+#define UPSERT(i, v, type)                                           \
+    do {                                                             \
+        srl_entity_t e_ = make_entity(i, type, v);                   \
+        if (!srl_apply_add_upsert(a, &e_, key[i], err, sizeof(err))) \
+            fail_msg("srl_apply_add_upsert: %s", err);               \
+        srl_entity_clear(&e_);                                       \
     } while (0)
 #define TOMBSTONE(i, v) \
     assert_true(srl_apply_add_tombstone(a, SRL_KIND_ASSESSMENT, key[i], v, HUB, CHANGED_AT))
@@ -476,11 +478,14 @@ static void apply_highest_in_batch_wins(void **state)
 
     memset(want, 0, sizeof(want));
     want[0] = (state_t){.has_tomb = true, .tomb_version = 9, .deleted = 1};
-    want[1] = (state_t){.has_row = true, .row_version = 14, .row_origin = HUB,
-                        .row_type = "Upsert14", .upserted = 1};
+    want[1] = (state_t){.has_row = true,
+                        .row_version = 14,
+                        .row_origin = HUB,
+                        .row_type = "Upsert14",
+                        .upserted = 1};
     want[2] = init[2];
-    want[3] = (state_t){.has_row = true, .row_version = 4, .row_origin = HUB,
-                        .row_type = "Upsert4", .upserted = 1};
+    want[3] = (state_t){
+        .has_row = true, .row_version = 4, .row_origin = HUB, .row_type = "Upsert4", .upserted = 1};
     combos[0] = (combo_t){ROW_HUB, 0, true, 9};
     combos[1] = (combo_t){ROW_NONE, 0, false, 14};
     combos[2] = (combo_t){ROW_HUB, 0, true, 18};

@@ -52,7 +52,8 @@ static void consumer_converge_random_changes(void **state)
     assert_int_equal(fx_query_int(a, "SELECT count(*) FROM dead_letters"), 0);
     /* Offsets and catch-up are recorded for every partition. */
     assert_int_equal(fx_query_int(a, "SELECT count(*) FROM consumer_offsets"
-                                     " WHERE caught_up_at IS NOT NULL"), 9);
+                                     " WHERE caught_up_at IS NOT NULL"),
+                     9);
     fx_model_free(&model);
     fx_free(&fx);
     srl_test_drop_db(a);

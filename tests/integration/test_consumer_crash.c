@@ -132,7 +132,7 @@ static void consumer_split_apply_survives_kills_and_lost_sessions(void **state)
     char spoke[512], sql[1024], err[256], key[256];
     unsigned seed = 4242;
     const int nkeys[SRL_KIND_COUNT] = {10, 20000, 50};
-    const char *split[] = {"-X", "consumer.batch_size=3000", "-X", "consumer.apply_sessions=3",
+    const char *split[] = {"-X", "consumer.batch_size=3000",     "-X", "consumer.apply_sessions=3",
                            "-X", "consumer.apply_split_min=100", NULL};
     const char *logpath = "/tmp/split-spoke.log";
 

@@ -17,7 +17,7 @@ static void consumer_offline_beyond_tombstone_horizon_rebuilds(void **state)
     fx_t fx;
     char spoke[512], key_a[256], key_p[256];
     unsigned seed = 5;
-    const char *const fast_cleaning[] = {"delete.retention.ms", "2000", "segment.ms", "100",
+    const char *const fast_cleaning[] = {"delete.retention.ms",       "2000", "segment.ms", "100",
                                          "min.cleanable.dirty.ratio", "0.01", NULL};
 
     fx_init(&fx, "horizon", fast_cleaning);

@@ -81,7 +81,8 @@ static void consumer_poison_records_are_dead_lettered(void **state)
 
     assert_int_equal(fx_query_int(spoke, "SELECT count(*) FROM dead_letters"), 6);
     assert_int_equal(fx_query_int(spoke, "SELECT count(*) FROM vulnerability_assessments"), 2);
-    char *reasons = fx_query(spoke, "SELECT string_agg(reason, E'\\n' ORDER BY id) FROM dead_letters");
+    char *reasons = fx_query(spoke,
+                             "SELECT string_agg(reason, E'\\n' ORDER BY id) FROM dead_letters");
     print_message("%s\n", reasons);
     assert_non_null(strstr(reasons, "not a sysrepl record"));
     assert_non_null(strstr(reasons, "unknown schema fingerprint"));
@@ -118,8 +119,8 @@ static void consumer_newer_schema_is_resolved(void **state)
     json_error_t jerr;
     json_t *schema = json_loads(srl_registry_writer_json(fx.reg, SRL_KIND_ASSESSMENT), 0, &jerr);
     assert_non_null(schema);
-    json_t *field = json_pack("{s:s, s:s, s:s}", "name", "triage_note", "type", "string",
-                              "default", "");
+    json_t *field = json_pack("{s:s, s:s, s:s}", "name", "triage_note", "type", "string", "default",
+                              "");
     json_array_append_new(json_object_get(schema, "fields"), field);
     char *newer = json_dumps(schema, JSON_COMPACT);
     json_decref(schema);
@@ -142,7 +143,7 @@ static void consumer_newer_schema_is_resolved(void **state)
     uint8_t *rec = malloc(len + 1 + sizeof(note));
     memcpy(rec, buf, len);
     for (int i = 0; i < 8; i++)
-        rec[2 + i] = (uint8_t)(fp >> (8 * i)); /* little-endian fingerprint */
+        rec[2 + i] = (uint8_t)(fp >> (8 * i));     /* little-endian fingerprint */
     rec[len] = (uint8_t)((sizeof(note) - 1) << 1); /* zigzag length */
     memcpy(rec + len + 1, note, sizeof(note) - 1);
     assert_true(srl_key_build(&e, key, sizeof(key)) > 0);

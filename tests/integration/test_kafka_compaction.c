@@ -32,19 +32,23 @@ struct fixture {
 
 /* What one read from offset 0 saw. */
 struct scan {
-    int records[NKEYS];            /* records per key, tombstones included */
-    char latest[NKEYS][32];        /* last value seen per key, "" for a tombstone */
-    int filler;                    /* filler records */
+    int records[NKEYS];     /* records per key, tombstones included */
+    char latest[NKEYS][32]; /* last value seen per key, "" for a tombstone */
+    int filler;             /* filler records */
     long long high_watermark;
 };
 
-static void key_name(int i, char *out, size_t size) { snprintf(out, size, "key-%d", i); }
+static void key_name(int i, char *out, size_t size)
+{
+    snprintf(out, size, "key-%d", i);
+}
 
 static rd_kafka_conf_t *base_conf(const char *bootstrap)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[256];
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr) !=
+        RD_KAFKA_CONF_OK)
         fail_msg("bootstrap.servers=%s: %s", bootstrap, errstr);
     return conf;
 }
@@ -84,14 +88,13 @@ static void create_compacted_topic(rd_kafka_t *rk, const char *topic)
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 1, 1, errstr, sizeof errstr);
     assert_non_null(nt);
     static const char *const configs[][2] = {
-        {"cleanup.policy", "compact"},
-        {"segment.ms", "100"},
-        {"min.cleanable.dirty.ratio", "0.01"},
-        {"delete.retention.ms", "1000"},
+        {"cleanup.policy", "compact"},         {"segment.ms", "100"},
+        {"min.cleanable.dirty.ratio", "0.01"}, {"delete.retention.ms", "1000"},
         {"min.compaction.lag.ms", "0"},
     };
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
-        assert_int_equal(rd_kafka_NewTopic_set_config(nt, configs[i][0], configs[i][1]), RD_KAFKA_RESP_ERR_NO_ERROR);
+        assert_int_equal(rd_kafka_NewTopic_set_config(nt, configs[i][0], configs[i][1]),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
 
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
@@ -126,8 +129,8 @@ static void produce(rd_kafka_t *rk, const char *topic, const char *key, const ch
 {
     rd_kafka_resp_err_t err = rd_kafka_producev(
         rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(key, strlen(key)),
-        RD_KAFKA_V_VALUE((void *)value, value ? strlen(value) : 0), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_END);
+        RD_KAFKA_V_VALUE((void *)value, value ? strlen(value) : 0),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err)
         fail_msg("produce %s to %s: %s", key, topic, rd_kafka_err2str(err));
 }
@@ -136,14 +139,16 @@ static void flush(rd_kafka_t *rk)
 {
     rd_kafka_resp_err_t err = rd_kafka_flush(rk, 30000);
     if (err || rd_kafka_outq_len(rk) != 0)
-        fail_msg("flush: %s (%d messages not delivered)", rd_kafka_err2str(err), rd_kafka_outq_len(rk));
+        fail_msg("flush: %s (%d messages not delivered)", rd_kafka_err2str(err),
+                 rd_kafka_outq_len(rk));
 }
 
 static void delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk, (void)opaque;
     if (m->err)
-        print_error("delivery failed at offset %lld: %s\n", (long long)m->offset, rd_kafka_err2str(m->err));
+        print_error("delivery failed at offset %lld: %s\n", (long long)m->offset,
+                    rd_kafka_err2str(m->err));
 }
 
 /* Reads partition 0 from the beginning up to the high watermark. */
@@ -304,7 +309,8 @@ static void kafka_topic_holds_every_version_before_compaction(void **state)
         total += s.records[i];
     /* The cleaner may already be at work; at least one key still has many
      * versions unless it was extraordinarily quick. */
-    print_message("before compaction: %d keyed records of %d produced\n", total, NKEYS * NVERSIONS + NDELETED);
+    print_message("before compaction: %d keyed records of %d produced\n", total,
+                  NKEYS * NVERSIONS + NDELETED);
     assert_true(total >= NKEYS - NDELETED);
 }
 
@@ -315,9 +321,11 @@ static void kafka_compaction_keeps_only_latest_value_per_key(void **state)
     struct fixture *f = fixture_or_skip(state);
     long long t0 = srl_test_now_ms();
     if (!srl_test_wait_until(live_keys_compacted, f, WAIT_MS))
-        fail_msg("topic %s not compacted within %d s (see the broker's server.log, kafka.log.LogCleaner)",
-                 f->topic, WAIT_MS / 1000);
-    print_message("compacted after %lld ms and %d filler records\n", srl_test_now_ms() - t0, f->filler);
+        fail_msg(
+            "topic %s not compacted within %d s (see the broker's server.log, kafka.log.LogCleaner)",
+            f->topic, WAIT_MS / 1000);
+    print_message("compacted after %lld ms and %d filler records\n", srl_test_now_ms() - t0,
+                  f->filler);
 
     struct scan s;
     scan_topic(f, &s);

@@ -74,18 +74,22 @@ static void pg_roundtrip_preserves_text_bigint_bytea(void **state)
         blob[i] = (unsigned char)(255 - i);
 
     srl_test_exec(f->conn, "SET client_encoding = 'UTF8'");
-    srl_test_exec(f->conn, "CREATE TABLE roundtrip (id bigint PRIMARY KEY, title text NOT NULL, body bytea NOT NULL)");
+    srl_test_exec(
+        f->conn,
+        "CREATE TABLE roundtrip (id bigint PRIMARY KEY, title text NOT NULL, body bytea NOT NULL)");
 
     const char *values[3] = {id_text, text, (const char *)blob};
     int lengths[3] = {0, 0, (int)sizeof blob};
     int formats[3] = {0, 0, 1}; /* bytea goes in binary: no escaping at all */
-    PGresult *res = PQexecParams(f->conn, "INSERT INTO roundtrip (id, title, body) VALUES ($1, $2, $3)",
-                                 3, NULL, values, lengths, formats, 0);
+    PGresult *res = PQexecParams(f->conn,
+                                 "INSERT INTO roundtrip (id, title, body) VALUES ($1, $2, $3)", 3,
+                                 NULL, values, lengths, formats, 0);
     assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
     PQclear(res);
 
     /* Read back in binary so nothing is converted on the way out either. */
-    res = PQexecParams(f->conn, "SELECT id, title, body FROM roundtrip", 0, NULL, NULL, NULL, NULL, 1);
+    res = PQexecParams(f->conn, "SELECT id, title, body FROM roundtrip", 0, NULL, NULL, NULL, NULL,
+                       1);
     assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
     assert_int_equal(PQntuples(res), 1);
 

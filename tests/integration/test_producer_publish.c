@@ -94,7 +94,8 @@ static void check_key(pf_t *pf, pf_recs_t *recs, const expect_t *x)
                 fail_msg("key %s: %s", x->key, err);
             json_t *j = srl_json_from_entity(&d, err, sizeof(err));
             if (!json_equal(j, x->json[seen])) {
-                char *a = json_dumps(j, JSON_SORT_KEYS), *b = json_dumps(x->json[seen], JSON_SORT_KEYS);
+                char *a = json_dumps(j, JSON_SORT_KEYS),
+                     *b = json_dumps(x->json[seen], JSON_SORT_KEYS);
                 fail_msg("key %s record %d:\n topic %s\n store %s", x->key, seen, a, b);
             }
             assert_int_equal(r->version, x->version[seen]);
@@ -194,14 +195,16 @@ static void producer_publishes_every_change_of_every_kind(void **state)
                  srl_registry_writer_fingerprint(pf.reg, (srl_kind_t)k));
         for (size_t i = 0; i < schemas.count; i++)
             if (strcmp(schemas.items[i].key, key) == 0 && schemas.items[i].value &&
-                schemas.items[i].value_len == strlen(srl_registry_writer_json(pf.reg, (srl_kind_t)k)))
+                schemas.items[i].value_len ==
+                    strlen(srl_registry_writer_json(pf.reg, (srl_kind_t)k)))
                 found = true;
         if (!found)
             fail_msg("schema %s missing from %s", key, pf.schemas_topic);
     }
     pf_recs_free(&schemas);
     assert_true(pf_check_mirror(&pf) == 3);
-    assert_true(pf_scalar(&pf, "SELECT count(*) FROM replication_log WHERE component = 'producer'") > 0);
+    assert_true(
+        pf_scalar(&pf, "SELECT count(*) FROM replication_log WHERE component = 'producer'") > 0);
     assert_true(pf_scalar(&pf, "SELECT last_delivered_version FROM producer_state") > 0);
 
     for (int i = 0; i < 6; i++) {
@@ -227,9 +230,10 @@ static void producer_snapshot_tombstones_keys_missing_from_store(void **state)
     assert_int_equal(pf_wait_exit(pid, 60000), 0);
     /* Deleted without capture (as if the outbox were lost): only a
      * snapshot can tell the topics. */
-    pf_exec(&pf, "BEGIN; SET LOCAL sysrepl.applying = on;"
-                 " DELETE FROM vulnerability_assessments WHERE vulnerability_id LIKE 'CVE-2024-11%';"
-                 " COMMIT");
+    pf_exec(&pf,
+            "BEGIN; SET LOCAL sysrepl.applying = on;"
+            " DELETE FROM vulnerability_assessments WHERE vulnerability_id LIKE 'CVE-2024-11%';"
+            " COMMIT");
     pf_exec(&pf, "UPDATE vulnerability_assessments SET comment = 'after' WHERE"
                  " vulnerability_id LIKE 'CVE-2024-10%'");
     pf_exec(&pf, "DELETE FROM outbox");

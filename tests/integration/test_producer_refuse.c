@@ -51,7 +51,8 @@ static void producer_refuses_topic_with_delete_policy(void **state)
         pf_dump_log(&pf, 20);
     assert_int_equal(rc, 2);
     char needle[512];
-    snprintf(needle, sizeof(needle), "topic %s has cleanup.policy=delete", pf.topics[SRL_KIND_POLICY]);
+    snprintf(needle, sizeof(needle), "topic %s has cleanup.policy=delete",
+             pf.topics[SRL_KIND_POLICY]);
     assert_true(pf_log_contains(&pf, needle));
     pf_free(&pf);
 }

@@ -123,16 +123,16 @@ static const char ASSESSMENT_1[] =
 static void capture_insert_update_delete_one_row_each_increasing(void **state)
 {
     struct fixture *f = fixture_new(state);
-    exec_ok(f->st, "INSERT INTO assessment_types (name, severity_class) VALUES ('Blocked', 'severe')");
+    exec_ok(f->st,
+            "INSERT INTO assessment_types (name, severity_class) VALUES ('Blocked', 'severe')");
     exec_ok(f->st, "UPDATE assessment_types SET color = '#ff0000'");
     exec_ok(f->st, "DELETE FROM assessment_types");
     assert_outbox(f->st, "0,Blocked,false;0,Blocked,false;0,Blocked,true");
     assert_int_equal(query_int(f->st, "SELECT count(DISTINCT version) FROM outbox"), 3);
     /* versions increase in the order the changes were made */
-    assert_int_equal(query_int(f->st,
-                               "SELECT count(*) FROM (SELECT version, lag(version) OVER "
-                               "(ORDER BY created_at, version) AS prev FROM outbox) x "
-                               "WHERE prev IS NOT NULL AND version <= prev"),
+    assert_int_equal(query_int(f->st, "SELECT count(*) FROM (SELECT version, lag(version) OVER "
+                                      "(ORDER BY created_at, version) AS prev FROM outbox) x "
+                                      "WHERE prev IS NOT NULL AND version <= prev"),
                      0);
     /* the stamp: origin is the instance id, changed_at is set */
     exec_ok(f->st, "INSERT INTO policies (name) VALUES ('Global')");
@@ -148,7 +148,8 @@ static void capture_rolled_back_change_leaves_no_outbox_row(void **state)
 {
     struct fixture *f = fixture_new(state);
     exec_ok(f->st, "BEGIN");
-    exec_ok(f->st, "INSERT INTO assessment_types (name, severity_class) VALUES ('Blocked', 'severe')");
+    exec_ok(f->st,
+            "INSERT INTO assessment_types (name, severity_class) VALUES ('Blocked', 'severe')");
     assert_int_equal(query_int(f->st, "SELECT count(*) FROM outbox"), 1);
     exec_ok(f->st, "ROLLBACK");
     assert_int_equal(query_int(f->st, "SELECT count(*) FROM outbox"), 0);
@@ -161,15 +162,17 @@ static void capture_applying_session_writes_no_outbox_row(void **state)
     struct fixture *f = fixture_new(state);
     exec_ok(f->st, "BEGIN");
     exec_ok(f->st, "SET LOCAL sysrepl.applying = 'on'");
-    exec_ok(f->st, "INSERT INTO assessment_types (name, severity_class, origin, version, changed_at)"
-                   " VALUES ('Blocked', 'severe', 'hub-far', 42, 1700000000000)");
+    exec_ok(f->st,
+            "INSERT INTO assessment_types (name, severity_class, origin, version, changed_at)"
+            " VALUES ('Blocked', 'severe', 'hub-far', 42, 1700000000000)");
     exec_ok(f->st, "UPDATE assessment_types SET color = '#00ff00', version = 43");
     exec_ok(f->st, "INSERT INTO policies (name, origin, version) VALUES ('Global', 'hub-far', 44)");
     exec_ok(f->st, "DELETE FROM policies");
     exec_ok(f->st, "COMMIT");
     assert_int_equal(query_int(f->st, "SELECT count(*) FROM outbox"), 0);
-    assert_int_equal(query_int(f->st, "SELECT version FROM assessment_types WHERE origin = 'hub-far'"
-                                      " AND changed_at = 1700000000000"),
+    assert_int_equal(query_int(f->st,
+                               "SELECT version FROM assessment_types WHERE origin = 'hub-far'"
+                               " AND changed_at = 1700000000000"),
                      43);
     /* SET LOCAL ended with the transaction: the next write is captured. */
     exec_ok(f->st, "UPDATE assessment_types SET color = '#0000ff'");
@@ -277,7 +280,8 @@ static void store_put_get_delete_round_trip_every_kind(void **state)
         char err[512];
         put_json(f->st, cases[i].kind, cases[i].json);
         srl_entity_t got = {.kind = cases[i].kind};
-        srl_store_rc_t rc = srl_store_get(f->st, cases[i].kind, cases[i].key, &got, err, sizeof err);
+        srl_store_rc_t rc = srl_store_get(f->st, cases[i].kind, cases[i].key, &got, err,
+                                          sizeof err);
         if (rc != SRL_STORE_OK)
             fail_msg("get %s: %s", cases[i].key, err);
         json_t *back = srl_json_from_entity(&got, err, sizeof err);
@@ -308,7 +312,8 @@ static void store_put_get_delete_round_trip_every_kind(void **state)
     char err[512];
     srl_entity_t got = {.kind = SRL_KIND_ASSESSMENT_TYPE};
     /* type names match in any case */
-    assert_int_equal(srl_store_get(f->st, SRL_KIND_ASSESSMENT_TYPE, "bLoCkEd", &got, err, sizeof err),
+    assert_int_equal(srl_store_get(f->st, SRL_KIND_ASSESSMENT_TYPE, "bLoCkEd", &got, err,
+                                   sizeof err),
                      SRL_STORE_OK);
     srl_entity_clear(&got);
     /* a type in use stays; the assessment goes, then the type */
@@ -386,11 +391,13 @@ static void store_list_filters_by_type_scope_expired_and_limit(void **state)
 {
     struct fixture *f = fixture_new(state);
     put_json(f->st, SRL_KIND_ASSESSMENT_TYPE, TYPE_BLOCKED);
-    put_json(f->st, SRL_KIND_ASSESSMENT_TYPE, "{\"name\":\"Ignored\",\"severity_class\":\"ignore\"}");
+    put_json(f->st, SRL_KIND_ASSESSMENT_TYPE,
+             "{\"name\":\"Ignored\",\"severity_class\":\"ignore\"}");
     put_json(f->st, SRL_KIND_ASSESSMENT, ASSESSMENT_1);
-    put_json(f->st, SRL_KIND_ASSESSMENT,
-             "{\"vulnerability_id\":\"CVE-2020-0001\",\"scope\":{\"kind\":\"feed\",\"name\":\"npm\"},"
-             "\"assessment_type\":\"Ignored\",\"expires_at\":4000000000000}");
+    put_json(
+        f->st, SRL_KIND_ASSESSMENT,
+        "{\"vulnerability_id\":\"CVE-2020-0001\",\"scope\":{\"kind\":\"feed\",\"name\":\"npm\"},"
+        "\"assessment_type\":\"Ignored\",\"expires_at\":4000000000000}");
     put_json(f->st, SRL_KIND_ASSESSMENT,
              "{\"vulnerability_id\":\"PGV-9\",\"scope\":{\"kind\":\"feed\",\"name\":\"npm\"},"
              "\"assessment_type\":\"Ignored\",\"expires_at\":4000000000000}");
@@ -416,7 +423,8 @@ static void store_list_filters_by_type_scope_expired_and_limit(void **state)
     assert_null(srl_store_cursor_new(f->st, SRL_KIND_ASSESSMENT, &bad, &rc, err, sizeof err));
     assert_int_equal(rc, SRL_STORE_INVALID);
     /* a cursor closed early leaves the connection usable */
-    srl_store_cursor_t *cur = srl_store_cursor_new(f->st, SRL_KIND_ASSESSMENT, &all, &rc, err, sizeof err);
+    srl_store_cursor_t *cur = srl_store_cursor_new(f->st, SRL_KIND_ASSESSMENT, &all, &rc, err,
+                                                   sizeof err);
     srl_entity_t e = {.kind = SRL_KIND_ASSESSMENT};
     assert_int_equal(srl_store_cursor_next(cur, &e, err, sizeof err), SRL_STORE_OK);
     srl_entity_clear(&e);
@@ -433,8 +441,8 @@ static void on_dup(void *arg, srl_kind_t kind, const char *key, long line, long 
 {
     dups_t *d = arg;
     size_t len = strlen(d->text);
-    snprintf(d->text + len, sizeof d->text - len, "%s%d:%s:%ld>%ld", d->count ? ";" : "",
-             (int)kind, key, line, winner);
+    snprintf(d->text + len, sizeof d->text - len, "%s%d:%s:%ld>%ld", d->count ? ";" : "", (int)kind,
+             key, line, winner);
     d->count++;
 }
 
@@ -586,11 +594,13 @@ static void store_import_many_rows_across_chunks(void **state)
     assert_int_equal(count_list(f->st, SRL_KIND_ASSESSMENT, &any, NULL, 0), n);
     /* every row stamped with its own version, origin and time, and its
      * current version in the outbox */
-    assert_int_equal(query_int(f->st, "SELECT count(DISTINCT version) FROM vulnerability_assessments"
-                                      " WHERE version > 0 AND origin = 'hub-test' AND changed_at > 0"),
+    assert_int_equal(query_int(f->st,
+                               "SELECT count(DISTINCT version) FROM vulnerability_assessments"
+                               " WHERE version > 0 AND origin = 'hub-test' AND changed_at > 0"),
                      n);
-    assert_int_equal(query_int(f->st, "SELECT count(*) FROM vulnerability_assessments v JOIN outbox o"
-                                      " ON o.kind = 1 AND o.key = v.key AND o.version = v.version"),
+    assert_int_equal(query_int(f->st,
+                               "SELECT count(*) FROM vulnerability_assessments v JOIN outbox o"
+                               " ON o.kind = 1 AND o.key = v.key AND o.version = v.version"),
                      n);
 }
 

@@ -93,10 +93,13 @@ static void store_migrate_rerun_is_noop(void **state)
     char err[512];
     int applied = -1;
     assert_int_equal(srl_store_migrate(f->st, &applied, err, sizeof err), SRL_STORE_OK);
-    long long at = query_int(f->st, "SELECT extract(epoch FROM applied_at) * 1e6 FROM schema_version");
+    long long at = query_int(f->st,
+                             "SELECT extract(epoch FROM applied_at) * 1e6 FROM schema_version");
     assert_int_equal(srl_store_migrate(f->st, &applied, err, sizeof err), SRL_STORE_OK);
     assert_int_equal(applied, 0);
-    assert_int_equal(query_int(f->st, "SELECT extract(epoch FROM applied_at) * 1e6 FROM schema_version"), at);
+    assert_int_equal(query_int(f->st,
+                               "SELECT extract(epoch FROM applied_at) * 1e6 FROM schema_version"),
+                     at);
 }
 
 /* A store written by a newer build is refused, by check and by migrate. */

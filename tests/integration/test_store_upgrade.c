@@ -303,13 +303,12 @@ static void store_purge_replication_log_deletes_rows_past_retention(void **state
     struct fixture *f = fixture_new(state);
     srl_store_t *st = migrated_store(f);
     char err[512];
-    srl_test_exec(f->raw,
-                  "INSERT INTO sysrepl.replication_log (at, level, component, message)"
-                  " SELECT now() - interval '8 days' - i * interval '1 second', 'info',"
-                  " 'producer', 'old ' || i FROM generate_series(1, 6010) i;"
-                  "INSERT INTO sysrepl.replication_log (at, level, component, message)"
-                  " SELECT now() - interval '6 days', 'info', 'consumer', 'kept ' || i"
-                  " FROM generate_series(1, 3) i");
+    srl_test_exec(f->raw, "INSERT INTO sysrepl.replication_log (at, level, component, message)"
+                          " SELECT now() - interval '8 days' - i * interval '1 second', 'info',"
+                          " 'producer', 'old ' || i FROM generate_series(1, 6010) i;"
+                          "INSERT INTO sysrepl.replication_log (at, level, component, message)"
+                          " SELECT now() - interval '6 days', 'info', 'consumer', 'kept ' || i"
+                          " FROM generate_series(1, 3) i");
     int64_t deleted = -1;
     /* A limited call takes the oldest rows. */
     assert_int_equal(srl_store_purge_replication_log(st, 7 * DAY_MS, 10, &deleted, err, sizeof err),
@@ -319,16 +318,17 @@ static void store_purge_replication_log_deletes_rows_past_retention(void **state
                                        " WHERE message IN ('old 6010', 'old 6001', 'old 6000')"),
                      1);
     /* The rest in more than one batch. */
-    assert_int_equal(
-        srl_store_purge_replication_log(st, 7 * DAY_MS, 100000, &deleted, err, sizeof err),
-        SRL_STORE_OK);
+    assert_int_equal(srl_store_purge_replication_log(st, 7 * DAY_MS, 100000, &deleted, err,
+                                                     sizeof err),
+                     SRL_STORE_OK);
     assert_int_equal(deleted, 6000);
-    assert_query_text(f->raw, "SELECT string_agg(message, ',' ORDER BY message)"
-                              " FROM sysrepl.replication_log",
+    assert_query_text(f->raw,
+                      "SELECT string_agg(message, ',' ORDER BY message)"
+                      " FROM sysrepl.replication_log",
                       "kept 1,kept 2,kept 3");
-    assert_int_equal(
-        srl_store_purge_replication_log(st, 7 * DAY_MS, 100000, &deleted, err, sizeof err),
-        SRL_STORE_OK);
+    assert_int_equal(srl_store_purge_replication_log(st, 7 * DAY_MS, 100000, &deleted, err,
+                                                     sizeof err),
+                     SRL_STORE_OK);
     assert_int_equal(deleted, 0);
     /* A shorter retention reaches the newer rows. */
     assert_int_equal(srl_store_purge_replication_log(st, DAY_MS, 100000, &deleted, err, sizeof err),
@@ -339,8 +339,7 @@ static void store_purge_replication_log_deletes_rows_past_retention(void **state
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(store_upgrade_from_v4_keeps_content_in_schema_sysrepl,
-                                  teardown),
+        cmocka_unit_test_teardown(store_upgrade_from_v4_keeps_content_in_schema_sysrepl, teardown),
         cmocka_unit_test_teardown(store_every_table_and_column_has_a_comment, teardown),
         cmocka_unit_test_teardown(store_connect_puts_sysrepl_in_front_of_the_dsn_search_path,
                                   teardown),

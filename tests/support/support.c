@@ -51,8 +51,8 @@ static void unique_suffix(char sep, char *out, size_t size)
     static unsigned counter;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned long long usec =
-        (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+    unsigned long long usec = (unsigned long long)ts.tv_sec * 1000000ULL +
+                              (unsigned long long)ts.tv_nsec / 1000;
     int n = snprintf(out, size, "%ld%c%llx%c%u", (long)getpid(), sep, usec, sep, counter++);
     if (n < 0 || (size_t)n >= size)
         fail_msg("unique name suffix does not fit in %zu bytes", size);

@@ -160,7 +160,8 @@ static inline void fx_policy_n(srl_entity_t *e, size_t many)
         p->exceptions[i].version_range = i % 2 ? strdup("[1.0,2.0)") : NULL;
         p->exceptions[i].rule_groups = (unsigned)(i % 8);
         p->exceptions[i].has_expires_at = i % 3 == 0;
-        p->exceptions[i].expires_at = p->exceptions[i].has_expires_at ? 1800000000000LL + (int64_t)i : 0;
+        p->exceptions[i].expires_at = p->exceptions[i].has_expires_at ? 1800000000000LL + (int64_t)i
+                                                                      : 0;
     }
     p->has_risk_profile = true;
     p->risk_profile.network_exposure = SRL_RISK_HIGH;
@@ -201,9 +202,15 @@ static inline int fx_str_eq(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
-#define FX_STR(f) if (!fx_str_eq(x->f, y->f)) return fx_fail(#f ": \"%s\" != \"%s\"", x->f ? x->f : "(null)", y->f ? y->f : "(null)")
-#define FX_NUM(f) if (x->f != y->f) return fx_fail(#f ": %lld != %lld", (long long)x->f, (long long)y->f)
-#define FX_DBL(f) if (x->f != y->f) return fx_fail(#f ": %g != %g", (double)x->f, (double)y->f)
+#define FX_STR(f)               \
+    if (!fx_str_eq(x->f, y->f)) \
+    return fx_fail(#f ": \"%s\" != \"%s\"", x->f ? x->f : "(null)", y->f ? y->f : "(null)")
+#define FX_NUM(f)     \
+    if (x->f != y->f) \
+    return fx_fail(#f ": %lld != %lld", (long long)x->f, (long long)y->f)
+#define FX_DBL(f)     \
+    if (x->f != y->f) \
+    return fx_fail(#f ": %g != %g", (double)x->f, (double)y->f)
 
 static inline int fx_meta_equal(const srl_meta_t *x, const srl_meta_t *y)
 {
@@ -300,17 +307,21 @@ static inline int fx_entity_equal(const srl_entity_t *x, const srl_entity_t *y)
 {
     FX_NUM(kind);
     switch (x->kind) {
-    case SRL_KIND_ASSESSMENT_TYPE: return fx_type_equal(&x->u.type, &y->u.type);
-    case SRL_KIND_ASSESSMENT: return fx_assessment_equal(&x->u.assessment, &y->u.assessment);
-    case SRL_KIND_POLICY: return fx_policy_equal(&x->u.policy, &y->u.policy);
-    default: return fx_fail("bad kind");
+    case SRL_KIND_ASSESSMENT_TYPE:
+        return fx_type_equal(&x->u.type, &y->u.type);
+    case SRL_KIND_ASSESSMENT:
+        return fx_assessment_equal(&x->u.assessment, &y->u.assessment);
+    case SRL_KIND_POLICY:
+        return fx_policy_equal(&x->u.policy, &y->u.policy);
+    default:
+        return fx_fail("bad kind");
     }
 }
 
-#define FX_ASSERT_EQUAL(x, y)                                                  \
-    do {                                                                       \
-        if (!fx_entity_equal(x, y))                                            \
-            fail_msg("entities differ: %s", fx_diff);                          \
+#define FX_ASSERT_EQUAL(x, y)                         \
+    do {                                              \
+        if (!fx_entity_equal(x, y))                   \
+            fail_msg("entities differ: %s", fx_diff); \
     } while (0)
 
 /* Calls fn(entity) for each sample of every kind; samples are cleared after. */
@@ -319,15 +330,33 @@ typedef void (*fx_sample_fn)(const char *label, const srl_entity_t *e, void *arg
 static inline void fx_each_sample(fx_sample_fn fn, void *arg)
 {
     srl_entity_t e;
-    fx_type_full(&e); fn("type_full", &e, arg); srl_entity_clear(&e);
-    fx_type_cvss(&e); fn("type_cvss", &e, arg); srl_entity_clear(&e);
-    fx_type_min(&e); fn("type_min", &e, arg); srl_entity_clear(&e);
-    fx_assessment_full(&e); fn("assessment_full", &e, arg); srl_entity_clear(&e);
-    fx_assessment_min(&e); fn("assessment_min", &e, arg); srl_entity_clear(&e);
-    fx_policy_min(&e); fn("policy_min", &e, arg); srl_entity_clear(&e);
-    fx_policy_n(&e, 0); fn("policy_0", &e, arg); srl_entity_clear(&e);
-    fx_policy_n(&e, 1); fn("policy_1", &e, arg); srl_entity_clear(&e);
-    fx_policy_n(&e, 50); fn("policy_50", &e, arg); srl_entity_clear(&e);
+    fx_type_full(&e);
+    fn("type_full", &e, arg);
+    srl_entity_clear(&e);
+    fx_type_cvss(&e);
+    fn("type_cvss", &e, arg);
+    srl_entity_clear(&e);
+    fx_type_min(&e);
+    fn("type_min", &e, arg);
+    srl_entity_clear(&e);
+    fx_assessment_full(&e);
+    fn("assessment_full", &e, arg);
+    srl_entity_clear(&e);
+    fx_assessment_min(&e);
+    fn("assessment_min", &e, arg);
+    srl_entity_clear(&e);
+    fx_policy_min(&e);
+    fn("policy_min", &e, arg);
+    srl_entity_clear(&e);
+    fx_policy_n(&e, 0);
+    fn("policy_0", &e, arg);
+    srl_entity_clear(&e);
+    fx_policy_n(&e, 1);
+    fn("policy_1", &e, arg);
+    srl_entity_clear(&e);
+    fx_policy_n(&e, 50);
+    fn("policy_50", &e, arg);
+    srl_entity_clear(&e);
 }
 
 #endif

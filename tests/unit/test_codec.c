@@ -189,7 +189,8 @@ static void registry_knows_ours_and_learns_others(void **state)
         assert_true(srl_registry_has(reg, fp));
         const char *canon = srl_registry_writer_canonical(reg, (srl_kind_t)k);
         assert_int_equal(srl_fingerprint64(canon, strlen(canon)), fp);
-        assert_ptr_equal(srl_registry_schema_json(reg, fp), srl_registry_writer_json(reg, (srl_kind_t)k));
+        assert_ptr_equal(srl_registry_schema_json(reg, fp),
+                         srl_registry_writer_json(reg, (srl_kind_t)k));
     }
     char *v2 = cu_read_source("tests/data/schemas/policy_v2.avsc");
     assert_non_null(v2);
@@ -202,8 +203,10 @@ static void registry_knows_ours_and_learns_others(void **state)
     assert_string_equal(srl_registry_schema_json(reg, fp), v2);
     free(v2);
 
-    assert_false(srl_registry_add(reg, "{\"type\":\"record\",\"name\":\"io.x.Other\","
-                                       "\"fields\":[]}", &fp, err, sizeof(err)));
+    assert_false(srl_registry_add(reg,
+                                  "{\"type\":\"record\",\"name\":\"io.x.Other\","
+                                  "\"fields\":[]}",
+                                  &fp, err, sizeof(err)));
     assert_non_null(strstr(err, "io.x.Other"));
     assert_false(srl_registry_add(reg, "{", &fp, err, sizeof(err)));
     assert_non_null(strstr(err, "invalid schema"));

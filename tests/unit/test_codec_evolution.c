@@ -98,8 +98,9 @@ static json_t *read_ours_as(srl_registry_t *reg, const srl_entity_t *e, const ch
     assert_true(srl_codec_encode(reg, e, &buf, &len, err, sizeof(err)));
     srl__avro_schema_t *v2 = srl__avro_schema_parse(v2_text, err, sizeof(err));
     assert_non_null(v2);
-    const srl__avro_schema_t *ours =
-        srl__registry_schema(reg, srl_registry_writer_fingerprint(reg, e->kind));
+    const srl__avro_schema_t *ours = srl__registry_schema(reg,
+                                                          srl_registry_writer_fingerprint(reg,
+                                                                                          e->kind));
     srl__resolver_t *res = srl__resolver_new(ours, v2, SRL__RESOLVE_DATA, err, sizeof(err));
     if (!res)
         fail_msg("resolver: %s", err);
@@ -129,11 +130,12 @@ static void evolution_ours_reads_as_v2_with_v2_defaults(void **state)
     fx_type_full(&e);
     json_t *j = read_ours_as(reg, &e, text, &v2);
     assert_string_equal(json_string_value(json_object_get(j, "name")), e.u.type.name);
-    assert_true(json_is_null(json_object_get(j, "note")));     /* v2's default */
-    assert_null(json_object_get(j, "color"));                  /* v2 has none */
+    assert_true(json_is_null(json_object_get(j, "note"))); /* v2's default */
+    assert_null(json_object_get(j, "color"));              /* v2 has none */
     assert_string_equal(json_string_value(json_object_get(j, "severity_class")), "custom");
-    assert_int_equal(json_array_size(json_object_get(json_object_get(j, "auto_rule"),
-                                                     "pvrs_categories")), 3);
+    assert_int_equal(json_array_size(
+                         json_object_get(json_object_get(j, "auto_rule"), "pvrs_categories")),
+                     3);
     assert_int_equal(json_integer_value(json_object_get(j, "version")), e.u.type.meta.version);
     json_decref(j);
     srl__avro_schema_free(v2);
@@ -252,9 +254,8 @@ static void evolution_unreadable_writer_fails_with_reason(void **state)
 {
     srl_registry_t *reg = *state;
     char err[512];
-    const char *writer =
-        "{\"type\":\"record\",\"name\":\"io.sysrepl.AssessmentType\",\"fields\":["
-        "{\"name\":\"title\",\"type\":\"string\"}]}";
+    const char *writer = "{\"type\":\"record\",\"name\":\"io.sysrepl.AssessmentType\",\"fields\":["
+                         "{\"name\":\"title\",\"type\":\"string\"}]}";
     uint64_t fp;
     assert_true(srl_registry_add(reg, writer, &fp, err, sizeof(err)));
     assert_non_null(srl_registry_unreadable_reason(reg, fp));
@@ -332,7 +333,8 @@ static json_t *field_named(json_t *record, const char *name)
 {
     json_t *fields = json_object_get(record, "fields");
     for (size_t i = 0; i < json_array_size(fields); i++)
-        if (strcmp(json_string_value(json_object_get(json_array_get(fields, i), "name")), name) == 0)
+        if (strcmp(json_string_value(json_object_get(json_array_get(fields, i), "name")), name) ==
+            0)
             return json_array_get(fields, i);
     return NULL;
 }
@@ -341,7 +343,8 @@ static void remove_field(json_t *record, const char *name)
 {
     json_t *fields = json_object_get(record, "fields");
     for (size_t i = 0; i < json_array_size(fields); i++)
-        if (strcmp(json_string_value(json_object_get(json_array_get(fields, i), "name")), name) == 0)
+        if (strcmp(json_string_value(json_object_get(json_array_get(fields, i), "name")), name) ==
+            0)
             json_array_remove(fields, i);
 }
 
@@ -350,8 +353,14 @@ static void edit_add_without_default(json_t *s)
     json_array_append_new(json_object_get(s, "fields"),
                           json_pack("{s:s,s:s}", "name", "tier", "type", "int"));
 }
-static void edit_remove_without_default(json_t *s) { remove_field(s, "origin"); }
-static void edit_remove_key_field(json_t *s) { remove_field(s, "vulnerability_id"); }
+static void edit_remove_without_default(json_t *s)
+{
+    remove_field(s, "origin");
+}
+static void edit_remove_key_field(json_t *s)
+{
+    remove_field(s, "vulnerability_id");
+}
 static void edit_retype(json_t *s)
 {
     json_object_set_new(field_named(s, "assessment_type"), "type", json_string("bytes"));

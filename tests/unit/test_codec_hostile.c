@@ -30,8 +30,7 @@ static void assert_cleared(const srl_entity_t *e)
 {
     static const uint8_t zero[sizeof(e->u)];
     srl_entity_t copy = *e;
-    if (copy.kind == SRL_KIND_ASSESSMENT_TYPE &&
-        copy.u.type.emitted_severity == SRL_SEVERITY_UNSET)
+    if (copy.kind == SRL_KIND_ASSESSMENT_TYPE && copy.u.type.emitted_severity == SRL_SEVERITY_UNSET)
         copy.u.type.emitted_severity = 0;
     assert_memory_equal(&copy.u, zero, sizeof(zero));
 }
@@ -137,8 +136,8 @@ static void codec_decode_survives_random_bodies(void **state)
         }
         srl_kind_t kind = (srl_kind_t)(round % SRL_KIND_COUNT);
         size_t len;
-        uint8_t *buf = cu_single_object(srl_registry_writer_fingerprint(reg, kind), body,
-                                        body_len, &len);
+        uint8_t *buf = cu_single_object(srl_registry_writer_fingerprint(reg, kind), body, body_len,
+                                        &len);
         char err[512];
         srl_entity_t e;
         if (srl_codec_decode(reg, buf, len, &e, err, sizeof(err)))

@@ -146,7 +146,8 @@ static void config_load_file_rejects_out_of_range(void **state)
     srl_config_t *cfg = srl_config_new(SRL_PROG_PRODUCER);
     char path[64], err[512];
     assert_false(load_text(cfg, "topic.partitions = 1025\n", path, err, sizeof err));
-    assert_error_at(err, path, 1, "key \"topic.partitions\": value \"1025\" is out of range 1..1024");
+    assert_error_at(err, path, 1,
+                    "key \"topic.partitions\": value \"1025\" is out of range 1..1024");
     srl_config_free(cfg);
 }
 
@@ -156,8 +157,8 @@ static void config_load_file_rejects_overflowing_number(void **state)
     (void)state;
     srl_config_t *cfg = srl_config_new(SRL_PROG_PRODUCER);
     char path[64], err[512];
-    assert_false(load_text(cfg, "topic.partitions = 99999999999999999999999\n", path, err,
-                           sizeof err));
+    assert_false(
+        load_text(cfg, "topic.partitions = 99999999999999999999999\n", path, err, sizeof err));
     assert_non_null(strstr(err, "is out of range 1..1024"));
     srl_config_free(cfg);
 }
@@ -181,7 +182,8 @@ static void config_duration_accepts_units(void **state)
     (void)state;
     srl_config_t *cfg = srl_config_new(SRL_PROG_PRODUCER);
     char path[64], err[512];
-    assert_true(load_text(cfg, "topic.delete_retention_ms = 14d\nproducer.poll_interval_ms = 250ms\n",
+    assert_true(load_text(cfg,
+                          "topic.delete_retention_ms = 14d\nproducer.poll_interval_ms = 250ms\n",
                           path, err, sizeof err));
     assert_int_equal(srl_config_get_int(cfg, "topic.delete_retention_ms"), 14LL * 86400000);
     assert_int_equal(srl_config_get_int(cfg, "producer.poll_interval_ms"), 250);
@@ -277,7 +279,8 @@ static void config_parse_args_override_wins_over_file(void **state)
     char path[64], err[512] = "";
     write_tmp("topic.partitions = 6\nrole = spoke\n", path);
     srl_config_t *cfg = srl_config_new(SRL_PROG_PRODUCER);
-    char *argv[] = {"sysrepl-producer", "-X", "topic.partitions=9", "--verbose", "-c", path,
+    char *argv[] = {"sysrepl-producer",    "-X",   "topic.partitions=9",
+                    "--verbose",           "-c",   path,
                     "-Xinstance.id=hub-7", "rest", NULL};
     int argc = 8;
     bool ok = srl_config_parse_args(cfg, &argc, argv, err, sizeof err);
@@ -511,7 +514,10 @@ static void config_require_fails_on_empty_value(void **state)
 static void config_enum_constants_match_table(void **state)
 {
     (void)state;
-    static const struct { const char *key, *value; int expected; } cases[] = {
+    static const struct {
+        const char *key, *value;
+        int expected;
+    } cases[] = {
         {"role", "hub", SRL_ROLE_HUB},
         {"role", "spoke", SRL_ROLE_SPOKE},
         {"transport", "kafka", SRL_TRANSPORT_KAFKA},

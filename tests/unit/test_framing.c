@@ -17,12 +17,23 @@ static const uint8_t value_a[] = {0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0x02, 'x'}
 static void make_batch(srl_framing_buf_t *b)
 {
     char err[256];
-    srl_record_t r1 = {.kind = SRL_KIND_POLICY, .partition = 2, .offset = 41,
-                       .key = "Global", .key_len = 6, .value = value_a,
-                       .value_len = sizeof(value_a), .version = 7, .origin = "hub-1",
+    srl_record_t r1 = {.kind = SRL_KIND_POLICY,
+                       .partition = 2,
+                       .offset = 41,
+                       .key = "Global",
+                       .key_len = 6,
+                       .value = value_a,
+                       .value_len = sizeof(value_a),
+                       .version = 7,
+                       .origin = "hub-1",
                        .timestamp_ms = 1700000000123};
-    srl_record_t r2 = {.kind = SRL_KIND_POLICY, .partition = 2, .offset = 45,
-                       .key = "nuget.org", .key_len = 9, .value = NULL, .version = 8,
+    srl_record_t r2 = {.kind = SRL_KIND_POLICY,
+                       .partition = 2,
+                       .offset = 45,
+                       .key = "nuget.org",
+                       .key_len = 9,
+                       .value = NULL,
+                       .version = 8,
                        .origin = NULL};
     size_t start = srl_framing_begin(b);
     assert_true(srl_framing_add(b, &r1, err, sizeof(err)));
@@ -39,7 +50,8 @@ static void framing_roundtrip_keeps_every_field(void **state)
     char err[256];
     long bad = 99;
     make_batch(&b);
-    assert_true(srl_framing_decode(b.data, b.len, SRL_KIND_POLICY, 0, &batch, &bad, err, sizeof(err)));
+    assert_true(
+        srl_framing_decode(b.data, b.len, SRL_KIND_POLICY, 0, &batch, &bad, err, sizeof(err)));
     assert_int_equal(bad, -1);
     assert_int_equal(batch.count, 2);
     srl_record_t *r = &batch.records[0];
@@ -105,7 +117,8 @@ static void framing_decode_rejects_every_truncation(void **state)
         uint8_t *copy = malloc(n ? n : 1); /* exact size: ASan sees any over-read */
         memcpy(copy, b.data, n);
         err[0] = '\0';
-        assert_false(srl_framing_decode(copy, n, SRL_KIND_POLICY, 0, &batch, NULL, err, sizeof(err)));
+        assert_false(
+            srl_framing_decode(copy, n, SRL_KIND_POLICY, 0, &batch, NULL, err, sizeof(err)));
         assert_true(err[0] != '\0');
         assert_null(batch.records);
         free(copy);
@@ -113,12 +126,14 @@ static void framing_decode_rejects_every_truncation(void **state)
     srl_framing_buf_free(&b);
 }
 
-static void expect_reject(const void *buf, size_t len, size_t max, long want_index, const char *want)
+static void expect_reject(const void *buf, size_t len, size_t max, long want_index,
+                          const char *want)
 {
     srl_framing_batch_t batch;
     char err[256];
     long bad = 1234;
-    assert_false(srl_framing_decode(buf, len, SRL_KIND_POLICY, max, &batch, &bad, err, sizeof(err)));
+    assert_false(
+        srl_framing_decode(buf, len, SRL_KIND_POLICY, max, &batch, &bad, err, sizeof(err)));
     if (!strstr(err, want))
         fail_msg("error \"%s\" does not contain \"%s\"", err, want);
     assert_int_equal(bad, want_index);

@@ -159,7 +159,8 @@ static void json_errors_name_their_field(void **state)
          "unassessed: unknown value \"maybe\""},
         {SRL_KIND_POLICY, "{\"name\":\"P\",\"by_license\":{\"MIT\":\"ok\"}}",
          "by_license.MIT: unknown value \"ok\""},
-        {SRL_KIND_POLICY, "{\"name\":\"P\",\"feeds\":[\"a\",\"\"]}", "feeds[1]: expected a non-empty string"},
+        {SRL_KIND_POLICY, "{\"name\":\"P\",\"feeds\":[\"a\",\"\"]}",
+         "feeds[1]: expected a non-empty string"},
         {SRL_KIND_POLICY,
          "{\"name\":\"P\",\"exceptions\":[{\"package\":\"a\"},{\"package\":\"b\","
          "\"rule_groups\":[\"license\",\"colour\"]}]}",
@@ -194,12 +195,28 @@ static void json_errors_name_their_field(void **state)
 static void json_vulnerability_ids_follow_documented_forms(void **state)
 {
     (void)state;
-    const char *good[] = {"PGV-1", "PGV-1234567", "CVE-2021-44228", "CVE-1999-0001",
-                          "GHSA-jfh8-c2jp-5v3q", "OSV-2020-111", "RUSTSEC-2021-0001",
-                          "PYSEC-2021-1", "GO-2022-0001"};
-    const char *bad[] = {"", "CVE", "CVE-", "CVE-2021-123", "CVE-21-44228", "PGV-12a",
-                         "GHSA-JFH8-C2JP-5V3Q", "GHSA-jfh8-c2jp", "cve-2021-44228",
-                         "CVE-2021-44228|global", "A B-1", "1CVE-2021-44228", "X-é"};
+    const char *good[] = {"PGV-1",
+                          "PGV-1234567",
+                          "CVE-2021-44228",
+                          "CVE-1999-0001",
+                          "GHSA-jfh8-c2jp-5v3q",
+                          "OSV-2020-111",
+                          "RUSTSEC-2021-0001",
+                          "PYSEC-2021-1",
+                          "GO-2022-0001"};
+    const char *bad[] = {"",
+                         "CVE",
+                         "CVE-",
+                         "CVE-2021-123",
+                         "CVE-21-44228",
+                         "PGV-12a",
+                         "GHSA-JFH8-C2JP-5V3Q",
+                         "GHSA-jfh8-c2jp",
+                         "cve-2021-44228",
+                         "CVE-2021-44228|global",
+                         "A B-1",
+                         "1CVE-2021-44228",
+                         "X-é"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         if (!srl_vulnerability_id_valid(good[i]))
             fail_msg("rejected %s", good[i]);

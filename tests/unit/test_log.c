@@ -67,8 +67,11 @@ static void log_line_has_logfmt_layout(void **state)
             srl_log_q("unknown schema fingerprint 9f3c"));
     char *text = captured();
     regex_t re;
-    assert_int_equal(regcomp(&re, "^ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-                                  "\\.[0-9]{3}Z ", REG_EXTENDED | REG_NOSUB), 0);
+    assert_int_equal(regcomp(&re,
+                             "^ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                             "\\.[0-9]{3}Z ",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
     assert_int_equal(regexec(&re, text, 0, NULL, 0), 0);
     regfree(&re);
     assert_string_equal(after_ts(text),
@@ -274,8 +277,8 @@ static void log_concurrent_lines_stay_whole(void **state)
 static void log_unquoted_value_with_spaces_is_quoted(void **state)
 {
     (void)state;
-    srl_log(SRL_LOG_WARN, "bridge", "tail consumer error", "topic=%s partition=%d reason=%s",
-            "t", 2, "Broker: Not leader for partition");
+    srl_log(SRL_LOG_WARN, "bridge", "tail consumer error", "topic=%s partition=%d reason=%s", "t",
+            2, "Broker: Not leader for partition");
     char *text = captured();
     assert_string_equal(after_ts(text), "level=warn component=bridge msg=\"tail consumer error\" "
                                         "topic=t partition=2 "

@@ -9,15 +9,15 @@
 
 #include "unit/entity_fixtures.h"
 
-#define ROUND_TRIP(prefix, type, count)                                        \
-    for (int i = 0; i < (int)(count); i++) {                                   \
-        const char *n = prefix##_name((type)i);                                \
-        type back;                                                             \
-        assert_non_null(n);                                                    \
-        assert_true(prefix##_parse(n, &back));                                 \
-        assert_int_equal(back, i);                                             \
-    }                                                                          \
-    assert_null(prefix##_name((type)(count)));                                 \
+#define ROUND_TRIP(prefix, type, count)         \
+    for (int i = 0; i < (int)(count); i++) {    \
+        const char *n = prefix##_name((type)i); \
+        type back;                              \
+        assert_non_null(n);                     \
+        assert_true(prefix##_parse(n, &back));  \
+        assert_int_equal(back, i);              \
+    }                                           \
+    assert_null(prefix##_name((type)(count)));  \
     assert_null(prefix##_name((type)-2));
 
 /* Every value has a symbol that parses back to it; out of range has none. */

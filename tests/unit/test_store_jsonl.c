@@ -120,8 +120,8 @@ static void jsonl_write_is_one_envelope_line_that_reads_back(void **state)
     assert_string_equal(json_string_value(json_object_get(line, "kind")),
                         "vulnerability-assessments");
     srl_entity_t back = {.kind = SRL_KIND_ASSESSMENT};
-    assert_true(srl_json_to_entity(json_object_get(line, "value"), SRL_KIND_ASSESSMENT, &back,
-                                   err, sizeof(err)));
+    assert_true(srl_json_to_entity(json_object_get(line, "value"), SRL_KIND_ASSESSMENT, &back, err,
+                                   sizeof(err)));
     assert_string_equal(back.u.assessment.comment, hostile[3]);
     assert_int_equal(back.u.assessment.expires_at, e.u.assessment.expires_at);
     json_decref(line);

@@ -33,13 +33,13 @@ typedef enum { SRL_HTTP_OK = 0, SRL_HTTP_RETRY, SRL_HTTP_FATAL } srl_http_rc_t;
 /* A response. body is malloc'd (NUL-terminated, may hold NULs), owned
  * here; srl_http_resp_clear frees it and resets the struct. */
 typedef struct srl_http_resp {
-    long status;           /* 0 when no HTTP answer came */
+    long status; /* 0 when no HTTP answer came */
     char *body;
     size_t len;
-    size_t cap;            /* bytes allocated at body */
-    int64_t next_offset;   /* X-Sysrepl-Next-Offset, -1 when absent */
-    int64_t high;          /* X-Sysrepl-High-Watermark, -1 when absent */
-    char error[512];       /* why, when not OK (the bridge's "error" text if any) */
+    size_t cap;          /* bytes allocated at body */
+    int64_t next_offset; /* X-Sysrepl-Next-Offset, -1 when absent */
+    int64_t high;        /* X-Sysrepl-High-Watermark, -1 when absent */
+    char error[512];     /* why, when not OK (the bridge's "error" text if any) */
 } srl_http_resp_t;
 
 void srl_http_resp_clear(srl_http_resp_t *r);

@@ -25,19 +25,19 @@
 /* One option of a program's own: `--name VALUE`, `--name=VALUE`,
  * `-s VALUE`; a flag takes no value. */
 typedef struct srl_cmdline_opt {
-    const char *name;   /* long name without "--"; NULL ends a table */
-    char short_name;    /* 0: none */
-    const char *arg;    /* metavar ("FILE"); NULL: a flag */
-    const char *help;   /* one line */
+    const char *name; /* long name without "--"; NULL ends a table */
+    char short_name;  /* 0: none */
+    const char *arg;  /* metavar ("FILE"); NULL: a flag */
+    const char *help; /* one line */
 } srl_cmdline_opt_t;
 
 typedef struct srl_cmdline {
-    const char *program;          /* "sysrepl-producer": messages, --version */
-    unsigned prog_mask;           /* SRL_PROG_*: the keys of --help and --print-config */
-    const char *synopsis;         /* usage line(s) after the program name */
-    const char *about;            /* what the program does, one paragraph */
+    const char *program;           /* "sysrepl-producer": messages, --version */
+    unsigned prog_mask;            /* SRL_PROG_*: the keys of --help and --print-config */
+    const char *synopsis;          /* usage line(s) after the program name */
+    const char *about;             /* what the program does, one paragraph */
     const srl_cmdline_opt_t *opts; /* the program's own options (NULL: none) */
-    const char *epilog;           /* exit codes, ...; NULL: none */
+    const char *epilog;            /* exit codes, ...; NULL: none */
     /* Prints --help instead of the generated text (followed by the
      * common options). Only for a program whose help text is not made
      * from its table yet (the consumer's). */

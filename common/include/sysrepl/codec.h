@@ -43,8 +43,8 @@ void srl_registry_free(srl_registry_t *reg); /* NULL accepted */
 
 /* Add a writer schema (JSON text) learned at run time. The schema's record
  * full name tells its kind. Adding a known fingerprint is a no-op. */
-bool srl_registry_add(srl_registry_t *reg, const char *schema_json,
-                      uint64_t *fingerprint_out, char *errstr, size_t errstr_size);
+bool srl_registry_add(srl_registry_t *reg, const char *schema_json, uint64_t *fingerprint_out,
+                      char *errstr, size_t errstr_size);
 bool srl_registry_has(const srl_registry_t *reg, uint64_t fingerprint);
 /* A schema of one of our record types that cannot be read as ours (say, a
  * field without default was added) is still added, so that its records
@@ -61,24 +61,23 @@ const char *srl_registry_writer_canonical(const srl_registry_t *reg, srl_kind_t 
 
 /* Encode an entity with our writer schema of its kind. On success *out is
  * a malloc'd buffer the caller frees, *out_len its length. */
-bool srl_codec_encode(srl_registry_t *reg, const srl_entity_t *e,
-                      uint8_t **out, size_t *out_len,
+bool srl_codec_encode(srl_registry_t *reg, const srl_entity_t *e, uint8_t **out, size_t *out_len,
                       char *errstr, size_t errstr_size);
 
 /* Read the fingerprint from a single-object header without decoding. */
-bool srl_codec_peek_fingerprint(const void *buf, size_t len, uint64_t *fp,
-                                char *errstr, size_t errstr_size);
+bool srl_codec_peek_fingerprint(const void *buf, size_t len, uint64_t *fp, char *errstr,
+                                size_t errstr_size);
 
 /* Decode a single-object value into *e (kind from the writer schema). An
  * unknown fingerprint, wrong marker, truncated or malformed body, or
  * impossible value fails with a reason; *e is left cleared. */
-bool srl_codec_decode(srl_registry_t *reg, const void *buf, size_t len,
-                      srl_entity_t *e, char *errstr, size_t errstr_size);
+bool srl_codec_decode(srl_registry_t *reg, const void *buf, size_t len, srl_entity_t *e,
+                      char *errstr, size_t errstr_size);
 
 /* Check whether a candidate schema (JSON) may replace ours of the same kind
  * under our evolution rules (backward and forward compatible). On false,
  * errstr says why. */
-bool srl_schema_check_evolution(srl_registry_t *reg, const char *candidate_json,
-                                char *errstr, size_t errstr_size);
+bool srl_schema_check_evolution(srl_registry_t *reg, const char *candidate_json, char *errstr,
+                                size_t errstr_size);
 
 #endif

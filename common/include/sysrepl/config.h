@@ -75,16 +75,16 @@ typedef enum {
 
 /* One row of the key table. */
 typedef struct srl_config_key {
-    const char *name;      /* "topic.partitions"; "kafka." for the passthrough */
+    const char *name; /* "topic.partitions"; "kafka." for the passthrough */
     srl_conf_type_t type;
-    const char *def;       /* default in config syntax ("3", "1h", "hub"); for
-                            * SRL_CONF_KAFKA an example "property = value" */
-    long long min, max;    /* int, duration_ms: range; list: min items */
-    const char *choices;   /* enum, list: "hub|spoke" (index = position) */
-    unsigned progs;        /* SRL_PROG_* using the key */
-    bool reloadable;       /* may change without a restart */
-    bool secret;           /* value never echoed */
-    const char *desc;      /* one line */
+    const char *def;     /* default in config syntax ("3", "1h", "hub"); for
+                          * SRL_CONF_KAFKA an example "property = value" */
+    long long min, max;  /* int, duration_ms: range; list: min items */
+    const char *choices; /* enum, list: "hub|spoke" (index = position) */
+    unsigned progs;      /* SRL_PROG_* using the key */
+    bool reloadable;     /* may change without a restart */
+    bool secret;         /* value never echoed */
+    const char *desc;    /* one line */
 } srl_config_key_t;
 
 /* The key table (common/config_keys.c) and its length. */
@@ -95,7 +95,7 @@ extern const size_t srl_config_key_count;
 const srl_config_key_t *srl_config_key_find(const char *name);
 
 /* Enum indices, in the order of the table's choices (a unit test checks). */
-enum { SRL_ROLE_HUB, SRL_ROLE_SPOKE };           /* role */
+enum { SRL_ROLE_HUB, SRL_ROLE_SPOKE };            /* role */
 enum { SRL_TRANSPORT_KAFKA, SRL_TRANSPORT_HTTP }; /* transport */
 /* log.level is in srl_log_level_t order (log.h). */
 /* Bits of srl_config_get_list_mask(cfg, "replicate"). */
@@ -112,29 +112,27 @@ void srl_config_free(srl_config_t *cfg); /* NULL accepted */
 
 /* Apply a file. A key given twice in the same file is an error; a key set
  * by an earlier file or override is replaced. */
-bool srl_config_load_file(srl_config_t *cfg, const char *path,
-                          char *errstr, size_t errstr_size);
+bool srl_config_load_file(srl_config_t *cfg, const char *path, char *errstr, size_t errstr_size);
 
 /* Apply one "key=value" (as given to -X; the value is taken verbatim, no
  * quotes or comments). Later overrides of the same key win. */
-bool srl_config_set_override(srl_config_t *cfg, const char *key_value,
-                             char *errstr, size_t errstr_size);
+bool srl_config_set_override(srl_config_t *cfg, const char *key_value, char *errstr,
+                             size_t errstr_size);
 
 /* Handle `-c FILE`, `-cFILE`, `--config FILE`, `--config=FILE`, `-X k=v`,
- * `-Xk=v`, `--set k=v` and `--set=k=v` anywhere before a `--`: loads the file (at most one -c), then
- * applies the -X overrides in order, so -X always wins over the file. The
- * consumed arguments are removed from argv (argv[0] and the rest keep their
- * order; *argc is updated and argv[*argc] is NULL). Without -c, only
- * defaults and overrides apply. */
-bool srl_config_parse_args(srl_config_t *cfg, int *argc, char **argv,
-                           char *errstr, size_t errstr_size);
+ * `-Xk=v`, `--set k=v` and `--set=k=v` anywhere before a `--`: loads the file (at most one -c),
+ * then applies the -X overrides in order, so -X always wins over the file. The consumed arguments
+ * are removed from argv (argv[0] and the rest keep their order; *argc is updated and argv[*argc] is
+ * NULL). Without -c, only defaults and overrides apply. */
+bool srl_config_parse_args(srl_config_t *cfg, int *argc, char **argv, char *errstr,
+                           size_t errstr_size);
 
 /* Accessors. Pointers returned stay valid until the config is freed or the
  * key is set again. */
 const char *srl_config_get_str(const srl_config_t *cfg, const char *key); /* string, enum */
 long long srl_config_get_int(const srl_config_t *cfg, const char *key);   /* int, duration_ms */
 bool srl_config_get_bool(const srl_config_t *cfg, const char *key);
-int srl_config_get_enum(const srl_config_t *cfg, const char *key);        /* index into choices */
+int srl_config_get_enum(const srl_config_t *cfg, const char *key); /* index into choices */
 /* List items in the order given; *items (may be NULL) points to an array
  * the config owns. Returns the count. */
 size_t srl_config_get_list(const srl_config_t *cfg, const char *key, const char *const **items);
@@ -144,8 +142,7 @@ unsigned srl_config_get_list_mask(const srl_config_t *cfg, const char *key);
 bool srl_config_is_set(const srl_config_t *cfg, const char *key);
 
 /* Fails, naming the key, when a string key is empty ("instance.id"). */
-bool srl_config_require(const srl_config_t *cfg, const char *key,
-                        char *errstr, size_t errstr_size);
+bool srl_config_require(const srl_config_t *cfg, const char *key, char *errstr, size_t errstr_size);
 
 /* kafka.* properties, in the order first given, "kafka." stripped. */
 size_t srl_config_kafka_count(const srl_config_t *cfg);
@@ -153,8 +150,8 @@ bool srl_config_kafka_get(const srl_config_t *cfg, size_t i, const char **name, 
 /* Apply every kafka.* property to conf with rd_kafka_conf_set. conf stays
  * the caller's; on failure it holds the properties applied before the
  * failing one and errstr names the key. */
-bool srl_config_kafka_conf(const srl_config_t *cfg, rd_kafka_conf_t *conf,
-                           char *errstr, size_t errstr_size);
+bool srl_config_kafka_conf(const srl_config_t *cfg, rd_kafka_conf_t *conf, char *errstr,
+                           size_t errstr_size);
 
 /* Fails, naming the first key, when a key that is not reloadable differs
  * between the running config and a newly loaded one. */

@@ -23,8 +23,8 @@ json_t *srl_json_from_entity(const srl_entity_t *e, char *errstr, size_t errstr_
 
 /* Fill *e (kind given by the caller) from a JSON object. On failure *e is
  * left cleared and errstr names the field. */
-bool srl_json_to_entity(const json_t *obj, srl_kind_t kind, srl_entity_t *e,
-                        char *errstr, size_t errstr_size);
+bool srl_json_to_entity(const json_t *obj, srl_kind_t kind, srl_entity_t *e, char *errstr,
+                        size_t errstr_size);
 
 /* Checks of form every entity must pass before it is stored or replicated
  * (srl_json_to_entity runs them): required names non-empty; color

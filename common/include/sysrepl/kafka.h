@@ -54,14 +54,13 @@ bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
 
 /* Read one config value of a topic (e.g. "delete.retention.ms") from the
  * broker into value (NUL-terminated). */
-bool srl_kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name,
-                            char *value, size_t value_size, int timeout_ms,
-                            char *errstr, size_t errstr_size);
+bool srl_kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name, char *value,
+                            size_t value_size, int timeout_ms, char *errstr, size_t errstr_size);
 
 /* Number of partitions of a topic, from metadata; -1 with errstr if the
  * topic does not exist or the broker did not answer. */
-int srl_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
-                              char *errstr, size_t errstr_size);
+int srl_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
+                              size_t errstr_size);
 
 /* Find a header's value as a NUL-terminated copy in buf. */
 bool srl_kafka_header_str(const rd_kafka_message_t *m, const char *name, char *buf,

@@ -1,7 +1,8 @@
 /*
  * log.h - one logfmt line per event, to stderr (and to an optional sink).
  *
- *   ts=2026-11-26T12:00:00.123Z level=warn component=consumer msg="record dead-lettered" topic=x partition=0 offset=1234 reason="unknown schema"
+ *   ts=2026-11-26T12:00:00.123Z level=warn component=consumer msg="record dead-lettered" topic=x
+ * partition=0 offset=1234 reason="unknown schema"
  *
  * ts is UTC with milliseconds. component and msg are quoted when needed;
  * the tail is a printf format the caller writes as key=value pairs, where
@@ -23,8 +24,9 @@
  * to $SRL_LOG_DIR/<program>.<pid>.log for tests/tools/logfmt_check.py.
  *
  * log.format = json writes the same fields as one JSON object per line:
- *   {"ts":"...","level":"warn","component":"consumer","msg":"record dead-lettered","topic":"x","partition":0,...}
- * Values that read as decimal numbers are JSON numbers, the others strings.
+ *   {"ts":"...","level":"warn","component":"consumer","msg":"record
+ * dead-lettered","topic":"x","partition":0,...} Values that read as decimal numbers are JSON
+ * numbers, the others strings.
  *
  * Quoting (srl_log_quote, srl_log_q): a value is written as is unless it is
  * empty or holds a space, '=', '"', '\\' or a control character; then it is
@@ -65,7 +67,7 @@ void srl_log(srl_log_level_t lvl, const char *component, const char *msg, const 
 typedef enum {
     SRL_LOG_FORMAT_LOGFMT, /* key=value (default) */
     SRL_LOG_FORMAT_JSON,   /* one JSON object per line */
-} srl_log_format_t;         /* also the order of the log.format choices */
+} srl_log_format_t;        /* also the order of the log.format choices */
 
 void srl_log_set_format(srl_log_format_t format);
 srl_log_format_t srl_log_get_format(void);

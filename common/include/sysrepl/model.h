@@ -40,9 +40,9 @@ const char *srl_kind_key_column(srl_kind_t kind);
 
 /* Fields every record carries. */
 typedef struct srl_meta {
-    char *origin;        /* instance id of the hub that wrote it; owned */
-    int64_t version;     /* store-wide sequence on the hub, grows per change */
-    int64_t changed_at;  /* ms since the Unix epoch (timestamp-millis) */
+    char *origin;       /* instance id of the hub that wrote it; owned */
+    int64_t version;    /* store-wide sequence on the hub, grows per change */
+    int64_t changed_at; /* ms since the Unix epoch (timestamp-millis) */
 } srl_meta_t;
 
 /* ---- assessment types ---- */
@@ -73,15 +73,15 @@ typedef enum srl_auto_rule_kind {
 
 typedef struct srl_auto_rule {
     srl_auto_rule_kind_t kind;
-    double cvss_min, cvss_max;  /* 0.0 .. 10.0, when kind == CVSS */
-    int32_t *pvrs_categories;   /* each 1..5, when kind == PVRS; owned */
+    double cvss_min, cvss_max; /* 0.0 .. 10.0, when kind == CVSS */
+    int32_t *pvrs_categories;  /* each 1..5, when kind == PVRS; owned */
     size_t pvrs_count;
 } srl_auto_rule_t;
 
 typedef struct srl_assessment_type {
-    char *name;                      /* key; required */
-    char *description;               /* optional */
-    char *color;                     /* optional, "#rrggbb" */
+    char *name;        /* key; required */
+    char *description; /* optional */
+    char *color;       /* optional, "#rrggbb" */
     srl_severity_class_t severity_class;
     srl_severity_t emitted_severity; /* SRL_SEVERITY_UNSET when absent */
     srl_auto_rule_t auto_rule;
@@ -103,19 +103,19 @@ typedef enum srl_scope_kind {
 } srl_scope_kind_t;
 
 typedef struct srl_assessment {
-    char *vulnerability_id;       /* key part; "PGV-1234567", "CVE-2021-44228" */
-    char *assessment_type;        /* name of an assessment type; required */
-    char *comment;                /* optional */
-    srl_scope_kind_t scope_kind;  /* key part */
-    char *scope_name;             /* key part; NULL iff scope_kind == GLOBAL */
+    char *vulnerability_id;      /* key part; "PGV-1234567", "CVE-2021-44228" */
+    char *assessment_type;       /* name of an assessment type; required */
+    char *comment;               /* optional */
+    srl_scope_kind_t scope_kind; /* key part */
+    char *scope_name;            /* key part; NULL iff scope_kind == GLOBAL */
     bool has_package_filter;
-    char *package_name;           /* required when has_package_filter */
-    char *package_version_range;  /* optional */
+    char *package_name;          /* required when has_package_filter */
+    char *package_version_range; /* optional */
     bool has_expires_at;
-    int64_t expires_at;           /* ms since epoch */
+    int64_t expires_at; /* ms since epoch */
     bool automatic;
-    char *assessed_by;            /* optional */
-    int64_t assessed_at;          /* ms since epoch */
+    char *assessed_by;   /* optional */
+    int64_t assessed_at; /* ms since epoch */
     srl_meta_t meta;
 } srl_assessment_t;
 
@@ -131,7 +131,7 @@ typedef enum srl_outcome {
 
 /* One entry of a map from a name (assessment type, SPDX id) to an outcome. */
 typedef struct srl_outcome_entry {
-    char *name;  /* owned */
+    char *name; /* owned */
     srl_outcome_t outcome;
 } srl_outcome_entry_t;
 
@@ -147,7 +147,7 @@ typedef struct srl_policy_exception {
     char *version_range;  /* optional */
     unsigned rule_groups; /* SRL_RULE_GROUP_* bits */
     bool has_expires_at;
-    int64_t expires_at;   /* ms since epoch */
+    int64_t expires_at; /* ms since epoch */
 } srl_policy_exception_t;
 
 typedef enum srl_risk_level {
@@ -168,9 +168,9 @@ typedef struct srl_risk_profile {
 } srl_risk_profile_t;
 
 typedef struct srl_policy {
-    char *name;          /* key; "Global", a feed's name, or a shared policy */
-    char *description;   /* optional */
-    char **feeds;        /* owned array of owned strings */
+    char *name;        /* key; "Global", a feed's name, or a shared policy */
+    char *description; /* optional */
+    char **feeds;      /* owned array of owned strings */
     size_t feed_count;
     /* vulnerability rules */
     srl_outcome_t unassessed;
@@ -179,7 +179,7 @@ typedef struct srl_policy {
     /* license rules */
     srl_outcome_t license_undetected;
     srl_outcome_t license_other;
-    srl_outcome_entry_t *by_license;  /* keyed by SPDX id */
+    srl_outcome_entry_t *by_license; /* keyed by SPDX id */
     size_t by_license_count;
     /* package rules */
     srl_outcome_t deprecated;

@@ -17,15 +17,15 @@
 
 typedef struct srl_record {
     srl_kind_t kind;
-    int32_t partition;     /* -1 when not known yet (producer side) */
-    int64_t offset;        /* -1 when not known yet (producer side) */
-    const char *key;       /* not NUL-terminated necessarily: use key_len */
+    int32_t partition; /* -1 when not known yet (producer side) */
+    int64_t offset;    /* -1 when not known yet (producer side) */
+    const char *key;   /* not NUL-terminated necessarily: use key_len */
     size_t key_len;
-    const uint8_t *value;  /* NULL: tombstone */
+    const uint8_t *value; /* NULL: tombstone */
     size_t value_len;
-    int64_t version;       /* header sysrepl.version; -1 when missing */
-    const char *origin;    /* header sysrepl.origin, NUL-terminated; may be NULL */
-    int64_t timestamp_ms;  /* broker/producer timestamp; 0 when unknown */
+    int64_t version;      /* header sysrepl.version; -1 when missing */
+    const char *origin;   /* header sysrepl.origin, NUL-terminated; may be NULL */
+    int64_t timestamp_ms; /* broker/producer timestamp; 0 when unknown */
 } srl_record_t;
 
 #endif

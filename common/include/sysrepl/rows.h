@@ -43,25 +43,25 @@ bool srl_rows_format(srl_buf_t *out, const srl_entity_t *e, bool with_key, const
 
 /* ---- reading: result rows -> entities (rows_parse.c) ---- */
 
-#define SRL_ROWS_TYPE_COLS(a)                                                                      \
-    a ".version, " a ".origin, " a ".changed_at, " a ".name, " a ".description, " a ".color, " \
-    a ".severity_class, " a ".emitted_severity, " a ".auto_rule, " a ".cvss_min, " a           \
-    ".cvss_max, array_to_json(" a ".pvrs_categories), " a ".default_expiry_days, " a          \
-    ".inactive, " a ".built_in"
+#define SRL_ROWS_TYPE_COLS(a)                                                                    \
+    a ".version, " a ".origin, " a ".changed_at, " a ".name, " a ".description, " a ".color, " a \
+      ".severity_class, " a ".emitted_severity, " a ".auto_rule, " a ".cvss_min, " a             \
+      ".cvss_max, array_to_json(" a ".pvrs_categories), " a ".default_expiry_days, " a           \
+      ".inactive, " a ".built_in"
 #define SRL_ROWS_TYPE_NCOLS 15
 
-#define SRL_ROWS_ASSESSMENT_COLS(a)                                                                \
-    a ".version, " a ".origin, " a ".changed_at, " a ".vulnerability_id, " a                   \
-    ".assessment_type, " a ".comment, " a ".scope_kind, " a ".scope_name, " a                  \
-    ".package_name, " a ".package_version_range, " a ".expires_at, " a ".automatic, " a       \
-    ".assessed_by, " a ".assessed_at"
+#define SRL_ROWS_ASSESSMENT_COLS(a)                                                       \
+    a ".version, " a ".origin, " a ".changed_at, " a ".vulnerability_id, " a              \
+      ".assessment_type, " a ".comment, " a ".scope_kind, " a ".scope_name, " a           \
+      ".package_name, " a ".package_version_range, " a ".expires_at, " a ".automatic, " a \
+      ".assessed_by, " a ".assessed_at"
 #define SRL_ROWS_ASSESSMENT_NCOLS 14
 
-#define SRL_ROWS_POLICY_COLS(a)                                                                    \
-    a ".version, " a ".origin, " a ".changed_at, " a ".name, " a ".description, "             \
-    "array_to_json(" a ".feeds), " a ".unassessed, " a ".by_assessment_type, " a              \
-    ".license_undetected, " a ".license_other, " a ".by_license, " a ".deprecated, " a        \
-    ".unlisted, " a ".exceptions, " a ".risk_profile"
+#define SRL_ROWS_POLICY_COLS(a)                                                          \
+    a ".version, " a ".origin, " a ".changed_at, " a ".name, " a ".description, "        \
+      "array_to_json(" a ".feeds), " a ".unassessed, " a ".by_assessment_type, " a       \
+      ".license_undetected, " a ".license_other, " a ".by_license, " a ".deprecated, " a \
+      ".unlisted, " a ".exceptions, " a ".risk_profile"
 #define SRL_ROWS_POLICY_NCOLS 15
 
 /* Number of columns of a kind's list above. */

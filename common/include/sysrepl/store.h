@@ -112,8 +112,8 @@ bool srl_store_sqlstate_is_retriable(const char *sqlstate);
  * UNREACHABLE when the connection is bad, RETRY for a retriable SQLSTATE,
  * INVALID for data errors raised by the store's constraints (class 22, 23),
  * else FATAL. Writes "<what>: <server message>" into errstr. */
-srl_store_rc_t srl_store_classify(PGconn *conn, const PGresult *res, const char *what,
-                                  char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_classify(PGconn *conn, const PGresult *res, const char *what, char *errstr,
+                                  size_t errstr_size);
 
 /* Run sql on conn (one or more statements; rows, if any, are dropped).
  * On failure, the class as srl_store_classify, errstr naming what (NULL:
@@ -138,8 +138,8 @@ typedef struct srl_store srl_store_t;
  * (docs/store.md, "Sessions"); application_name: see
  * srl_store_set_application_name.
  * Does not check the schema version (see srl_store_check_version). */
-srl_store_t *srl_store_connect(const char *dsn, srl_store_rc_t *rc,
-                               char *errstr, size_t errstr_size);
+srl_store_t *srl_store_connect(const char *dsn, srl_store_rc_t *rc, char *errstr,
+                               size_t errstr_size);
 void srl_store_close(srl_store_t *st); /* NULL accepted */
 
 /* Name this process's sessions in pg_stat_activity: application_name
@@ -162,8 +162,8 @@ const char *srl_store_where(const srl_store_t *st);
 int srl_store_expected_version(void);
 
 /* The store's schema version; 0 for a database without sysrepl tables. */
-srl_store_rc_t srl_store_schema_version(srl_store_t *st, int *version,
-                                        char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_schema_version(srl_store_t *st, int *version, char *errstr,
+                                        size_t errstr_size);
 
 /* OK iff the store is at srl_store_expected_version(); else VERSION with
  *   store has no sysrepl schema (run sysrepl init)
@@ -175,8 +175,7 @@ srl_store_rc_t srl_store_check_version(srl_store_t *st, char *errstr, size_t err
  * advisory lock (two concurrent inits are safe). *applied (may be NULL)
  * receives how many ran; 0 when the store was current. A newer store is
  * refused like srl_store_check_version. */
-srl_store_rc_t srl_store_migrate(srl_store_t *st, int *applied,
-                                 char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_migrate(srl_store_t *st, int *applied, char *errstr, size_t errstr_size);
 
 /* ---- settings ---- */
 
@@ -185,11 +184,11 @@ typedef struct srl_store_settings {
     char role[8];          /* "hub" | "spoke" | "" */
 } srl_store_settings_t;
 
-srl_store_rc_t srl_store_get_settings(srl_store_t *st, srl_store_settings_t *out,
-                                      char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_get_settings(srl_store_t *st, srl_store_settings_t *out, char *errstr,
+                                      size_t errstr_size);
 /* Set instance id and role (role "hub" or "spoke"). */
-srl_store_rc_t srl_store_set_settings(srl_store_t *st, const char *instance_id,
-                                      const char *role, char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_set_settings(srl_store_t *st, const char *instance_id, const char *role,
+                                      char *errstr, size_t errstr_size);
 
 /* ---- content ---- */
 
@@ -203,17 +202,17 @@ srl_store_rc_t srl_store_set_settings(srl_store_t *st, const char *instance_id,
  * type the store does not have is INVALID ("assessment_type: no assessment
  * type named \"X\""). *changed (may be NULL) is false when the stored
  * entity was already identical (nothing captured). Own transaction. */
-srl_store_rc_t srl_store_put(srl_store_t *st, const srl_entity_t *e, bool *changed,
-                             char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_put(srl_store_t *st, const srl_entity_t *e, bool *changed, char *errstr,
+                             size_t errstr_size);
 
 /* Read one entity by key into *out (cleared first; the caller clears it
  * after use). Assessment type names match case-insensitively. */
-srl_store_rc_t srl_store_get(srl_store_t *st, srl_kind_t kind, const char *key,
-                             srl_entity_t *out, char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_get(srl_store_t *st, srl_kind_t kind, const char *key, srl_entity_t *out,
+                             char *errstr, size_t errstr_size);
 
 /* Delete one entity by key; NOT_FOUND when there is none. */
-srl_store_rc_t srl_store_delete(srl_store_t *st, srl_kind_t kind, const char *key,
-                                char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_delete(srl_store_t *st, srl_kind_t kind, const char *key, char *errstr,
+                                size_t errstr_size);
 
 /* Filters of a listing; zero-initialise for "everything". type and scope
  * apply to assessments only: type matches case-insensitively; scope is
@@ -233,11 +232,11 @@ typedef struct srl_store_filter {
 typedef struct srl_store_cursor srl_store_cursor_t;
 
 srl_store_cursor_t *srl_store_cursor_new(srl_store_t *st, srl_kind_t kind,
-                                         const srl_store_filter_t *filter,
-                                         srl_store_rc_t *rc, char *errstr, size_t errstr_size);
+                                         const srl_store_filter_t *filter, srl_store_rc_t *rc,
+                                         char *errstr, size_t errstr_size);
 /* Next entity into *out (cleared first): OK, DONE at the end, or an error. */
-srl_store_rc_t srl_store_cursor_next(srl_store_cursor_t *cur, srl_entity_t *out,
-                                     char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_cursor_next(srl_store_cursor_t *cur, srl_entity_t *out, char *errstr,
+                                     size_t errstr_size);
 /* The same without copying: *view is owned by the cursor and valid until
  * the next call or close (an export formats it and moves on). */
 srl_store_rc_t srl_store_cursor_next_view(srl_store_cursor_t *cur, const srl_entity_t **view,
@@ -245,8 +244,8 @@ srl_store_rc_t srl_store_cursor_next_view(srl_store_cursor_t *cur, const srl_ent
 void srl_store_cursor_free(srl_store_cursor_t *cur); /* NULL accepted */
 
 /* Row counts per kind (indexed by srl_kind_t). */
-srl_store_rc_t srl_store_count(srl_store_t *st, int64_t counts[SRL_KIND_COUNT],
-                               char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_count(srl_store_t *st, int64_t counts[SRL_KIND_COUNT], char *errstr,
+                               size_t errstr_size);
 
 /* ---- import ---- */
 
@@ -261,28 +260,27 @@ srl_store_rc_t srl_store_count(srl_store_t *st, int64_t counts[SRL_KIND_COUNT],
 typedef struct srl_store_import srl_store_import_t;
 
 typedef struct srl_store_import_stats {
-    int64_t read[SRL_KIND_COUNT];      /* entities added */
-    int64_t changed[SRL_KIND_COUNT];   /* rows written (inserted or changed; a key
-                                        * given twice may be written twice) */
-    int64_t duplicates;                /* lines superseded by a later line */
+    int64_t read[SRL_KIND_COUNT];    /* entities added */
+    int64_t changed[SRL_KIND_COUNT]; /* rows written (inserted or changed; a key
+                                      * given twice may be written twice) */
+    int64_t duplicates;              /* lines superseded by a later line */
 } srl_store_import_stats_t;
 
 /* Called for each superseded line (key, its line, the line that won). */
-typedef void (*srl_store_duplicate_cb)(void *arg, srl_kind_t kind, const char *key,
-                                       long line, long winning_line);
+typedef void (*srl_store_duplicate_cb)(void *arg, srl_kind_t kind, const char *key, long line,
+                                       long winning_line);
 
-srl_store_import_t *srl_store_import_begin(srl_store_t *st, srl_store_rc_t *rc,
-                                           char *errstr, size_t errstr_size);
+srl_store_import_t *srl_store_import_begin(srl_store_t *st, srl_store_rc_t *rc, char *errstr,
+                                           size_t errstr_size);
 /* Add one entity read at line (for messages). The entity is copied as
  * needed; the caller keeps ownership of e. */
 srl_store_rc_t srl_store_import_add(srl_store_import_t *imp, const srl_entity_t *e, long line,
                                     char *errstr, size_t errstr_size);
 /* Validate, write, commit, free imp. INVALID names the line and field:
  *   line 17: assessment_type: no assessment type named "Blockd" */
-srl_store_rc_t srl_store_import_finish(srl_store_import_t *imp,
-                                       srl_store_duplicate_cb on_duplicate, void *arg,
-                                       srl_store_import_stats_t *stats,
-                                       char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_import_finish(srl_store_import_t *imp, srl_store_duplicate_cb on_duplicate,
+                                       void *arg, srl_store_import_stats_t *stats, char *errstr,
+                                       size_t errstr_size);
 /* Roll back and free; NULL accepted. */
 void srl_store_import_abort(srl_store_import_t *imp);
 
@@ -291,8 +289,7 @@ void srl_store_import_abort(srl_store_import_t *imp);
 /* The JSON form of e (json.h), compact, as malloc'd NUL-terminated text
  * (*len, may be NULL, gets its length). Assessments are formatted
  * directly (an export writes millions), byte for byte as json.c would. */
-char *srl_store_entity_json(const srl_entity_t *e, size_t *len, char *errstr,
-                            size_t errstr_size);
+char *srl_store_entity_json(const srl_entity_t *e, size_t *len, char *errstr, size_t errstr_size);
 
 /* Write e as one line: {"kind":"<srl_kind_name>","value":{...}}\n.
  * Write errors show on the stream (ferror). */
@@ -305,8 +302,7 @@ bool srl_store_jsonl_write(FILE *out, const srl_entity_t *e, char *errstr, size_
  * (now_ms; a policy exception's too). false with errstr naming the field.
  * Replicated records are not held to the expiry rule (they may expire in
  * transit). */
-bool srl_store_validate(const srl_entity_t *e, int64_t now_ms,
-                        char *errstr, size_t errstr_size);
+bool srl_store_validate(const srl_entity_t *e, int64_t now_ms, char *errstr, size_t errstr_size);
 
 /* ---- status ---- */
 
@@ -315,11 +311,11 @@ typedef struct srl_store_status {
     srl_store_settings_t settings;
     int64_t counts[SRL_KIND_COUNT];
     int64_t outbox_depth;
-    int64_t outbox_oldest_age_ms;      /* -1 when empty */
-    int64_t last_version;              /* sysrepl_version's last value, 0 if none */
+    int64_t outbox_oldest_age_ms; /* -1 when empty */
+    int64_t last_version;         /* sysrepl_version's last value, 0 if none */
     /* producer (hub) */
     int64_t producer_last_delivered_version;
-    int64_t producer_delivered_at_ms;  /* 0: never */
+    int64_t producer_delivered_at_ms; /* 0: never */
     double producer_rate;
     char producer_last_error[256];
     /* last replication_log row (at_ms 0: none) */
@@ -340,8 +336,8 @@ typedef struct srl_store_status {
     double consumer_lag_seconds;
 } srl_store_status_t;
 
-srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
-                                    char *errstr, size_t errstr_size);
+srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out, char *errstr,
+                                    size_t errstr_size);
 
 /* ---- retention ---- */
 
@@ -352,7 +348,7 @@ srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out,
  * may be more, call again later. retention_ms <= 0 deletes nothing.
  * Cheap when there is nothing to delete: one probe of the index on at. */
 srl_store_rc_t srl_store_purge_replication_log(srl_store_t *st, int64_t retention_ms,
-                                               int64_t max_rows, int64_t *deleted,
-                                               char *errstr, size_t errstr_size);
+                                               int64_t max_rows, int64_t *deleted, char *errstr,
+                                               size_t errstr_size);
 
 #endif
