@@ -10,10 +10,12 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "sysrepl/clock.h"
 #include "sysrepl/json.h"
 
 /* An outbox older than this on a hub means no producer is draining it. */
 #define STALE_OUTBOX_MS (5 * 60 * 1000)
+#define STALE_CAUGHT_UP_MS (60 * 1000) /* a running spoke stamps caught_up_at every 5 s */
 
 int cli_cmd_init(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
 {
@@ -121,6 +123,21 @@ static void collect_warnings(cli_ctx_t *ctx, const srl_store_status_t *s, warnin
                  s->dead_letters == 1 ? "" : "s", s->newest_dead_letter_reason);
     if (strcmp(s->last_log_level, "error") == 0)
         warn_add(w, "the last replication event was an error: %s", s->last_log_message);
+    /* A spoke is caught up only on fresh evidence from the broker or the
+     * bridge (consumer_offsets.caught_up_at, stamped every few seconds
+     * while all is well): older evidence means the consumer is stopped,
+     * behind, or cannot reach its source. */
+    int64_t since = srl_clock_wall_ms() - s->consumer_oldest_caught_up_ms;
+    if (spoke && s->consumer_partitions > 0 && s->consumer_oldest_caught_up_ms > 0 &&
+        since > STALE_CAUGHT_UP_MS)
+        warn_add(w,
+                 "not caught up for %" PRId64 " s: is sysrepl-consumer running, and can it "
+                 "reach the broker or bridge?",
+                 since / 1000);
+    if (spoke && strcmp(s->last_log_level, "warn") == 0 &&
+        strcmp(s->last_log_component, "consumer") == 0 &&
+        s->last_log_at_ms > s->consumer_oldest_caught_up_ms)
+        warn_add(w, "the last replication event was a warning: %s", s->last_log_message);
 }
 
 static void fmt_time(int64_t ms, char *buf, size_t size)
