@@ -146,6 +146,8 @@ void srl__horizon_committed(consumer_t *c, const srl_source_pos_t *work);
 bool srl__horizon_unwritten(const consumer_t *c);
 /* Every position met the newest probe round, and that round is recent. */
 bool srl__horizon_caught_up(const consumer_t *c, size_t i);
+/* The source answered (records came, or a probe): say so if it was away. */
+void srl__horizon_source_back(consumer_t *c);
 /* The source failed (fetch or probe): say so, rate-limited. */
 void srl__horizon_source_failed(consumer_t *c, const char *err);
 

@@ -151,7 +151,7 @@ void srl__horizon_source_failed(consumer_t *c, const char *err)
     c->source_warned_boot = now;
 }
 
-static void source_back(consumer_t *c)
+void srl__horizon_source_back(consumer_t *c)
 {
     if (!c->source_away)
         return;
@@ -182,7 +182,7 @@ void srl__horizon_probe_if_due(consumer_t *c, bool cached_caught_up)
         free(highs);
         return;
     }
-    source_back(c);
+    srl__horizon_source_back(c);
     c->probe_gen++;
     c->last_probe_ok_boot = now;
     for (size_t i = 0; i < c->npos; i++) {

@@ -174,14 +174,35 @@ static srl_source_rc_t ks_watermarks(srl_source_t *src, const char *topic, int32
 static srl_source_rc_t ks_highs(srl_source_t *src, const srl_source_pos_t *pos, size_t npos,
                                 int64_t *highs, int timeout_ms, char *errstr, size_t errstr_size)
 {
-    for (size_t i = 0; i < npos; i++) {
-        int64_t low;
-        srl_source_rc_t rc = ks_watermarks(src, pos[i].topic, pos[i].partition, &low, &highs[i],
-                                           timeout_ms, errstr, errstr_size);
-        if (rc != SRL_SOURCE_OK)
-            return rc;
+    /* One ListOffsets per leader for every position at once (timestamp
+     * RD_KAFKA_OFFSET_END: the latest offset, i.e. the high watermark):
+     * asking partition by partition costs a fetch wait (fetch.wait.max.ms)
+     * each, and this runs on the main loop. */
+    kafka_source_t *ks = (kafka_source_t *)src;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)npos);
+    for (size_t i = 0; i < npos; i++)
+        rd_kafka_topic_partition_list_add(list, pos[i].topic, pos[i].partition)->offset =
+            RD_KAFKA_OFFSET_END;
+    srl_source_rc_t rc = SRL_SOURCE_OK;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(ks->rk, list, timeout_ms);
+    if (err) {
+        snprintf(errstr, errstr_size, "high watermarks: %s", rd_kafka_err2str(err));
+        rc = classify(err);
     }
-    return SRL_SOURCE_OK;
+    for (size_t i = 0; rc == SRL_SOURCE_OK && i < npos; i++) {
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(list, pos[i].topic, pos[i].partition);
+        if (!tp || tp->err || tp->offset < 0) {
+            snprintf(errstr, errstr_size, "high watermark of %s [%" PRId32 "]: %s",
+                     pos[i].topic, pos[i].partition,
+                     tp && tp->err ? rd_kafka_err2str(tp->err) : "no answer");
+            rc = tp && tp->err ? classify(tp->err) : SRL_SOURCE_RETRY;
+            break;
+        }
+        highs[i] = tp->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return rc;
 }
 
 static srl_source_rc_t ks_tombstone_retention_ms(srl_source_t *src, const char *topic, int64_t *ms,

@@ -89,9 +89,13 @@ int srl__consumer_sync(consumer_t *c, unsigned force_mask)
     if (src != SRL_STORE_OK)
         return src == SRL_STORE_UNREACHABLE || src == SRL_STORE_RETRY ? 1 : -1;
     unsigned need = force_mask;
-    if (!c->replay) {
+    /* At start and after a store outage every topic is checked against the
+     * stored evidence. A rebuild the loop asks for (force_mask) is about
+     * the topics its batch would move; the others are left to the probes,
+     * which find a quiet topic at its end and need no rebuild for it. */
+    if (!c->replay && force_mask == 0) {
         srl__horizon_read_retention(c, true);
-        need |= srl__horizon_crossed(c, has_rows & ~force_mask);
+        need |= srl__horizon_crossed(c, has_rows);
     }
     for (size_t t = 0; t < c->ntopics; t++) {
         const topic_state_t *ts = &c->topics[t];
