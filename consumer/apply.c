@@ -324,21 +324,22 @@ bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bo
          * needs no second look. Its one row is the number of rows
          * deleted. */
         ok = ok &&
-             srl_buf_addf(sql,
-                          "WITH s AS MATERIALIZED (SELECT key, version, origin, changed_at"
-                          " FROM srl_stage_tombstones WHERE kind = %d),"
-                          " d AS (DELETE FROM %s c USING s WHERE c.%s = s.key"
-                          " AND (c.version < s.version OR c.origin = %s) RETURNING c.%s AS key),"
-                          " i AS (INSERT INTO tombstones (kind, key, version, origin, changed_at)"
-                          " SELECT %d, s.key, s.version, s.origin, s.changed_at FROM s"
-                          " WHERE s.key IN (SELECT key FROM d)"
-                          " OR NOT EXISTS (SELECT 1 FROM %s c WHERE c.%s = s.key"
-                          " AND c.version >= s.version AND c.origin <> %s)"
-                          " ON CONFLICT (kind, key) DO UPDATE SET version = EXCLUDED.version,"
-                          " origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,"
-                          " deleted_at = now() WHERE tombstones.version < EXCLUDED.version)"
-                          " SELECT count(*) FROM d;",
-                          (int)kind, table, kc, local, kc, (int)kind, table, kc, local);
+             srl_buf_addf(
+                 sql,
+                 "WITH s AS MATERIALIZED (SELECT key, version, origin, changed_at"
+                 " FROM srl_stage_tombstones WHERE kind = %d),"
+                 " d AS (DELETE FROM %s c USING s WHERE c.%s = s.key"
+                 " AND (c.version < s.version OR c.origin = %s) RETURNING c.%s AS key),"
+                 " i AS (INSERT INTO sysrepl.tombstones (kind, key, version, origin, changed_at)"
+                 " SELECT %d, s.key, s.version, s.origin, s.changed_at FROM s"
+                 " WHERE s.key IN (SELECT key FROM d)"
+                 " OR NOT EXISTS (SELECT 1 FROM %s c WHERE c.%s = s.key"
+                 " AND c.version >= s.version AND c.origin <> %s)"
+                 " ON CONFLICT (kind, key) DO UPDATE SET version = EXCLUDED.version,"
+                 " origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,"
+                 " deleted_at = now() WHERE tombstones.version < EXCLUDED.version)"
+                 " SELECT count(*) FROM d;",
+                 (int)kind, table, kc, local, kc, (int)kind, table, kc, local);
     }
     if (upserts) {
         /* One probe of the tombstones per staged row (tk: the few keys
@@ -353,9 +354,9 @@ bool srl_apply_kind_sql_unique(srl_buf_t *sql, srl_kind_t kind, bool upserts, bo
              srl_buf_addf(sql,
                           "WITH tk AS MATERIALIZED (SELECT s.%s AS key, s.version AS sv,"
                           " t.version AS tv, t.ctid AS tid FROM %s s CROSS JOIN LATERAL"
-                          " (SELECT t.version, t.ctid FROM tombstones t WHERE t.kind = %d"
+                          " (SELECT t.version, t.ctid FROM sysrepl.tombstones t WHERE t.kind = %d"
                           " AND t.key = s.%s LIMIT 1) t),"
-                          " d AS (DELETE FROM tombstones t"
+                          " d AS (DELETE FROM sysrepl.tombstones t"
                           " WHERE t.ctid = ANY (ARRAY(SELECT tid FROM tk WHERE tv < sv)))"
                           " MERGE INTO %s c USING (SELECT %s s.* FROM %s s"
                           " WHERE (s.%s, s.version) NOT IN (SELECT key, sv FROM tk WHERE tv >= sv)"
@@ -397,7 +398,7 @@ bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tomb
                                 table, (int)kind, kc, local);
         ok = ok &&
              srl_buf_addf(sql,
-                          "INSERT INTO tombstones (kind, key, version, origin, changed_at)"
+                          "INSERT INTO sysrepl.tombstones (kind, key, version, origin, changed_at)"
                           " SELECT DISTINCT ON (s.key) %d, s.key, s.version, s.origin, s.changed_at"
                           " FROM srl_stage_tombstones s WHERE s.kind = %d"
                           " AND NOT EXISTS (SELECT 1 FROM %s c WHERE c.%s = s.key)"
@@ -419,20 +420,22 @@ bool srl_apply_kind_sql(srl_buf_t *sql, srl_kind_t kind, bool upserts, bool tomb
             snprintf(dedup_buf, sizeof(dedup_buf), "s.%s", kc);
             dedup = dedup_buf;
         }
-        ok = ok && srl_buf_addf(sql,
-                                "INSERT INTO %s (%s) SELECT DISTINCT ON (%s) %s FROM %s s"
-                                " WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.kind = %d"
-                                " AND t.key = s.%s AND t.version >= s.version)"
-                                " ORDER BY %s, s.version DESC ON CONFLICT %s DO UPDATE SET ",
-                                table, cols, dedup, cols, stage, (int)kind, kc, dedup, target);
+        ok = ok &&
+             srl_buf_addf(sql,
+                          "INSERT INTO %s (%s) SELECT DISTINCT ON (%s) %s FROM %s s"
+                          " WHERE NOT EXISTS (SELECT 1 FROM sysrepl.tombstones t WHERE t.kind = %d"
+                          " AND t.key = s.%s AND t.version >= s.version)"
+                          " ORDER BY %s, s.version DESC ON CONFLICT %s DO UPDATE SET ",
+                          table, cols, dedup, cols, stage, (int)kind, kc, dedup, target);
         ok = ok && col_list(sql, cols, "EXCLUDED", true);
         ok = ok && srl_buf_addf(sql, " WHERE %s.version < EXCLUDED.version OR %s.origin = %s;",
                                 table, table, local);
         ok = ok &&
-             srl_buf_addf(sql,
-                          "DELETE FROM tombstones t USING %s s WHERE t.kind = %d AND t.key = s.%s"
-                          " AND t.version < s.version;",
-                          stage, (int)kind, kc);
+             srl_buf_addf(
+                 sql,
+                 "DELETE FROM sysrepl.tombstones t USING %s s WHERE t.kind = %d AND t.key = s.%s"
+                 " AND t.version < s.version;",
+                 stage, (int)kind, kc);
     }
     return ok;
 }

@@ -70,10 +70,11 @@ srl_store_rc_t srl_deadletter_write(srl_deadletters_t *dl, PGconn *conn, char *e
 {
     if (dl->count == 0)
         return SRL_STORE_OK;
-    return srl_store_copy_in(conn,
-                             "COPY dead_letters (topic, partition, record_offset, key, value,"
-                             " reason) FROM STDIN",
-                             dl->rows.data, dl->rows.len, errstr, errstr_size);
+    return srl_store_copy_in(
+        conn,
+        "COPY sysrepl.dead_letters (topic, partition, record_offset, key, value,"
+        " reason) FROM STDIN",
+        dl->rows.data, dl->rows.len, errstr, errstr_size);
 }
 
 void srl_deadletter_reset(srl_deadletters_t *dl)

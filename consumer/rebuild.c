@@ -190,7 +190,7 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
         goto cleanup;
     }
 
-    snprintf(sql, sizeof(sql), "DELETE FROM %s; DELETE FROM tombstones WHERE kind = %d",
+    snprintf(sql, sizeof(sql), "DELETE FROM %s; DELETE FROM sysrepl.tombstones WHERE kind = %d",
              srl_kind_table(t->kind), (int)t->kind);
     if ((rc = exec_ok(conn, sql, "emptying the content table", errstr, errstr_size)))
         goto cleanup;

@@ -190,12 +190,11 @@ static srl_source_rc_t ks_highs(srl_source_t *src, const srl_source_pos_t *pos, 
         rc = classify(err);
     }
     for (size_t i = 0; rc == SRL_SOURCE_OK && i < npos; i++) {
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(list, pos[i].topic, pos[i].partition);
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(list, pos[i].topic,
+                                                                            pos[i].partition);
         if (!tp || tp->err || tp->offset < 0) {
-            snprintf(errstr, errstr_size, "high watermark of %s [%" PRId32 "]: %s",
-                     pos[i].topic, pos[i].partition,
-                     tp && tp->err ? rd_kafka_err2str(tp->err) : "no answer");
+            snprintf(errstr, errstr_size, "high watermark of %s [%" PRId32 "]: %s", pos[i].topic,
+                     pos[i].partition, tp && tp->err ? rd_kafka_err2str(tp->err) : "no answer");
             rc = tp && tp->err ? classify(tp->err) : SRL_SOURCE_RETRY;
             break;
         }

@@ -57,8 +57,9 @@ bool srl_logq_pending(srl_logq_t *q);
 /* Take and flush from one thread (the loop's) at a time. A NULL queue
  * has nothing pending and takes nothing. */
 
-/* Take every queued line and append it to sql as one "INSERT INTO
- * replication_log ...;" statement (values escaped for conn), for the
+/* Take every queued line and append it to sql as "INSERT INTO
+ * sysrepl.replication_log ...;" statements, one per line (values escaped
+ * for conn), for the
  * caller to send, e.g. inside its own transaction. The queue is emptied
  * even when this fails; false only when out of memory (sql then holds a
  * prefix of whole statements). */
