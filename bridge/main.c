@@ -31,6 +31,7 @@
 #include "readers.h"
 #include "routes.h"
 #include "tail.h"
+#include "sysrepl/cmdline.h"
 #include "sysrepl/clock.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sysrepl/cmdline.h"
 #include "sysrepl/schemas_cmd.h"
 
 /* ------------------------------------------------------------------ */

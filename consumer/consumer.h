@@ -2,7 +2,8 @@
  * consumer.h - private to the sysrepl-consumer daemon (not to its core
  * library): the daemon's state, and the rooms that share it.
  *
- *   main.c     arguments, signals, setup, and the main loop
+ *   main.c     arguments, setup, and the main loop
+ *   signals.c  what each signal means (flags), and the naps that heed them
  *   connect.c  the store connection and the topics' partitions, waited for
  *   sync.c     rebuilds: which topics need one (first sync, --replay, the
  *              tombstone horizon) and running them
@@ -40,8 +41,11 @@
 #define SRL_CONSUMER_BACKOFF_MIN_MS 100
 #define SRL_CONSUMER_BACKOFF_MAX_MS 5000
 
-/* Set by SIGTERM/SIGINT; every wait in the daemon checks it. */
+/* signals.c: set by SIGTERM/SIGINT (every wait in the daemon checks it)
+ * and by SIGHUP (the main loop reloads the config). */
 extern volatile sig_atomic_t srl__consumer_stop;
+extern volatile sig_atomic_t srl__consumer_reload;
+void srl__consumer_signals_install(void);
 
 typedef struct topic_state {
     srl_kind_t kind;
@@ -112,7 +116,6 @@ typedef struct consumer {
 
 /* Sleep up to ms, waking early on a stop signal. */
 void srl__consumer_nap(int64_t ms);
-void srl__format_duration(int64_t ms, char *buf, size_t size);
 
 /* connect.c */
 bool srl__consumer_store_connect(consumer_t *c);

@@ -40,6 +40,22 @@
 #define RETENTION_REFRESH_MS 60000
 #define SOURCE_WARN_EVERY_MS 60000
 
+static void format_duration(int64_t ms, char *buf, size_t size)
+{
+    if (ms >= 86400000LL && ms % 86400000LL == 0)
+        snprintf(buf, size, "%" PRId64 "d", ms / (int64_t)86400000);
+    else if (ms >= 86400000LL)
+        snprintf(buf, size, "%.1fd", ms / 86400000.0);
+    else if (ms >= 3600000LL)
+        snprintf(buf, size, "%.1fh", ms / 3600000.0);
+    else if (ms >= 60000LL)
+        snprintf(buf, size, "%.1fm", ms / 60000.0);
+    else if (ms >= 1000LL)
+        snprintf(buf, size, "%.1fs", ms / 1000.0);
+    else
+        snprintf(buf, size, "%" PRId64 "ms", ms);
+}
+
 void srl__horizon_load(consumer_t *c, const srl_offset_row_t *rows, size_t n)
 {
     for (size_t i = 0; i < c->npos; i++) {
@@ -123,8 +139,8 @@ unsigned srl__horizon_crossed(consumer_t *c, unsigned mask)
         if (away < 0 || away <= ts->retention_ms)
             continue;
         char a[32], r[32], msg[512];
-        srl__format_duration(away, a, sizeof(a));
-        srl__format_duration(ts->retention_ms, r, sizeof(r));
+        format_duration(away, a, sizeof(a));
+        format_duration(ts->retention_ms, r, sizeof(r));
         snprintf(msg, sizeof(msg),
                  "rebuilding: last caught up %s ago, beyond delete.retention.ms=%s of topic %s", a,
                  r, ts->name);
@@ -145,7 +161,7 @@ void srl__horizon_source_failed(consumer_t *c, const char *err)
     if (c->source_warned_boot && now - c->source_warned_boot < SOURCE_WARN_EVERY_MS)
         return;
     char d[32], msg[128];
-    srl__format_duration(now - c->source_away_boot, d, sizeof(d));
+    format_duration(now - c->source_away_boot, d, sizeof(d));
     snprintf(msg, sizeof(msg), "cannot reach %s, not caught up", c->source_name);
     srl_log(SRL_LOG_WARN, "consumer", msg, "for=%s reason=%s", srl_log_q(d), srl_log_q(err));
     c->source_warned_boot = now;
@@ -156,7 +172,7 @@ void srl__horizon_source_back(consumer_t *c)
     if (!c->source_away)
         return;
     char d[32], msg[128];
-    srl__format_duration(srl_clock_boot_ms() - c->source_away_boot, d, sizeof(d));
+    format_duration(srl_clock_boot_ms() - c->source_away_boot, d, sizeof(d));
     snprintf(msg, sizeof(msg), "%s reachable again", c->source_name);
     srl_log(SRL_LOG_INFO, "consumer", msg, "after=%s", srl_log_q(d));
     c->source_away = false;

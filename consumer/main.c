@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "sysrepl/codec.h"
+#include "sysrepl/cmdline.h"
 #include "sysrepl/config.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
@@ -50,44 +51,6 @@
 #define EXIT_FAIL 4  /* fatal: the topics cannot be read, a rebuild failed, ... */
 
 #define HEARTBEAT_MS 5000 /* an idle spoke commits its offsets and lag this often */
-
-volatile sig_atomic_t srl__consumer_stop;
-static volatile sig_atomic_t reload_requested;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    srl__consumer_stop = 1;
-}
-
-static void on_reload_signal(int sig)
-{
-    (void)sig;
-    reload_requested = 1;
-}
-
-void srl__consumer_nap(int64_t ms)
-{
-    int64_t end = srl_clock_mono_ms() + ms;
-    while (!srl__consumer_stop && srl_clock_mono_ms() < end)
-        usleep(20000);
-}
-
-void srl__format_duration(int64_t ms, char *buf, size_t size)
-{
-    if (ms >= 86400000LL && ms % 86400000LL == 0)
-        snprintf(buf, size, "%" PRId64 "d", ms / (int64_t)86400000);
-    else if (ms >= 86400000LL)
-        snprintf(buf, size, "%.1fd", ms / 86400000.0);
-    else if (ms >= 3600000LL)
-        snprintf(buf, size, "%.1fh", ms / 3600000.0);
-    else if (ms >= 60000LL)
-        snprintf(buf, size, "%.1fm", ms / 60000.0);
-    else if (ms >= 1000LL)
-        snprintf(buf, size, "%.1fs", ms / 1000.0);
-    else
-        snprintf(buf, size, "%" PRId64 "ms", ms);
-}
 
 static void usage(FILE *out)
 {
@@ -190,8 +153,8 @@ static int run(consumer_t *c)
             c->ntopics, c->npos, srl_log_q(c->instance_id));
 
     while (!srl__consumer_stop) {
-        if (reload_requested) {
-            reload_requested = 0;
+        if (srl__consumer_reload) {
+            srl__consumer_reload = 0;
             if (srl_config_reload(c->cfg, "consumer", NULL, err, sizeof(err))) {
                 batch_size = (size_t)srl_config_get_int(c->cfg, "consumer.batch_size");
                 poll_ms = (int)srl_config_get_int(c->cfg, "consumer.poll_timeout_ms");
@@ -296,16 +259,7 @@ int main(int argc, char **argv)
     }
     srl_config_apply_log(cfg);
 
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    struct sigaction hup = {0};
-    hup.sa_handler = on_reload_signal;
-    sigemptyset(&hup.sa_mask);
-    sigaction(SIGHUP, &hup, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    srl__consumer_signals_install();
 
     c.cfg = cfg;
     srl_store_set_application_name("sysrepl-consumer", srl_config_get_str(cfg, "instance.id"));

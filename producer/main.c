@@ -39,6 +39,7 @@
 #include "startup.h"
 #include "stats.h"
 #include "sysrepl/clock.h"
+#include "sysrepl/cmdline.h"
 #include "sysrepl/config.h"
 #include "sysrepl/log.h"
 

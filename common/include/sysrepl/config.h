@@ -201,9 +201,4 @@ void srl_config_write_reference(FILE *out);
 /* The effective config, "key = value" per line, secrets as "<redacted>". */
 void srl_config_write_effective(const srl_config_t *cfg, FILE *out);
 
-/* Every program that reads a config parses its command line with
- * cmdline.h (-c, -X, --help, --version, --print-config), so it comes
- * with this header. */
-#include "sysrepl/cmdline.h"
-
 #endif
