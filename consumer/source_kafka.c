@@ -15,9 +15,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -38,6 +40,15 @@ typedef struct kafka_source {
     assigned_t *assigned;
     size_t nassigned;
     int64_t last_kick_ms; /* see the end of ks_fetch */
+    struct {              /* the high-watermark probe (ks_highs) */
+        pthread_mutex_t mu;
+        pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+        pthread_t thread;
+        bool running, done;
+        rd_kafka_topic_partition_list_t *list;
+        rd_kafka_resp_err_t err;
+        int timeout_ms;
+    } probe;
 } kafka_source_t;
 
 /* A batch's own memory (batch->priv): the messages its records point into,
@@ -171,23 +182,84 @@ static srl_source_rc_t ks_watermarks(srl_source_t *src, const char *topic, int32
     return SRL_SOURCE_OK;
 }
 
+/* The probe's own thread: librdkafka 2.0's offset queries do not honour
+ * their timeout while no broker is reachable (librdkafka #2588, fixed in
+ * 2.3), and the main loop must go on (say the broker is away, heed
+ * SIGTERM) whatever the broker does. */
+static void *probe_main(void *arg)
+{
+    kafka_source_t *ks = arg;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(ks->rk, ks->probe.list,
+                                                         ks->probe.timeout_ms);
+    pthread_mutex_lock(&ks->probe.mu);
+    ks->probe.err = err;
+    ks->probe.done = true;
+    pthread_cond_signal(&ks->probe.cv);
+    pthread_mutex_unlock(&ks->probe.mu);
+    return NULL;
+}
+
+/* Join a finished probe thread and drop its list. Under probe.mu. */
+static void probe_reap(kafka_source_t *ks)
+{
+    pthread_join(ks->probe.thread, NULL);
+    rd_kafka_topic_partition_list_destroy(ks->probe.list);
+    ks->probe.list = NULL;
+    ks->probe.running = false;
+}
+
 static srl_source_rc_t ks_highs(srl_source_t *src, const srl_source_pos_t *pos, size_t npos,
                                 int64_t *highs, int timeout_ms, char *errstr, size_t errstr_size)
 {
     /* One ListOffsets per leader for every position at once (timestamp
-     * RD_KAFKA_OFFSET_END: the latest offset, i.e. the high watermark):
-     * asking partition by partition costs a fetch wait (fetch.wait.max.ms)
-     * each, and this runs on the main loop. */
+     * RD_KAFKA_OFFSET_END: the latest offset, i.e. the high watermark),
+     * on the probe thread, waited for at most timeout_ms. */
     kafka_source_t *ks = (kafka_source_t *)src;
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)npos);
-    for (size_t i = 0; i < npos; i++)
-        rd_kafka_topic_partition_list_add(list, pos[i].topic, pos[i].partition)->offset =
-            RD_KAFKA_OFFSET_END;
     srl_source_rc_t rc = SRL_SOURCE_OK;
-    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(ks->rk, list, timeout_ms);
-    if (err) {
-        snprintf(errstr, errstr_size, "high watermarks: %s", rd_kafka_err2str(err));
-        rc = classify(err);
+    pthread_mutex_lock(&ks->probe.mu);
+    if (ks->probe.running && !ks->probe.done) {
+        pthread_mutex_unlock(&ks->probe.mu);
+        snprintf(errstr, errstr_size,
+                 "the broker has not answered the previous probe of the "
+                 "high watermarks yet");
+        return SRL_SOURCE_RETRY;
+    }
+    if (ks->probe.running)
+        probe_reap(ks); /* a late answer: stale by now */
+    ks->probe.list = rd_kafka_topic_partition_list_new((int)npos);
+    for (size_t i = 0; i < npos; i++)
+        rd_kafka_topic_partition_list_add(ks->probe.list, pos[i].topic, pos[i].partition)->offset =
+            RD_KAFKA_OFFSET_END;
+    ks->probe.timeout_ms = timeout_ms;
+    ks->probe.done = false;
+    if (pthread_create(&ks->probe.thread, NULL, probe_main, ks) != 0) {
+        rd_kafka_topic_partition_list_destroy(ks->probe.list);
+        ks->probe.list = NULL;
+        pthread_mutex_unlock(&ks->probe.mu);
+        snprintf(errstr, errstr_size, "cannot start the probe thread");
+        return SRL_SOURCE_RETRY;
+    }
+    ks->probe.running = true;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    while (!ks->probe.done &&
+           pthread_cond_timedwait(&ks->probe.cv, &ks->probe.mu, &deadline) != ETIMEDOUT)
+        ;
+    if (!ks->probe.done) {
+        pthread_mutex_unlock(&ks->probe.mu);
+        snprintf(errstr, errstr_size, "no answer from the broker within %d ms", timeout_ms);
+        return SRL_SOURCE_RETRY;
+    }
+    rd_kafka_topic_partition_list_t *list = ks->probe.list;
+    if (ks->probe.err) {
+        snprintf(errstr, errstr_size, "high watermarks: %s", rd_kafka_err2str(ks->probe.err));
+        rc = classify(ks->probe.err);
     }
     for (size_t i = 0; rc == SRL_SOURCE_OK && i < npos; i++) {
         rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(list, pos[i].topic,
@@ -200,7 +272,8 @@ static srl_source_rc_t ks_highs(srl_source_t *src, const srl_source_pos_t *pos, 
         }
         highs[i] = tp->offset;
     }
-    rd_kafka_topic_partition_list_destroy(list);
+    probe_reap(ks);
+    pthread_mutex_unlock(&ks->probe.mu);
     return rc;
 }
 
@@ -497,12 +570,38 @@ static void ks_close(srl_source_t *src)
     kafka_source_t *ks = (kafka_source_t *)src;
     if (!ks)
         return;
+    if (ks->probe.running) {
+        /* A probe still waiting on an unreachable broker uses rk: give it
+         * a moment, then leave rk to the exit rather than free it under
+         * the thread. */
+        pthread_mutex_lock(&ks->probe.mu);
+        int64_t until = srl_clock_mono_ms() + 1000;
+        while (!ks->probe.done && srl_clock_mono_ms() < until) {
+            pthread_mutex_unlock(&ks->probe.mu);
+            struct timespec ts = {0, 20000000L};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&ks->probe.mu);
+        }
+        bool done = ks->probe.done;
+        if (done)
+            probe_reap(ks);
+        pthread_mutex_unlock(&ks->probe.mu);
+        if (!done) {
+            srl_log(SRL_LOG_WARN, "consumer", "closing while a probe waits for the broker",
+                    "detail=\"the Kafka client is left to the process exit\"");
+            return;
+        }
+    }
     if (ks->rk) {
         rd_kafka_assign(ks->rk, NULL);
         rd_kafka_consumer_close(ks->rk);
         rd_kafka_destroy(ks->rk);
     }
     free_assigned(ks);
+    if (ks->base.ops) { /* the probe's lock and condition were made */
+        pthread_cond_destroy(&ks->probe.cv);
+        pthread_mutex_destroy(&ks->probe.mu);
+    }
     free(ks);
 }
 
@@ -529,6 +628,12 @@ srl_source_t *srl_source_kafka_new(const srl_config_t *cfg, const char *instance
         goto fail;
     }
     ks->base.ops = &kafka_ops;
+    pthread_mutex_init(&ks->probe.mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ks->probe.cv, &ca);
+    pthread_condattr_destroy(&ca);
     if ((size_t)snprintf(group, sizeof(group), "sysrepl.%s", instance_id) >= sizeof(group)) {
         snprintf(errstr, errstr_size, "instance.id is too long for a group id");
         goto fail;
