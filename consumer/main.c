@@ -52,19 +52,6 @@
 
 #define HEARTBEAT_MS 5000 /* an idle spoke commits its offsets and lag this often */
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: sysrepl-consumer [-c FILE] [-X key=value]... [--replay] [--until-caught-up]\n"
-            "\n"
-            "Reads the replicated kinds' topics and applies them to this spoke's store.\n"
-            "  --replay            rebuild the spoke from offset 0 of every topic, then go on\n"
-            "  --until-caught-up   exit 0 once every partition is caught up (tests, scripts)\n"
-            "  -c FILE             config file; -X key=value overrides one key\n"
-            "  --help, --version\n\n");
-    srl_config_print_help(out, SRL_PROG_CONSUMER);
-}
-
 /* After the store failed: reconnect, re-read the offsets (the store is the
  * authority), re-check the horizon. False on fatal or stop. */
 static bool recover_store(consumer_t *c)
@@ -238,10 +225,16 @@ int main(int argc, char **argv)
         {"replay", 0, NULL, "rebuild the spoke from offset 0 of every topic, then go on"},
         {"until-caught-up", 0, NULL, "exit 0 once every partition is caught up (tests, scripts)"},
         {NULL, 0, NULL, NULL}};
-    const srl_cmdline_t cmdline = {.program = "sysrepl-consumer",
-                                   .prog_mask = SRL_PROG_CONSUMER,
-                                   .opts = opts,
-                                   .usage = usage};
+    const srl_cmdline_t cmdline = {
+        .program = "sysrepl-consumer",
+        .prog_mask = SRL_PROG_CONSUMER,
+        .synopsis = "[-c FILE] [-X key=value]... [--replay] [--until-caught-up]",
+        .about = "Reads the replicated kinds' topics and applies them to this spoke's store.",
+        .opts = opts,
+        .epilog = "Exit codes: 0 stopped cleanly (or caught up with --until-caught-up), 1 config "
+                  "or usage error,\n3 store unusable (DSN, authentication, schema version), 4 "
+                  "other fatal errors.",
+    };
     const char *opt[2];
     int rc = srl_cmdline_parse(&cmdline, cfg, &argc, argv, opt);
     if (rc != SRL_CMDLINE_RUN) {
