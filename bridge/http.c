@@ -376,9 +376,9 @@ cleanup:
 
 bool srl_bridge_http_check(srl_bridge_t *b, char *errstr, size_t errstr_size)
 {
-    const char *cert_path = srl_config_get_str(b->cfg, "bridge.tls_cert");
-    const char *key_path = srl_config_get_str(b->cfg, "bridge.tls_key");
-    bool plain = srl_config_get_bool(b->cfg, "bridge.plain_http");
+    const char *cert_path = srl_config_str(b->cfg, SRL_KEY_BRIDGE_TLS_CERT);
+    const char *key_path = srl_config_str(b->cfg, SRL_KEY_BRIDGE_TLS_KEY);
+    bool plain = srl_config_bool(b->cfg, SRL_KEY_BRIDGE_PLAIN_HTTP);
     if (!plain && (!*cert_path || !*key_path)) {
         snprintf(errstr, errstr_size,
                  "no TLS: set bridge.tls_cert and bridge.tls_key (PEM files), or set "
@@ -407,12 +407,12 @@ bool srl_bridge_http_check(srl_bridge_t *b, char *errstr, size_t errstr_size)
 bool srl_bridge_http_start(srl_bridge_t *b, srl_http_headers_fn on_headers, char *errstr,
                            size_t errstr_size)
 {
-    const char *cert_path = srl_config_get_str(b->cfg, "bridge.tls_cert");
-    const char *key_path = srl_config_get_str(b->cfg, "bridge.tls_key");
-    bool plain = srl_config_get_bool(b->cfg, "bridge.plain_http");
-    const char *listen = srl_config_get_str(b->cfg, "bridge.listen");
-    int port = (int)srl_config_get_int(b->cfg, "bridge.port");
-    int threads = (int)srl_config_get_int(b->cfg, "bridge.http_threads");
+    const char *cert_path = srl_config_str(b->cfg, SRL_KEY_BRIDGE_TLS_CERT);
+    const char *key_path = srl_config_str(b->cfg, SRL_KEY_BRIDGE_TLS_KEY);
+    bool plain = srl_config_bool(b->cfg, SRL_KEY_BRIDGE_PLAIN_HTTP);
+    const char *listen = srl_config_str(b->cfg, SRL_KEY_BRIDGE_LISTEN);
+    int port = (int)srl_config_int(b->cfg, SRL_KEY_BRIDGE_PORT);
+    int threads = (int)srl_config_int(b->cfg, SRL_KEY_BRIDGE_HTTP_THREADS);
     char *cert = NULL, *key = NULL;
     bool ok = false;
 

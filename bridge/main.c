@@ -54,7 +54,7 @@ static void on_signal(int sig)
 static void reload_keys(srl_bridge_t *b)
 {
     char err[512];
-    const char *path = srl_config_get_str(b->cfg, "bridge.keys_file");
+    const char *path = srl_config_str(b->cfg, SRL_KEY_BRIDGE_KEYS_FILE);
     srl_bridge_keys_t *keys = srl_bridge_keys_load(path, err, sizeof(err));
     if (!keys) {
         srl_log(SRL_LOG_ERROR, "bridge", "keys file not reloaded; the keys in use stay",
@@ -74,13 +74,13 @@ static void reload_config(srl_bridge_t *b, int64_t *stats_every)
     char err[1024];
     if (srl_config_reload(b->cfg, "bridge", NULL, err, sizeof(err))) {
         atomic_store(&b->max_body_bytes,
-                     (size_t)srl_config_get_int(b->cfg, "bridge.max_body_bytes"));
+                     (size_t)srl_config_int(b->cfg, SRL_KEY_BRIDGE_MAX_BODY_BYTES));
         atomic_store(&b->max_batch_records,
-                     (size_t)srl_config_get_int(b->cfg, "bridge.max_batch_records"));
+                     (size_t)srl_config_int(b->cfg, SRL_KEY_BRIDGE_MAX_BATCH_RECORDS));
         atomic_store(&b->request_timeout_ms,
-                     srl_config_get_int(b->cfg, "bridge.request_timeout_ms"));
-        atomic_store(&b->long_poll_max_ms, srl_config_get_int(b->cfg, "bridge.long_poll_max_ms"));
-        *stats_every = srl_config_get_int(b->cfg, "stats.interval_ms");
+                     srl_config_int(b->cfg, SRL_KEY_BRIDGE_REQUEST_TIMEOUT_MS));
+        atomic_store(&b->long_poll_max_ms, srl_config_int(b->cfg, SRL_KEY_BRIDGE_LONG_POLL_MAX_MS));
+        *stats_every = srl_config_int(b->cfg, SRL_KEY_STATS_INTERVAL_MS);
     }
     reload_keys(b); /* its own file: reloaded even when the config is broken */
 }
@@ -240,11 +240,11 @@ static void sleep_ms(int ms)
 static bool prepare_topics(srl_bridge_t *b, char *errstr, size_t errstr_size)
 {
     srl_topic_settings_t s = {
-        .partitions = (int)srl_config_get_int(b->cfg, "topic.partitions"),
-        .replication_factor = (int)srl_config_get_int(b->cfg, "topic.replication_factor"),
-        .min_insync_replicas = (int)srl_config_get_int(b->cfg, "topic.min_insync_replicas"),
-        .segment_ms = srl_config_get_int(b->cfg, "topic.segment_ms"),
-        .delete_retention_ms = srl_config_get_int(b->cfg, "topic.delete_retention_ms"),
+        .partitions = (int)srl_config_int(b->cfg, SRL_KEY_TOPIC_PARTITIONS),
+        .replication_factor = (int)srl_config_int(b->cfg, SRL_KEY_TOPIC_REPLICATION_FACTOR),
+        .min_insync_replicas = (int)srl_config_int(b->cfg, SRL_KEY_TOPIC_MIN_INSYNC_REPLICAS),
+        .segment_ms = srl_config_int(b->cfg, SRL_KEY_TOPIC_SEGMENT_MS),
+        .delete_retention_ms = srl_config_int(b->cfg, SRL_KEY_TOPIC_DELETE_RETENTION_MS),
     };
     const char *names[SRL_KIND_COUNT + 1];
     int parts[SRL_KIND_COUNT + 1] = {0};
@@ -319,13 +319,13 @@ int main(int argc, char **argv)
         }
     }
     srl_config_apply_log(b->cfg);
-    if (!srl_config_require(b->cfg, "instance.id", err, sizeof(err)) ||
-        !srl_config_require(b->cfg, "bridge.keys_file", err, sizeof(err))) {
+    if (!srl_config_require(b->cfg, SRL_KEY_INSTANCE_ID, err, sizeof(err)) ||
+        !srl_config_require(b->cfg, SRL_KEY_BRIDGE_KEYS_FILE, err, sizeof(err))) {
         srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
         goto cleanup;
     }
-    b->prefix = srl_config_get_str(b->cfg, "topic.prefix");
-    unsigned rep = srl_config_get_list_mask(b->cfg, "replicate");
+    b->prefix = srl_config_str(b->cfg, SRL_KEY_TOPIC_PREFIX);
+    unsigned rep = srl_config_mask(b->cfg, SRL_KEY_REPLICATE);
     if (rep & SRL_REPLICATE_ASSESSMENTS)
         b->kinds |= 1u << SRL_KIND_ASSESSMENT_TYPE | 1u << SRL_KIND_ASSESSMENT;
     if (rep & SRL_REPLICATE_POLICIES)
@@ -338,18 +338,18 @@ int main(int argc, char **argv)
         }
     srl_topic_name_schemas(b->prefix, b->schemas_topic, sizeof(b->schemas_topic));
     memcpy(b->topics[SRL_BRIDGE_SCHEMAS], b->schemas_topic, sizeof(b->schemas_topic));
-    b->max_body_bytes = (size_t)srl_config_get_int(b->cfg, "bridge.max_body_bytes");
-    b->max_batch_records = (size_t)srl_config_get_int(b->cfg, "bridge.max_batch_records");
-    b->max_connections = (unsigned)srl_config_get_int(b->cfg, "bridge.max_connections");
-    b->request_timeout_ms = srl_config_get_int(b->cfg, "bridge.request_timeout_ms");
-    b->long_poll_max_ms = srl_config_get_int(b->cfg, "bridge.long_poll_max_ms");
+    b->max_body_bytes = (size_t)srl_config_int(b->cfg, SRL_KEY_BRIDGE_MAX_BODY_BYTES);
+    b->max_batch_records = (size_t)srl_config_int(b->cfg, SRL_KEY_BRIDGE_MAX_BATCH_RECORDS);
+    b->max_connections = (unsigned)srl_config_int(b->cfg, SRL_KEY_BRIDGE_MAX_CONNECTIONS);
+    b->request_timeout_ms = srl_config_int(b->cfg, SRL_KEY_BRIDGE_REQUEST_TIMEOUT_MS);
+    b->long_poll_max_ms = srl_config_int(b->cfg, SRL_KEY_BRIDGE_LONG_POLL_MAX_MS);
 
     if (!srl_bridge_http_check(b, err, sizeof(err))) {
         srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
         goto cleanup;
     }
-    atomic_store(&b->keys, srl_bridge_keys_load(srl_config_get_str(b->cfg, "bridge.keys_file"), err,
-                                                sizeof(err)));
+    atomic_store(&b->keys, srl_bridge_keys_load(srl_config_str(b->cfg, SRL_KEY_BRIDGE_KEYS_FILE),
+                                                err, sizeof(err)));
     if (!atomic_load(&b->keys)) {
         srl_log(SRL_LOG_ERROR, "bridge", "bad configuration", "reason=%s", srl_log_q(err));
         goto cleanup;
@@ -378,14 +378,14 @@ int main(int argc, char **argv)
     /* The server starts before the broker is known to be there: TLS and
      * listen problems are config errors and stop us at once, and /health
      * answers (degraded) while the broker is away. */
-    b->tail = srl_bridge_tail_start(b, (size_t)srl_config_get_int(b->cfg, "bridge.window_bytes"),
+    b->tail = srl_bridge_tail_start(b, (size_t)srl_config_int(b->cfg, SRL_KEY_BRIDGE_WINDOW_BYTES),
                                     err, sizeof(err));
     if (!b->tail) {
         srl_log(SRL_LOG_ERROR, "bridge", "cannot start tailing", "reason=%s", srl_log_q(err));
         goto cleanup;
     }
-    b->readers = srl_bridge_readers_start(b, (int)srl_config_get_int(b->cfg, "bridge.readers"), err,
-                                          sizeof(err));
+    b->readers = srl_bridge_readers_start(b, (int)srl_config_int(b->cfg, SRL_KEY_BRIDGE_READERS),
+                                          err, sizeof(err));
     if (!b->readers) {
         srl_log(SRL_LOG_ERROR, "bridge", "cannot start the readers", "reason=%s", srl_log_q(err));
         goto cleanup;
@@ -405,10 +405,10 @@ int main(int argc, char **argv)
     }
     srl_log(SRL_LOG_INFO, "bridge", "started",
             "instance=%s prefix=%s keys=%zu max_connections=%u long_poll_max_ms=%" PRId64,
-            srl_log_q(srl_config_get_str(b->cfg, "instance.id")), srl_log_q(b->prefix),
+            srl_log_q(srl_config_str(b->cfg, SRL_KEY_INSTANCE_ID)), srl_log_q(b->prefix),
             srl_bridge_keys_count(atomic_load(&b->keys)), b->max_connections, b->long_poll_max_ms);
 
-    int64_t stats_every = srl_config_get_int(b->cfg, "stats.interval_ms");
+    int64_t stats_every = srl_config_int(b->cfg, SRL_KEY_STATS_INTERVAL_MS);
     int64_t next_stats = srl_clock_mono_ms() + stats_every;
     int64_t next_publish = 0;
     while (!b->stop && !atomic_load(&b->fatal)) {

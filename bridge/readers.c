@@ -412,7 +412,7 @@ static rd_kafka_t *reader_consumer(srl_bridge_t *b, int id, char *errstr, size_t
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char eb[512], group[300];
     snprintf(group, sizeof(group), "sysrepl-bridge.%s.reader%d",
-             srl_config_get_str(b->cfg, "instance.id"), id);
+             srl_config_str(b->cfg, SRL_KEY_INSTANCE_ID), id);
     /* A reader serves one partition at a time: 8 MB of prefetch lets a
      * rebuild stream (bench_bridge: ~5x the consumer's own capped Kafka
      * source) while bounding memory at readers x 8 MB; librdkafka's default

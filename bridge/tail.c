@@ -565,7 +565,7 @@ srl_bridge_tail_t *srl_bridge_tail_start(srl_bridge_t *b, size_t window_bytes, c
     /* group.id only because rd_kafka_assign needs one: the tail never
      * joins the group nor commits. */
     snprintf(group, sizeof(group), "sysrepl-bridge.%s.tail",
-             srl_config_get_str(b->cfg, "instance.id"));
+             srl_config_str(b->cfg, SRL_KEY_INSTANCE_ID));
     const char *const defaults[][2] = {{"queued.max.messages.kbytes", "4096"},
                                        {"fetch.wait.max.ms", "100"},
                                        {NULL, NULL}};

@@ -41,8 +41,8 @@ int cli_cmd_init(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
      * store has, then a default (the host name; the config's role). */
     char host[128] = "sysrepl";
     const char *id = cli_opt(args, "instance-id");
-    if (!id && srl_config_is_set(ctx->cfg, "instance.id"))
-        id = srl_config_get_str(ctx->cfg, "instance.id");
+    if (!id && srl_config_is_set(ctx->cfg, SRL_KEY_INSTANCE_ID))
+        id = srl_config_str(ctx->cfg, SRL_KEY_INSTANCE_ID);
     if (!id && cur.instance_id[0])
         id = cur.instance_id;
     if (!id) {
@@ -52,12 +52,12 @@ int cli_cmd_init(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
         id = host;
     }
     const char *role = cli_opt(args, "role");
-    if (!role && srl_config_is_set(ctx->cfg, "role"))
-        role = srl_config_get_str(ctx->cfg, "role");
+    if (!role && srl_config_is_set(ctx->cfg, SRL_KEY_ROLE))
+        role = srl_config_str(ctx->cfg, SRL_KEY_ROLE);
     if (!role && cur.role[0])
         role = cur.role;
     if (!role)
-        role = srl_config_get_str(ctx->cfg, "role");
+        role = srl_config_str(ctx->cfg, SRL_KEY_ROLE);
     if (strcmp(id, cur.instance_id) != 0 || strcmp(role, cur.role) != 0) {
         rc = srl_store_set_settings(st, id, role, errstr, sizeof(errstr));
         if (rc != SRL_STORE_OK) {
@@ -104,10 +104,10 @@ static void collect_warnings(cli_ctx_t *ctx, const srl_store_status_t *s, warnin
     bool spoke = strcmp(s->settings.role, "spoke") == 0;
     if (!s->settings.instance_id[0])
         warn_add(w, "the store has no instance id and role (run sysrepl init)");
-    if (srl_config_is_set(ctx->cfg, "role") &&
-        strcmp(srl_config_get_str(ctx->cfg, "role"), s->settings.role) != 0)
+    if (srl_config_is_set(ctx->cfg, SRL_KEY_ROLE) &&
+        strcmp(srl_config_str(ctx->cfg, SRL_KEY_ROLE), s->settings.role) != 0)
         warn_add(w, "the config says role %s but the store says %s (sysrepl init --role ...)",
-                 srl_config_get_str(ctx->cfg, "role"), s->settings.role);
+                 srl_config_str(ctx->cfg, SRL_KEY_ROLE), s->settings.role);
     if (spoke && s->outbox_depth > 0)
         warn_add(w,
                  "%" PRId64 " local edit%s on this pull instance (role spoke) will be "

@@ -376,7 +376,7 @@ srl_store_t *cli_connect(cli_ctx_t *ctx, bool check_version, int *exit_code)
 {
     char errstr[512];
     srl_store_rc_t rc;
-    const char *dsn = srl_config_get_str(ctx->cfg, "store.dsn");
+    const char *dsn = srl_config_str(ctx->cfg, SRL_KEY_STORE_DSN);
     if (!dsn || !dsn[0])
         dsn = getenv("SRL_DSN");
     if (!dsn || !dsn[0]) {

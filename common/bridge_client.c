@@ -103,9 +103,9 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
 srl_bridge_client_t *srl_bridge_client_new(const srl_config_t *cfg, char *errstr,
                                            size_t errstr_size)
 {
-    const char *url = srl_config_get_str(cfg, "bridge.url");
-    const char *key = srl_config_get_str(cfg, "bridge.api_key");
-    const char *ca = srl_config_get_str(cfg, "bridge.ca_file");
+    const char *url = srl_config_str(cfg, SRL_KEY_BRIDGE_URL);
+    const char *key = srl_config_str(cfg, SRL_KEY_BRIDGE_API_KEY);
+    const char *ca = srl_config_str(cfg, SRL_KEY_BRIDGE_CA_FILE);
     if (!*url || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)) {
         snprintf(errstr, errstr_size,
                  "bridge.url must be the bridge's http(s):// base URL (transport = http)");
@@ -121,7 +121,7 @@ srl_bridge_client_t *srl_bridge_client_new(const srl_config_t *cfg, char *errstr
     c->base = strdup(url);
     size_t hl = strlen(key) + 16;
     c->key_header = malloc(hl);
-    c->prefix = strdup(srl_config_get_str(cfg, "topic.prefix"));
+    c->prefix = strdup(srl_config_str(cfg, SRL_KEY_TOPIC_PREFIX));
     if (!c->base || !c->key_header || !c->prefix)
         goto oom;
     size_t bl = strlen(c->base);
@@ -131,7 +131,7 @@ srl_bridge_client_t *srl_bridge_client_new(const srl_config_t *cfg, char *errstr
     if (*ca && !(c->ca_file = strdup(ca)))
         goto oom;
     srl_topic_name_schemas(c->prefix, c->schemas_topic, sizeof(c->schemas_topic));
-    c->timeout_ms = (long)srl_config_get_int(cfg, "bridge.timeout_ms");
+    c->timeout_ms = (long)srl_config_int(cfg, SRL_KEY_BRIDGE_TIMEOUT_MS);
     return c;
 oom:
     srl_bridge_client_free(c);

@@ -5,6 +5,9 @@
  *
  * Every value, the defaults included, goes through parse_value(), so what
  * the table promises (types, ranges, choices) is what the loader enforces.
+ * Values live in one slot per table row; the accessors take a handle
+ * (srl_key_t), the slot's index, and only the file, -X (config_set) and
+ * the kafka.* properties are looked up by name.
  */
 #include "sysrepl/config.h"
 
@@ -382,6 +385,9 @@ fail:
 
 /* ---- key lookup --------------------------------------------------------- */
 
+/* By name, and a linear search: the names here come from a file line or -X
+ * (config_set), which only the table can resolve; code that knows its key
+ * uses the handle, which indexes the table (slot_of). */
 const srl_config_key_t *srl_config_key_find(const char *name)
 {
     for (size_t i = 0; i < srl_config_key_count; i++) {
@@ -440,23 +446,23 @@ static const char *suggest_key(unsigned progs, const char *name)
     return best;
 }
 
-/* The slot of key, aborting on a key not in the table or of another type:
- * that is a bug in the caller, found by the first test that runs it. */
-static slot_t *slot_of(const srl_config_t *cfg, const char *key, unsigned type_mask)
+/* The slot of key: the table is indexed by handle, so no lookup. Aborts on
+ * a key of another type than type_mask allows, the kafka. row or a value
+ * that is no handle (a cast): that is a bug in the caller, found by the
+ * first test that runs it. */
+static slot_t *slot_of(const srl_config_t *cfg, srl_key_t key, unsigned type_mask)
 {
-    for (size_t i = 0; i < srl_config_key_count; i++) {
-        const srl_config_key_t *k = &srl_config_keys[i];
-        if (k->type == SRL_CONF_KAFKA || strcmp(k->name, key) != 0)
-            continue;
-        if (!(type_mask & (1u << k->type))) {
-            fprintf(stderr, "sysrepl: config key \"%s\" is a %s, read with the wrong accessor\n",
-                    key, type_name(k->type));
-            abort();
-        }
-        return &cfg->slots[i];
+    if ((unsigned)key >= SRL_KEY__COUNT) {
+        fprintf(stderr, "sysrepl: config key handle %d is not in the key table\n", (int)key);
+        abort();
     }
-    fprintf(stderr, "sysrepl: config key \"%s\" is not in the key table\n", key);
-    abort();
+    const srl_config_key_t *k = &srl_config_keys[key];
+    if (k->type == SRL_CONF_KAFKA || !(type_mask & (1u << k->type))) {
+        fprintf(stderr, "sysrepl: config key \"%s\" is a %s, read with the wrong accessor\n",
+                k->name, type_name(k->type));
+        abort();
+    }
+    return &cfg->slots[key];
 }
 
 #define T(t) (1u << (t))
@@ -486,7 +492,8 @@ static void kafka_error(char *errstr, size_t errstr_size, const char *where, con
 }
 
 /* Set key to value. where is "path:line" or "-X"; file_line > 0 enables the
- * duplicate check of a file load. */
+ * duplicate check of a file load. By name: the key is what the file or -X
+ * says, so it may be misspelt, and the error suggests the nearest name. */
 static bool config_set(srl_config_t *cfg, const char *where, int file_line, const char *key,
                        const char *value, char *errstr, size_t errstr_size)
 {
@@ -902,27 +909,27 @@ cleanup:
 
 /* ---- accessors ---------------------------------------------------------- */
 
-const char *srl_config_get_str(const srl_config_t *cfg, const char *key)
+const char *srl_config_str(const srl_config_t *cfg, srl_key_t key)
 {
     return slot_of(cfg, key, T(SRL_CONF_STRING) | T(SRL_CONF_ENUM))->text;
 }
 
-long long srl_config_get_int(const srl_config_t *cfg, const char *key)
+long long srl_config_int(const srl_config_t *cfg, srl_key_t key)
 {
     return slot_of(cfg, key, T(SRL_CONF_INT) | T(SRL_CONF_DURATION_MS))->num;
 }
 
-bool srl_config_get_bool(const srl_config_t *cfg, const char *key)
+bool srl_config_bool(const srl_config_t *cfg, srl_key_t key)
 {
     return slot_of(cfg, key, T(SRL_CONF_BOOL))->num != 0;
 }
 
-int srl_config_get_enum(const srl_config_t *cfg, const char *key)
+int srl_config_enum(const srl_config_t *cfg, srl_key_t key)
 {
     return (int)slot_of(cfg, key, T(SRL_CONF_ENUM))->num;
 }
 
-size_t srl_config_get_list(const srl_config_t *cfg, const char *key, const char *const **items)
+size_t srl_config_list(const srl_config_t *cfg, srl_key_t key, const char *const **items)
 {
     const slot_t *s = slot_of(cfg, key, T(SRL_CONF_LIST));
     if (items != NULL)
@@ -930,29 +937,33 @@ size_t srl_config_get_list(const srl_config_t *cfg, const char *key, const char 
     return s->nitems;
 }
 
-unsigned srl_config_get_list_mask(const srl_config_t *cfg, const char *key)
+unsigned srl_config_mask(const srl_config_t *cfg, srl_key_t key)
 {
     return slot_of(cfg, key, T(SRL_CONF_LIST))->mask;
 }
 
-bool srl_config_is_set(const srl_config_t *cfg, const char *key)
+bool srl_config_is_set(const srl_config_t *cfg, srl_key_t key)
 {
-    if (strncmp(key, KAFKA_PREFIX, KAFKA_PREFIX_LEN) == 0) {
-        for (size_t i = 0; i < cfg->nkafka; i++)
-            if (strcmp(cfg->kafka[i].name, key + KAFKA_PREFIX_LEN) == 0)
-                return true;
-        return false;
-    }
     return slot_of(cfg, key, ~0u)->set;
 }
 
-bool srl_config_require(const srl_config_t *cfg, const char *key, char *errstr, size_t errstr_size)
+bool srl_config_require(const srl_config_t *cfg, srl_key_t key, char *errstr, size_t errstr_size)
 {
     const char *v = slot_of(cfg, key, T(SRL_CONF_STRING))->text;
     if (v != NULL && *v != '\0')
         return true;
+    const char *name = srl_config_keys[key].name;
     set_err(errstr, errstr_size,
-            "key \"%s\" is required: set it in the config file or with -X %s=...", key, key);
+            "key \"%s\" is required: set it in the config file or with -X %s=...", name, name);
+    return false;
+}
+
+/* By name: librdkafka's properties are open-ended, so they have no handles. */
+bool srl_config_kafka_is_set(const srl_config_t *cfg, const char *property)
+{
+    for (size_t i = 0; i < cfg->nkafka; i++)
+        if (strcmp(cfg->kafka[i].name, property) == 0)
+            return true;
     return false;
 }
 
@@ -1022,8 +1033,8 @@ bool srl_config_check_reload(const srl_config_t *running, const srl_config_t *re
 
 void srl_config_apply_log(const srl_config_t *cfg)
 {
-    srl_log_set_level((srl_log_level_t)srl_config_get_enum(cfg, "log.level"));
-    srl_log_set_format((srl_log_format_t)srl_config_get_enum(cfg, "log.format"));
+    srl_log_set_level((srl_log_level_t)srl_config_enum(cfg, SRL_KEY_LOG_LEVEL));
+    srl_log_set_format((srl_log_format_t)srl_config_enum(cfg, SRL_KEY_LOG_FORMAT));
 }
 
 /* The value of a kafka. property in cfg, or NULL. */
@@ -1095,7 +1106,7 @@ bool srl_config_reload(srl_config_t *running, const char *component, srl_config_
         }
         srl_log(SRL_LOG_INFO, component, "config key changed; applied", "key=%s old=%s new=%s",
                 k->name, srl_log_q(old_v), srl_log_q(new_v));
-        /* Move the new value in: pointers from srl_config_get_str to the
+        /* Move the new value in: pointers from srl_config_str to the
          * old one are invalid from here (config.h). */
         slot_clear(was);
         *was = *now;

@@ -132,8 +132,8 @@ static int run(consumer_t *c)
     work = calloc(c->npos, sizeof(*work));
     if (!offs || !work)
         goto done;
-    size_t batch_size = (size_t)srl_config_get_int(c->cfg, "consumer.batch_size");
-    int poll_ms = (int)srl_config_get_int(c->cfg, "consumer.poll_timeout_ms");
+    size_t batch_size = (size_t)srl_config_int(c->cfg, SRL_KEY_CONSUMER_BATCH_SIZE);
+    int poll_ms = (int)srl_config_int(c->cfg, SRL_KEY_CONSUMER_POLL_TIMEOUT_MS);
     int64_t last_commit = srl_clock_mono_ms();
     c->window_start_ms = c->last_stats_ms = last_commit;
     srl_log(SRL_LOG_INFO, "consumer", "replicating", "topics=%zu partitions=%zu instance=%s",
@@ -143,8 +143,8 @@ static int run(consumer_t *c)
         if (srl__consumer_reload) {
             srl__consumer_reload = 0;
             if (srl_config_reload(c->cfg, "consumer", NULL, err, sizeof(err))) {
-                batch_size = (size_t)srl_config_get_int(c->cfg, "consumer.batch_size");
-                poll_ms = (int)srl_config_get_int(c->cfg, "consumer.poll_timeout_ms");
+                batch_size = (size_t)srl_config_int(c->cfg, SRL_KEY_CONSUMER_BATCH_SIZE);
+                poll_ms = (int)srl_config_int(c->cfg, SRL_KEY_CONSUMER_POLL_TIMEOUT_MS);
             }
         }
         int64_t t0 = srl_clock_mono_ms();
@@ -243,8 +243,8 @@ int main(int argc, char **argv)
     }
     c.replay = opt[0] != NULL;
     c.until_caught_up = opt[1] != NULL;
-    if (!srl_config_require(cfg, "instance.id", err, sizeof(err)) ||
-        !srl_config_require(cfg, "store.dsn", err, sizeof(err))) {
+    if (!srl_config_require(cfg, SRL_KEY_INSTANCE_ID, err, sizeof(err)) ||
+        !srl_config_require(cfg, SRL_KEY_STORE_DSN, err, sizeof(err))) {
         fprintf(stderr, "sysrepl-consumer: %s\n", err);
         srl_config_free(cfg);
         return EXIT_USAGE;
@@ -254,11 +254,11 @@ int main(int argc, char **argv)
     srl__consumer_signals_install();
 
     c.cfg = cfg;
-    srl_store_set_application_name("sysrepl-consumer", srl_config_get_str(cfg, "instance.id"));
-    c.dsn = srl_config_get_str(cfg, "store.dsn");
-    snprintf(c.instance_id, sizeof(c.instance_id), "%s", srl_config_get_str(cfg, "instance.id"));
-    const char *prefix = srl_config_get_str(cfg, "topic.prefix");
-    unsigned mask = srl_config_get_list_mask(cfg, "replicate");
+    srl_store_set_application_name("sysrepl-consumer", srl_config_str(cfg, SRL_KEY_INSTANCE_ID));
+    c.dsn = srl_config_str(cfg, SRL_KEY_STORE_DSN);
+    snprintf(c.instance_id, sizeof(c.instance_id), "%s", srl_config_str(cfg, SRL_KEY_INSTANCE_ID));
+    const char *prefix = srl_config_str(cfg, SRL_KEY_TOPIC_PREFIX);
+    unsigned mask = srl_config_mask(cfg, SRL_KEY_REPLICATE);
     /* Apply order: types before the assessments that name them. */
     static const srl_kind_t order[] = {SRL_KIND_ASSESSMENT_TYPE, SRL_KIND_ASSESSMENT,
                                        SRL_KIND_POLICY};
@@ -289,7 +289,7 @@ int main(int argc, char **argv)
     /* The transport seam: Kafka directly, or a sysrepl-bridge over HTTP(S)
      * for a spoke that cannot reach the broker. Everything after this
      * line is the same for both. */
-    if (srl_config_get_enum(cfg, "transport") == SRL_TRANSPORT_HTTP) {
+    if (srl_config_enum(cfg, SRL_KEY_TRANSPORT) == SRL_TRANSPORT_HTTP) {
         c.src = srl_source_http_new(cfg, err, sizeof(err));
         c.source_name = "the bridge";
     } else {
@@ -298,7 +298,7 @@ int main(int argc, char **argv)
     }
     if (!c.src) {
         fprintf(stderr, "sysrepl-consumer: %s\n", err);
-        if (srl_config_get_enum(cfg, "transport") == SRL_TRANSPORT_HTTP) {
+        if (srl_config_enum(cfg, SRL_KEY_TRANSPORT) == SRL_TRANSPORT_HTTP) {
             status = EXIT_USAGE;
         }
         goto cleanup;
@@ -307,13 +307,13 @@ int main(int argc, char **argv)
     c.apply = srl_apply_new(c.instance_id);
     if (!c.loader || !c.apply ||
         !srl_apply_set_sessions(c.apply, c.dsn,
-                                (size_t)srl_config_get_int(cfg, "consumer.apply_sessions"),
-                                (size_t)srl_config_get_int(cfg, "consumer.apply_split_min"))) {
+                                (size_t)srl_config_int(cfg, SRL_KEY_CONSUMER_APPLY_SESSIONS),
+                                (size_t)srl_config_int(cfg, SRL_KEY_CONSUMER_APPLY_SPLIT_MIN))) {
         fprintf(stderr, "sysrepl-consumer: out of memory\n");
         goto cleanup;
     }
     srl_apply_set_synchronous_commit(c.apply,
-                                     srl_config_get_bool(cfg, "consumer.synchronous_commit"));
+                                     srl_config_bool(cfg, SRL_KEY_CONSUMER_SYNCHRONOUS_COMMIT));
     c.logq = srl_logq_new("consumer", SRL_LOG_DEBUG);
     if (!c.logq) {
         fprintf(stderr, "sysrepl-consumer: out of memory\n");

@@ -19,7 +19,7 @@
  *
  * Adding a transport (source_http.c for `transport = http`): implement
  * srl_source_ops_t, give a constructor like srl_source_kafka_new(), and
- * choose it in main.c by srl_config_get_enum(cfg, "transport").
+ * choose it in main.c by srl_config_enum(cfg, SRL_KEY_TRANSPORT).
  *
  * Threads: a source is used by one thread.
  */

@@ -12,7 +12,7 @@
 
 void srl__consumer_stats(consumer_t *c, bool force)
 {
-    int64_t interval = srl_config_get_int(c->cfg, "stats.interval_ms");
+    int64_t interval = srl_config_int(c->cfg, SRL_KEY_STATS_INTERVAL_MS);
     int64_t now = srl_clock_mono_ms();
     if (!force && (interval <= 0 || now - c->last_stats_ms < interval))
         return;
@@ -43,10 +43,9 @@ void srl__consumer_purge_log(consumer_t *c)
         return;
     char err[512];
     int64_t deleted = 0;
-    srl_store_rc_t rc = srl_store_purge_replication_log(c->st,
-                                                        srl_config_get_int(c->cfg, "log.retention"),
-                                                        LOG_PURGE_MAX_ROWS, &deleted, err,
-                                                        sizeof(err));
+    srl_store_rc_t rc =
+        srl_store_purge_replication_log(c->st, srl_config_int(c->cfg, SRL_KEY_LOG_RETENTION),
+                                        LOG_PURGE_MAX_ROWS, &deleted, err, sizeof(err));
     if (rc != SRL_STORE_OK)
         srl_log(SRL_LOG_WARN, "consumer", "replication_log retention failed", "reason=%s",
                 srl_log_q(err));

@@ -45,7 +45,7 @@ static int run_rebuild(consumer_t *c, const srl_rebuild_topic_t *todo, size_t nt
     int64_t t0 = srl_clock_mono_ms();
     /* A rebuild streams its rows through COPY: bigger reads buy it
      * nothing, and its memory stays bounded by REBUILD_BATCH_MAX. */
-    size_t batch = (size_t)srl_config_get_int(c->cfg, "consumer.batch_size");
+    size_t batch = (size_t)srl_config_int(c->cfg, SRL_KEY_CONSUMER_BATCH_SIZE);
     if (batch > REBUILD_BATCH_MAX)
         batch = REBUILD_BATCH_MAX;
     srl_rebuild_rc_t rc = srl_rebuild(c->src, srl_store_conn(c->st), c->reg, c->loader, todo, ntodo,

@@ -65,9 +65,9 @@ static void reload_config(producer_t *p)
     reload_requested = 0;
     if (!srl_config_reload(p->cfg, "producer", NULL, err, sizeof(err)))
         return; /* logged; nothing changed */
-    p->batch_size = (int)srl_config_get_int(p->cfg, "producer.batch_size");
-    p->poll_interval_ms = srl_config_get_int(p->cfg, "producer.poll_interval_ms");
-    p->stats_interval_ms = srl_config_get_int(p->cfg, "stats.interval_ms");
+    p->batch_size = (int)srl_config_int(p->cfg, SRL_KEY_PRODUCER_BATCH_SIZE);
+    p->poll_interval_ms = srl_config_int(p->cfg, SRL_KEY_PRODUCER_POLL_INTERVAL_MS);
+    p->stats_interval_ms = srl_config_int(p->cfg, SRL_KEY_STATS_INTERVAL_MS);
 }
 
 /* Sleep until the sink or the store has something, or a timer is due;
@@ -183,18 +183,18 @@ static bool configure(producer_t *p, int argc, char **argv, bool *snapshot, int 
     *snapshot = opt[OPT_SNAPSHOT] != NULL;
     p->once = opt[OPT_ONCE] != NULL;
     const char *ack_log = opt[OPT_ACK_LOG];
-    if (!srl_config_require(p->cfg, "store.dsn", err, sizeof(err))) {
+    if (!srl_config_require(p->cfg, SRL_KEY_STORE_DSN, err, sizeof(err))) {
         fprintf(stderr, "sysrepl-producer: %s\n", err);
         return false;
     }
     srl_config_apply_log(p->cfg);
     snprintf(p->instance_id, sizeof(p->instance_id), "%s",
-             srl_config_get_str(p->cfg, "instance.id"));
-    p->kind_mask = kind_mask_of(srl_config_get_list_mask(p->cfg, "replicate"));
-    p->batch_size = (int)srl_config_get_int(p->cfg, "producer.batch_size");
-    p->poll_interval_ms = srl_config_get_int(p->cfg, "producer.poll_interval_ms");
-    p->stats_interval_ms = srl_config_get_int(p->cfg, "stats.interval_ms");
-    p->log_retention_ms = srl_config_get_int(p->cfg, "log.retention");
+             srl_config_str(p->cfg, SRL_KEY_INSTANCE_ID));
+    p->kind_mask = kind_mask_of(srl_config_mask(p->cfg, SRL_KEY_REPLICATE));
+    p->batch_size = (int)srl_config_int(p->cfg, SRL_KEY_PRODUCER_BATCH_SIZE);
+    p->poll_interval_ms = srl_config_int(p->cfg, SRL_KEY_PRODUCER_POLL_INTERVAL_MS);
+    p->stats_interval_ms = srl_config_int(p->cfg, SRL_KEY_STATS_INTERVAL_MS);
+    p->log_retention_ms = srl_config_int(p->cfg, SRL_KEY_LOG_RETENTION);
     srl_store_set_application_name("sysrepl-producer", p->instance_id);
     if (ack_log && !(p->ack_log = fopen(ack_log, "w"))) {
         fprintf(stderr, "sysrepl-producer: --ack-log %s: %s\n", ack_log, strerror(errno));
@@ -240,7 +240,7 @@ int main(int argc, char **argv)
     srl_log_set_sink(srl_logq_sink, p.logq);
     srl_log(SRL_LOG_INFO, "producer", "starting",
             "instance=%s prefix=%s replicate=0x%x batch_size=%d version=%s",
-            srl_log_q(p.instance_id), srl_log_q(srl_config_get_str(p.cfg, "topic.prefix")),
+            srl_log_q(p.instance_id), srl_log_q(srl_config_str(p.cfg, SRL_KEY_TOPIC_PREFIX)),
             p.kind_mask, p.batch_size, SRL_VERSION);
     if (!srl__startup_sink(&p, &exit_code) || !srl__startup_topics(&p, snapshot, &exit_code))
         goto cleanup;

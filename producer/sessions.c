@@ -116,7 +116,7 @@ static srl_store_rc_t take_lock(producer_t *p, bool *taken, bool *waiting_logged
 static srl_store_rc_t connect_once(producer_t *p, bool *locked, bool *waiting_logged,
                                    int *exit_code, char *err, size_t errsize)
 {
-    const char *dsn = srl_config_get_str(p->cfg, "store.dsn");
+    const char *dsn = srl_config_str(p->cfg, SRL_KEY_STORE_DSN);
     srl_store_rc_t rc = SRL_STORE_OK;
     p->st = srl_store_connect(dsn, &rc, err, errsize);
     if (p->st)

@@ -331,9 +331,9 @@ srl_sink_t *srl_sink_http_new(const srl_config_t *cfg, char *errstr, size_t errs
     s->base.ops = &sink_ops;
     s->client = srl_bridge_client_new(cfg, errstr, errstr_size);
     s->multi = curl_multi_init();
-    s->timeout_ms = (int)srl_config_get_int(cfg, "bridge.timeout_ms");
+    s->timeout_ms = (int)srl_config_int(cfg, SRL_KEY_BRIDGE_TIMEOUT_MS);
     snprintf(s->key_header, sizeof(s->key_header), "X-ApiKey: %s",
-             srl_config_get_str(cfg, "bridge.api_key"));
+             srl_config_str(cfg, SRL_KEY_BRIDGE_API_KEY));
     if (!s->client || !s->multi) {
         if (s->client)
             snprintf(errstr, errstr_size, "out of memory");

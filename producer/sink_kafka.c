@@ -489,7 +489,7 @@ srl_sink_t *srl_sink_kafka_new(const srl_config_t *cfg, int timeout_ms, bool *re
                                char *errstr, size_t errstr_size)
 {
     char linger[32], eb[256];
-    const char *prefix = srl_config_get_str(cfg, "topic.prefix");
+    const char *prefix = srl_config_str(cfg, SRL_KEY_TOPIC_PREFIX);
     kafka_sink_t *ks = calloc(1, sizeof(*ks));
     *retriable = false;
     if (!ks) {
@@ -499,7 +499,7 @@ srl_sink_t *srl_sink_kafka_new(const srl_config_t *cfg, int timeout_ms, bool *re
     ks->base.ops = &kafka_ops;
     ks->cfg = cfg;
     ks->wake_fd[0] = ks->wake_fd[1] = -1;
-    snprintf(linger, sizeof(linger), "%lld", srl_config_get_int(cfg, "producer.linger_ms"));
+    snprintf(linger, sizeof(linger), "%lld", srl_config_int(cfg, SRL_KEY_PRODUCER_LINGER_MS));
     const char *const defaults[][2] = {{"linger.ms", linger},
                                        {"batch.num.messages", "10000"},
                                        {"batch.size", "4000000"},
@@ -541,11 +541,11 @@ srl_sink_t *srl_sink_kafka_new(const srl_config_t *cfg, int timeout_ms, bool *re
     names[SRL_KIND_COUNT] = ks->schemas_topic;
     parts[SRL_KIND_COUNT] = 1; /* schemas: few records, one partition keeps them in order */
     srl_topic_settings_t ts = {
-        .partitions = (int)srl_config_get_int(cfg, "topic.partitions"),
-        .replication_factor = (int)srl_config_get_int(cfg, "topic.replication_factor"),
-        .min_insync_replicas = (int)srl_config_get_int(cfg, "topic.min_insync_replicas"),
-        .segment_ms = srl_config_get_int(cfg, "topic.segment_ms"),
-        .delete_retention_ms = srl_config_get_int(cfg, "topic.delete_retention_ms"),
+        .partitions = (int)srl_config_int(cfg, SRL_KEY_TOPIC_PARTITIONS),
+        .replication_factor = (int)srl_config_int(cfg, SRL_KEY_TOPIC_REPLICATION_FACTOR),
+        .min_insync_replicas = (int)srl_config_int(cfg, SRL_KEY_TOPIC_MIN_INSYNC_REPLICAS),
+        .segment_ms = srl_config_int(cfg, SRL_KEY_TOPIC_SEGMENT_MS),
+        .delete_retention_ms = srl_config_int(cfg, SRL_KEY_TOPIC_DELETE_RETENTION_MS),
     };
     if (!srl_kafka_ensure_topics(ks->rk, &ts, names, parts, SRL_KIND_COUNT + 1, timeout_ms, errstr,
                                  errstr_size)) {

@@ -30,7 +30,7 @@ bool srl__startup_sink(producer_t *p, int *exit_code)
     *exit_code = EXIT_OK;
     while (!*p->stop) {
         bool retriable = false;
-        if (srl_config_get_enum(p->cfg, "transport") == SRL_TRANSPORT_HTTP) {
+        if (srl_config_enum(p->cfg, SRL_KEY_TRANSPORT) == SRL_TRANSPORT_HTTP) {
             /* The bridge is retried by the sink itself; a config that
              * cannot work (no bridge.url, no key) is refused here. */
             p->sink = srl_sink_http_new(p->cfg, err, sizeof(err));

@@ -1,6 +1,6 @@
 /*
  * gen-config.c - writes the example configs under deploy/examples/ and
- * docs/config-reference.md, all from the key table (common/config_keys.c),
+ * docs/config-reference.md, all from the key table (sysrepl/config_keys.def),
  * so the committed files never disagree with what the programs accept.
  *
  *   sysrepl-gen-config [--root DIR]           write the files under DIR
@@ -27,7 +27,9 @@
 #include <string.h>
 
 /* One example setting: replaces the "#key = default" line of the
- * generated example with "key = value". */
+ * generated example with "key = value". The key is a name, not a handle
+ * (config.h): it is the text matched in and written to the file, and
+ * render_example fails on a name the generated example does not show. */
 typedef struct {
     const char *key;
     const char *value;
@@ -172,7 +174,7 @@ static char *render_example(const example_t *ex)
         if (!(used & (1u << (s - ex->settings)))) {
             fprintf(stderr,
                     "gen-config: %s: key \"%s\" is not in the generated example; "
-                    "was it renamed in common/config_keys.c?\n",
+                    "was it renamed in sysrepl/config_keys.def?\n",
                     ex->path, s->key);
             goto cleanup;
         }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,14 +75,14 @@ static void config_load_file_accepts_comments_quotes_and_blank_lines(void **stat
                         path, err, sizeof err);
     assert_true(ok);
     assert_string_equal(err, "");
-    assert_string_equal(srl_config_get_str(cfg, "instance.id"), "hub-1");
-    assert_string_equal(srl_config_get_str(cfg, "store.dsn"),
+    assert_string_equal(srl_config_str(cfg, SRL_KEY_INSTANCE_ID), "hub-1");
+    assert_string_equal(srl_config_str(cfg, SRL_KEY_STORE_DSN),
                         "host=localhost dbname=proget # not a comment");
-    assert_string_equal(srl_config_get_str(cfg, "topic.prefix"), "a#b");
-    assert_int_equal(srl_config_get_int(cfg, "topic.partitions"), 12);
-    assert_int_equal(srl_config_get_int(cfg, "topic.segment_ms"), 30000);
-    assert_int_equal(srl_config_get_enum(cfg, "role"), SRL_ROLE_SPOKE);
-    assert_string_equal(srl_config_get_str(cfg, "bridge.url"), "say \"hi\" C:\\dir");
+    assert_string_equal(srl_config_str(cfg, SRL_KEY_TOPIC_PREFIX), "a#b");
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_TOPIC_PARTITIONS), 12);
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_TOPIC_SEGMENT_MS), 30000);
+    assert_int_equal(srl_config_enum(cfg, SRL_KEY_ROLE), SRL_ROLE_SPOKE);
+    assert_string_equal(srl_config_str(cfg, SRL_KEY_BRIDGE_URL), "say \"hi\" C:\\dir");
     srl_config_free(cfg);
 }
 
@@ -90,17 +91,17 @@ static void config_new_holds_typed_defaults(void **state)
 {
     (void)state;
     srl_config_t *cfg = srl_config_new(SRL_PROG_ALL);
-    assert_string_equal(srl_config_get_str(cfg, "instance.id"), "");
-    assert_string_equal(srl_config_get_str(cfg, "topic.prefix"), "sysrepl");
-    assert_int_equal(srl_config_get_enum(cfg, "role"), SRL_ROLE_HUB);
-    assert_int_equal(srl_config_get_enum(cfg, "transport"), SRL_TRANSPORT_KAFKA);
-    assert_int_equal(srl_config_get_int(cfg, "topic.partitions"), 3);
-    assert_int_equal(srl_config_get_int(cfg, "topic.segment_ms"), 3600000);
-    assert_int_equal(srl_config_get_int(cfg, "topic.delete_retention_ms"), 604800000);
-    assert_int_equal(srl_config_get_int(cfg, "bridge.port"), 8443);
-    assert_int_equal(srl_config_get_int(cfg, "bridge.max_body_bytes"), 16777216);
-    assert_false(srl_config_get_bool(cfg, "bridge.plain_http"));
-    assert_int_equal(srl_config_get_enum(cfg, "log.level"), SRL_LOG_INFO);
+    assert_string_equal(srl_config_str(cfg, SRL_KEY_INSTANCE_ID), "");
+    assert_string_equal(srl_config_str(cfg, SRL_KEY_TOPIC_PREFIX), "sysrepl");
+    assert_int_equal(srl_config_enum(cfg, SRL_KEY_ROLE), SRL_ROLE_HUB);
+    assert_int_equal(srl_config_enum(cfg, SRL_KEY_TRANSPORT), SRL_TRANSPORT_KAFKA);
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_TOPIC_PARTITIONS), 3);
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_TOPIC_SEGMENT_MS), 3600000);
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_TOPIC_DELETE_RETENTION_MS), 604800000);
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_BRIDGE_PORT), 8443);
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_BRIDGE_MAX_BODY_BYTES), 16777216);
+    assert_false(srl_config_bool(cfg, SRL_KEY_BRIDGE_PLAIN_HTTP));
+    assert_int_equal(srl_config_enum(cfg, SRL_KEY_LOG_LEVEL), SRL_LOG_INFO);
     assert_int_equal(srl_config_kafka_count(cfg), 0);
     srl_config_free(cfg);
 }
@@ -185,8 +186,8 @@ static void config_duration_accepts_units(void **state)
     assert_true(load_text(cfg,
                           "topic.delete_retention_ms = 14d\nproducer.poll_interval_ms = 250ms\n",
                           path, err, sizeof err));
-    assert_int_equal(srl_config_get_int(cfg, "topic.delete_retention_ms"), 14LL * 86400000);
-    assert_int_equal(srl_config_get_int(cfg, "producer.poll_interval_ms"), 250);
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_TOPIC_DELETE_RETENTION_MS), 14LL * 86400000);
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_PRODUCER_POLL_INTERVAL_MS), 250);
     srl_config_free(cfg);
 }
 
@@ -208,7 +209,7 @@ static void config_bool_rejects_other_words(void **state)
     srl_config_t *cfg = srl_config_new(SRL_PROG_BRIDGE);
     char err[512];
     assert_true(srl_config_set_override(cfg, "bridge.plain_http=yes", err, sizeof err));
-    assert_true(srl_config_get_bool(cfg, "bridge.plain_http"));
+    assert_true(srl_config_bool(cfg, SRL_KEY_BRIDGE_PLAIN_HTTP));
     assert_false(srl_config_set_override(cfg, "bridge.plain_http=maybe", err, sizeof err));
     assert_string_equal(err, "-X: key \"bridge.plain_http\": value \"maybe\" is not a boolean "
                              "(true|false|yes|no|on|off|1|0)");
@@ -286,9 +287,9 @@ static void config_parse_args_override_wins_over_file(void **state)
     bool ok = srl_config_parse_args(cfg, &argc, argv, err, sizeof err);
     unlink(path);
     assert_true(ok);
-    assert_int_equal(srl_config_get_int(cfg, "topic.partitions"), 9);
-    assert_int_equal(srl_config_get_enum(cfg, "role"), SRL_ROLE_SPOKE);
-    assert_string_equal(srl_config_get_str(cfg, "instance.id"), "hub-7");
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_TOPIC_PARTITIONS), 9);
+    assert_int_equal(srl_config_enum(cfg, SRL_KEY_ROLE), SRL_ROLE_SPOKE);
+    assert_string_equal(srl_config_str(cfg, SRL_KEY_INSTANCE_ID), "hub-7");
     assert_int_equal(argc, 3);
     assert_string_equal(argv[0], "sysrepl-producer");
     assert_string_equal(argv[1], "--verbose");
@@ -306,8 +307,8 @@ static void config_parse_args_takes_set_as_long_x(void **state)
     char *argv[] = {"sysrepl", "--set", "role=spoke", "status", "--set=topic.prefix=p", NULL};
     int argc = 5;
     assert_true(srl_config_parse_args(cfg, &argc, argv, err, sizeof err));
-    assert_int_equal(srl_config_get_enum(cfg, "role"), SRL_ROLE_SPOKE);
-    assert_string_equal(srl_config_get_str(cfg, "topic.prefix"), "p");
+    assert_int_equal(srl_config_enum(cfg, SRL_KEY_ROLE), SRL_ROLE_SPOKE);
+    assert_string_equal(srl_config_str(cfg, SRL_KEY_TOPIC_PREFIX), "p");
     assert_int_equal(argc, 2);
     assert_string_equal(argv[1], "status");
     char *argv2[] = {"sysrepl", "--set", NULL};
@@ -402,7 +403,7 @@ static void config_kafka_conf_applies_properties(void **state)
     assert_true(srl_config_kafka_get(cfg, 0, &name, &value));
     assert_string_equal(name, "bootstrap.servers");
     assert_string_equal(value, "b2:9092");
-    assert_true(srl_config_is_set(cfg, "kafka.client.id"));
+    assert_true(srl_config_kafka_is_set(cfg, "client.id"));
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     assert_true(srl_config_kafka_conf(cfg, conf, err, sizeof err));
@@ -444,14 +445,14 @@ static void config_list_parses_items_and_mask(void **state)
     char err[512];
     assert_true(srl_config_set_override(cfg, "replicate= policies , assessments", err, sizeof err));
     const char *const *items;
-    assert_int_equal(srl_config_get_list(cfg, "replicate", &items), 2);
+    assert_int_equal(srl_config_list(cfg, SRL_KEY_REPLICATE, &items), 2);
     assert_string_equal(items[0], "policies");
     assert_string_equal(items[1], "assessments");
-    assert_int_equal(srl_config_get_list_mask(cfg, "replicate"),
+    assert_int_equal(srl_config_mask(cfg, SRL_KEY_REPLICATE),
                      SRL_REPLICATE_ASSESSMENTS | SRL_REPLICATE_POLICIES);
 
     assert_true(srl_config_set_override(cfg, "replicate=policies", err, sizeof err));
-    assert_int_equal(srl_config_get_list_mask(cfg, "replicate"), SRL_REPLICATE_POLICIES);
+    assert_int_equal(srl_config_mask(cfg, SRL_KEY_REPLICATE), SRL_REPLICATE_POLICIES);
     srl_config_free(cfg);
 }
 
@@ -483,17 +484,61 @@ static void config_list_rejects_duplicate_and_empty_items(void **state)
     srl_config_free(cfg);
 }
 
-/* is_set tells given keys from defaults. */
+/* is_set tells given keys from defaults; kafka_is_set the same for the
+ * kafka.* properties, by name. */
 static void config_is_set_only_for_given_keys(void **state)
 {
     (void)state;
     srl_config_t *cfg = srl_config_new(SRL_PROG_PRODUCER);
     char err[512];
     assert_true(srl_config_set_override(cfg, "topic.partitions=3", err, sizeof err));
-    assert_true(srl_config_is_set(cfg, "topic.partitions"));
-    assert_false(srl_config_is_set(cfg, "topic.prefix"));
-    assert_false(srl_config_is_set(cfg, "kafka.acks"));
+    assert_true(srl_config_is_set(cfg, SRL_KEY_TOPIC_PARTITIONS));
+    assert_false(srl_config_is_set(cfg, SRL_KEY_TOPIC_PREFIX));
+    assert_false(srl_config_kafka_is_set(cfg, "acks"));
+    assert_true(srl_config_set_override(cfg, "kafka.acks=all", err, sizeof err));
+    assert_true(srl_config_kafka_is_set(cfg, "acks"));
     srl_config_free(cfg);
+}
+
+/* Every handle indexes its own row: row i of the table is the row of
+ * handle i, and each handle is its key's name upper-cased with '.' and '-'
+ * as '_' (so SRL_KEY_CONSUMER_BATCH_SIZE reads "consumer.batch_size"). Both
+ * come from sysrepl/config_keys.def, so this mostly checks that a row's
+ * handle and name were not written differently. */
+static void config_key_handles_match_table_names(void **state)
+{
+    (void)state;
+    static const struct {
+        srl_key_t key;
+        const char *handle, *name;
+    } rows[] = {
+#define SRL_CONFIG_KEY(handle, name, ...) \
+    {                                     \
+        handle, #handle, name             \
+    }
+#include "sysrepl/config_keys.def"
+#undef SRL_CONFIG_KEY
+    };
+    assert_int_equal(sizeof rows / sizeof rows[0], SRL_KEY__COUNT);
+    assert_int_equal(srl_config_key_count, SRL_KEY__COUNT);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const srl_config_key_t *k = &srl_config_keys[rows[i].key];
+        assert_int_equal(rows[i].key, i);
+        assert_string_equal(k->name, rows[i].name);
+        /* The handle the name asks for; "kafka." gives SRL_KEY_KAFKA. */
+        char expected[128] = "SRL_KEY_";
+        size_t at = strlen(expected);
+        for (const char *c = k->name; *c != '\0' && at + 1 < sizeof expected; c++)
+            expected[at++] = *c == '.' || *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+        expected[at] = '\0';
+        if (k->type == SRL_CONF_KAFKA && expected[at - 1] == '_')
+            expected[at - 1] = '\0';
+        assert_string_equal(rows[i].handle, expected);
+        if (k->type != SRL_CONF_KAFKA)
+            assert_ptr_equal(srl_config_key_find(k->name), k);
+    }
+    assert_string_equal(srl_config_keys[SRL_KEY_CONSUMER_BATCH_SIZE].name, "consumer.batch_size");
+    assert_int_equal(srl_config_keys[SRL_KEY_KAFKA].type, SRL_CONF_KAFKA);
 }
 
 /* instance.id is required by the servers: empty fails naming the key. */
@@ -502,11 +547,11 @@ static void config_require_fails_on_empty_value(void **state)
     (void)state;
     srl_config_t *cfg = srl_config_new(SRL_PROG_PRODUCER);
     char err[512];
-    assert_false(srl_config_require(cfg, "instance.id", err, sizeof err));
+    assert_false(srl_config_require(cfg, SRL_KEY_INSTANCE_ID, err, sizeof err));
     assert_string_equal(err, "key \"instance.id\" is required: set it in the config file or "
                              "with -X instance.id=...");
     assert_true(srl_config_set_override(cfg, "instance.id=hub-1", err, sizeof err));
-    assert_true(srl_config_require(cfg, "instance.id", err, sizeof err));
+    assert_true(srl_config_require(cfg, SRL_KEY_INSTANCE_ID, err, sizeof err));
     srl_config_free(cfg);
 }
 
@@ -515,29 +560,30 @@ static void config_enum_constants_match_table(void **state)
 {
     (void)state;
     static const struct {
-        const char *key, *value;
+        srl_key_t key;
+        const char *value;
         int expected;
     } cases[] = {
-        {"role", "hub", SRL_ROLE_HUB},
-        {"role", "spoke", SRL_ROLE_SPOKE},
-        {"transport", "kafka", SRL_TRANSPORT_KAFKA},
-        {"transport", "http", SRL_TRANSPORT_HTTP},
-        {"log.level", "debug", SRL_LOG_DEBUG},
-        {"log.level", "info", SRL_LOG_INFO},
-        {"log.level", "warn", SRL_LOG_WARN},
-        {"log.level", "error", SRL_LOG_ERROR},
-        {"log.format", "logfmt", SRL_LOG_FORMAT_LOGFMT},
-        {"log.format", "json", SRL_LOG_FORMAT_JSON},
+        {SRL_KEY_ROLE, "hub", SRL_ROLE_HUB},
+        {SRL_KEY_ROLE, "spoke", SRL_ROLE_SPOKE},
+        {SRL_KEY_TRANSPORT, "kafka", SRL_TRANSPORT_KAFKA},
+        {SRL_KEY_TRANSPORT, "http", SRL_TRANSPORT_HTTP},
+        {SRL_KEY_LOG_LEVEL, "debug", SRL_LOG_DEBUG},
+        {SRL_KEY_LOG_LEVEL, "info", SRL_LOG_INFO},
+        {SRL_KEY_LOG_LEVEL, "warn", SRL_LOG_WARN},
+        {SRL_KEY_LOG_LEVEL, "error", SRL_LOG_ERROR},
+        {SRL_KEY_LOG_FORMAT, "logfmt", SRL_LOG_FORMAT_LOGFMT},
+        {SRL_KEY_LOG_FORMAT, "json", SRL_LOG_FORMAT_JSON},
     };
     srl_config_t *cfg = srl_config_new(SRL_PROG_ALL);
     char kv[64], err[512];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        snprintf(kv, sizeof kv, "%s=%s", cases[i].key, cases[i].value);
+        snprintf(kv, sizeof kv, "%s=%s", srl_config_keys[cases[i].key].name, cases[i].value);
         assert_true(srl_config_set_override(cfg, kv, err, sizeof err));
-        assert_int_equal(srl_config_get_enum(cfg, cases[i].key), cases[i].expected);
+        assert_int_equal(srl_config_enum(cfg, cases[i].key), cases[i].expected);
     }
     assert_true(srl_config_set_override(cfg, "replicate=assessments", err, sizeof err));
-    assert_int_equal(srl_config_get_list_mask(cfg, "replicate"), SRL_REPLICATE_ASSESSMENTS);
+    assert_int_equal(srl_config_mask(cfg, SRL_KEY_REPLICATE), SRL_REPLICATE_ASSESSMENTS);
     srl_config_free(cfg);
 }
 
@@ -694,10 +740,10 @@ static void config_reload_applies_reloadable_and_keeps_restart_keys(void **state
     srl_log_set_stream(NULL);
     assert_int_equal(r.applied, 2);
     assert_int_equal(r.restart, 2); /* topic.prefix, kafka.acks; consumer.* is not ours */
-    assert_int_equal(srl_config_get_enum(cfg, "log.level"), SRL_LOG_WARN);
+    assert_int_equal(srl_config_enum(cfg, SRL_KEY_LOG_LEVEL), SRL_LOG_WARN);
     assert_int_equal(srl_log_get_level(), SRL_LOG_WARN);
-    assert_int_equal(srl_config_get_int(cfg, "stats.interval_ms"), 2000);
-    assert_string_equal(srl_config_get_str(cfg, "topic.prefix"), "a");
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_STATS_INTERVAL_MS), 2000);
+    assert_string_equal(srl_config_str(cfg, SRL_KEY_TOPIC_PREFIX), "a");
     char *text = read_all(capture);
     assert_non_null(strstr(text, "msg=\"config key changed; applied\" key=stats.interval_ms "
                                  "old=10s new=2s\n"));
@@ -729,7 +775,7 @@ static void config_reload_broken_file_changes_nothing(void **state)
     srl_log_set_stream(NULL);
     snprintf(want, sizeof want, "%s:2: key \"log.level\"", path);
     assert_int_equal(strncmp(err, want, strlen(want)), 0);
-    assert_int_equal(srl_config_get_int(cfg, "stats.interval_ms"), 10000);
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_STATS_INTERVAL_MS), 10000);
     char *text = read_all(capture);
     assert_non_null(strstr(text, "level=error component=bridge msg=\"config not reloaded; the "
                                  "running config stays\" reason="));
@@ -756,8 +802,8 @@ static void config_reload_keeps_overrides_over_file(void **state)
     assert_true(srl_config_reload(cfg, "consumer", &r, err, sizeof err));
     srl_log_set_stream(NULL);
     assert_int_equal(r.applied, 1);
-    assert_int_equal(srl_config_get_enum(cfg, "log.level"), SRL_LOG_ERROR);
-    assert_int_equal(srl_config_get_int(cfg, "consumer.batch_size"), 7);
+    assert_int_equal(srl_config_enum(cfg, SRL_KEY_LOG_LEVEL), SRL_LOG_ERROR);
+    assert_int_equal(srl_config_int(cfg, SRL_KEY_CONSUMER_BATCH_SIZE), 7);
     fclose(capture);
     srl_log_set_level(SRL_LOG_INFO);
     srl_config_free(cfg);
@@ -802,6 +848,7 @@ int main(void)
         cmocka_unit_test(config_is_set_only_for_given_keys),
         cmocka_unit_test(config_require_fails_on_empty_value),
         cmocka_unit_test(config_enum_constants_match_table),
+        cmocka_unit_test(config_key_handles_match_table_names),
         cmocka_unit_test(config_example_loads_cleanly),
         cmocka_unit_test(config_example_uncommented_loads_cleanly),
         cmocka_unit_test(config_example_describes_each_key),

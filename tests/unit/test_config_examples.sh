@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The committed example configs (deploy/examples/*.conf) and
 # docs/config-reference.md are exactly what the key table generates now, and
-# each example loads for the program it is for: they never drift from
-# common/config_keys.c. Fix a failure with `ninja -C <build> gen-config`.
+# each example loads for the program it is for: they never drift from the
+# key table (common/include/sysrepl/config_keys.def). Fix a failure with
+# `ninja -C <build> gen-config`.
 set -euo pipefail
 build=${SRL_BUILD_DIR:?SRL_BUILD_DIR is not set (run through ctest)}
 src=${SRL_SOURCE_DIR:?SRL_SOURCE_DIR is not set (run through ctest)}

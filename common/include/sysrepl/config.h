@@ -3,7 +3,8 @@
  *
  * Sources, later wins: the key table's defaults, one file of `key = value`
  * lines (-c FILE), then `-X key=value` overrides from the command line.
- * Every key lives in one table (common/config_keys.c); parsing, validation,
+ * Every key lives in one table (one row per key in sysrepl/config_keys.def,
+ * the srl_config_keys[] of common/config_keys.c); parsing, validation,
  * --help, the example config and docs/config-reference.md all come from it.
  * Values are typed and checked at load time, so a program never sees a bad
  * value: an unknown key, a bad number, a bad enum value, a key the program
@@ -36,9 +37,19 @@
  * errstr_size bytes) on failure. After a failed load or override the config
  * may be partly updated; programs stop at start, so it is not rolled back.
  *
+ * Code reads a key through its handle, not its name: every row of the table
+ * is also an srl_key_t constant, SRL_KEY_<NAME> ("consumer.batch_size" is
+ * SRL_KEY_CONSUMER_BATCH_SIZE), so a misspelt key is a compile error:
+ *     size_t batch = (size_t)srl_config_int(cfg, SRL_KEY_CONSUMER_BATCH_SIZE);
+ * Names (strings) are only for what is named at run time: the file and -X
+ * (srl_config_load_file, srl_config_set_override, srl_config_key_find), the
+ * reload diff and the generated text, which walk the table, and the kafka.*
+ * properties (srl_config_kafka_*), which are not in it.
+ *
  * Misuse is a programming error, not a config error: an accessor called with
- * a key that is not in the table, or of another type, prints the key and
- * aborts (a test catches it at once rather than a silent zero in production).
+ * the handle of a key of another type (srl_config_int(cfg, SRL_KEY_ROLE)),
+ * or with SRL_KEY_KAFKA, prints the key and aborts (a test catches it at
+ * once rather than a silent zero in production).
  *
  * Secrets: keys marked secret in the table (bridge.api_key) and kafka.*
  * properties whose name contains "password" or "secret" are never echoed in
@@ -87,18 +98,32 @@ typedef struct srl_config_key {
     const char *desc;    /* one line */
 } srl_config_key_t;
 
-/* The key table (common/config_keys.c) and its length. */
-extern const srl_config_key_t srl_config_keys[];
+/* The handle of every key: SRL_KEY_<NAME>, the name upper-cased with '.'
+ * and '-' as '_', in table order, so srl_config_keys[SRL_KEY_ROLE] is the
+ * row of "role". Both come from the same line of sysrepl/config_keys.def.
+ * SRL_KEY_KAFKA is the "kafka." row (the properties have no handles). */
+typedef enum {
+#define SRL_CONFIG_KEY(handle, ...) handle
+#include "sysrepl/config_keys.def"
+#undef SRL_CONFIG_KEY
+    SRL_KEY__COUNT /* not a key: the number of rows */
+} srl_key_t;
+
+/* The key table (common/config_keys.c), indexed by srl_key_t, and its
+ * length (SRL_KEY__COUNT). */
+extern const srl_config_key_t srl_config_keys[SRL_KEY__COUNT];
 extern const size_t srl_config_key_count;
 
-/* The row of a key, or NULL; "kafka.<anything>" gives the kafka. row. */
+/* The row of a key named at run time (a file line, -X), or NULL;
+ * "kafka.<anything>" gives the kafka. row. Code that knows the key uses
+ * srl_config_keys[SRL_KEY_...]. */
 const srl_config_key_t *srl_config_key_find(const char *name);
 
 /* Enum indices, in the order of the table's choices (a unit test checks). */
 enum { SRL_ROLE_HUB, SRL_ROLE_SPOKE };            /* role */
 enum { SRL_TRANSPORT_KAFKA, SRL_TRANSPORT_HTTP }; /* transport */
 /* log.level is in srl_log_level_t order (log.h). */
-/* Bits of srl_config_get_list_mask(cfg, "replicate"). */
+/* Bits of srl_config_mask(cfg, SRL_KEY_REPLICATE). */
 #define SRL_REPLICATE_ASSESSMENTS 0x1u
 #define SRL_REPLICATE_POLICIES 0x2u
 
@@ -127,25 +152,31 @@ bool srl_config_set_override(srl_config_t *cfg, const char *key_value, char *err
 bool srl_config_parse_args(srl_config_t *cfg, int *argc, char **argv, char *errstr,
                            size_t errstr_size);
 
-/* Accessors. Pointers returned stay valid until the config is freed or the
- * key is set again. */
-const char *srl_config_get_str(const srl_config_t *cfg, const char *key); /* string, enum */
-long long srl_config_get_int(const srl_config_t *cfg, const char *key);   /* int, duration_ms */
-bool srl_config_get_bool(const srl_config_t *cfg, const char *key);
-int srl_config_get_enum(const srl_config_t *cfg, const char *key); /* index into choices */
+/* Accessors, by handle: they index the table, no lookup by name. Each
+ * takes the key types in its comment and aborts on any other (see Misuse
+ * above). Pointers returned stay valid until the config is freed or the key
+ * is set again (a reload that applies it, srl_config_reload). */
+const char *srl_config_str(const srl_config_t *cfg, srl_key_t key); /* string, enum */
+long long srl_config_int(const srl_config_t *cfg, srl_key_t key);   /* int, duration_ms */
+bool srl_config_bool(const srl_config_t *cfg, srl_key_t key);       /* bool */
+int srl_config_enum(const srl_config_t *cfg, srl_key_t key);        /* enum: index into choices */
 /* List items in the order given; *items (may be NULL) points to an array
  * the config owns. Returns the count. */
-size_t srl_config_get_list(const srl_config_t *cfg, const char *key, const char *const **items);
-/* Bit i set when the i-th choice is in the list. */
-unsigned srl_config_get_list_mask(const srl_config_t *cfg, const char *key);
-/* True when the key was given in a file or with -X (not just a default). */
-bool srl_config_is_set(const srl_config_t *cfg, const char *key);
+size_t srl_config_list(const srl_config_t *cfg, srl_key_t key, const char *const **items);
+/* list: bit i set when the i-th choice is in the list. */
+unsigned srl_config_mask(const srl_config_t *cfg, srl_key_t key);
+/* True when the key was given in a file or with -X (not just a default);
+ * any type but SRL_KEY_KAFKA (srl_config_kafka_is_set). */
+bool srl_config_is_set(const srl_config_t *cfg, srl_key_t key);
 
-/* Fails, naming the key, when a string key is empty ("instance.id"). */
-bool srl_config_require(const srl_config_t *cfg, const char *key, char *errstr, size_t errstr_size);
+/* string: fails, naming the key, when it is empty (SRL_KEY_INSTANCE_ID). */
+bool srl_config_require(const srl_config_t *cfg, srl_key_t key, char *errstr, size_t errstr_size);
 
-/* kafka.* properties, in the order first given, "kafka." stripped. */
+/* kafka.* properties, in the order first given, "kafka." stripped. Their
+ * names are librdkafka's, open-ended, so they are read by name. */
 size_t srl_config_kafka_count(const srl_config_t *cfg);
+/* True when kafka.<property> was given (property without "kafka."). */
+bool srl_config_kafka_is_set(const srl_config_t *cfg, const char *property);
 bool srl_config_kafka_get(const srl_config_t *cfg, size_t i, const char **name, const char **value);
 /* Apply every kafka.* property to conf with rd_kafka_conf_set. conf stays
  * the caller's; on failure it holds the properties applied before the
@@ -175,7 +206,7 @@ bool srl_config_check_reload(const srl_config_t *running, const srl_config_t *re
  * start) changes nothing: false, errstr names file:line (or -X) and the
  * key, and one error line "config not reloaded; the running config stays"
  * is logged. component: the log component ("producer", "bridge", ...).
- * Pointers from srl_config_get_str for the applied keys become invalid.
+ * Pointers from srl_config_str for the applied keys become invalid.
  * Run it on the thread that owns running, never in a signal handler.
  * result (may be NULL) receives the counts. */
 typedef struct srl_config_reload {
