@@ -2,7 +2,8 @@
  * cli.h - this file is private to the sysrepl command line (cli/).
  *
  * Commands and their options are tables (main.c); the same tables drive
- * parsing and every --help text, so they cannot disagree. A command's run
+ * parsing and every --help text, so they cannot disagree. What every
+ * command shares (messages, options, the store connection) is context.c. A command's run
  * function gets the parsed arguments and returns an exit code.
  */
 #ifndef SRL_CLI_H
@@ -48,8 +49,9 @@ typedef struct cli_args {
 
 typedef struct cli_ctx {
     srl_config_t *cfg;
-    const char *prog; /* argv[0] basename */
-    srl_kind_t kind;  /* for the put/get/list/delete of a kind group */
+    const char *prog;  /* argv[0] basename */
+    const char *words; /* "sysrepl assessment put", for messages; NULL: "sysrepl" */
+    srl_kind_t kind;   /* for the put/get/list/delete of a kind group */
     FILE *out, *err;
 } cli_ctx_t;
 
@@ -99,5 +101,18 @@ void cli_default_assessed_at(const json_t *value, srl_entity_t *e);
 /* Parse a kind name as on the command line: the kind names of model.h
  * plus the group names and aliases ("type", "assessment", "policy"). */
 bool cli_kind_parse(const char *name, srl_kind_t *out);
+
+/* Index of option name in a's table, -1 when it has none such. */
+int cli_opt_index(const cli_args_t *a, const char *name);
+
+/* word is name or one of aliases ('|'-separated, may be NULL). */
+bool cli_name_matches(const char *name, const char *aliases, const char *word);
+
+/* The kind groups' command words: name, aliases (the command table in
+ * main.c and cli_kind_parse in context.c both use these). */
+#define CLI_WORDS_TYPE "type", "assessment-type|assessment-types"
+#define CLI_WORDS_ASSESSMENT \
+    "assessment", "vulnerability-assessment|vulnerability-assessments|assessments"
+#define CLI_WORDS_POLICY "policy", "policies"
 
 #endif

@@ -55,12 +55,6 @@ static json_t *load_object(cli_ctx_t *ctx, const char *text, const char *path, i
     return obj;
 }
 
-void cli_default_assessed_at(const json_t *value, srl_entity_t *e)
-{
-    if (e->kind == SRL_KIND_ASSESSMENT && !json_object_get(value, "assessed_at"))
-        e->u.assessment.assessed_at = SRL_STORE_ASSESSED_AT_KEEP;
-}
-
 int cli_cmd_put(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
 {
     (void)cmd;

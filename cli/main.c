@@ -97,13 +97,12 @@ static const cli_cmd_t commands[] = {
     {"status", NULL, "", 0, 0,
      "role, schema version, counts, outbox depth, last replication, dead letters, warnings",
      status_opts, cli_cmd_status, NULL, 0},
-    {"type", "assessment-type|assessment-types", "", 0, 0,
-     "assessment types (key: the name, any case): put, get, list, delete", NULL, NULL, kind_subs,
-     SRL_KIND_ASSESSMENT_TYPE},
-    {"assessment", "vulnerability-assessment|vulnerability-assessments|assessments", "", 0, 0,
+    {CLI_WORDS_TYPE, "", 0, 0, "assessment types (key: the name, any case): put, get, list, delete",
+     NULL, NULL, kind_subs, SRL_KIND_ASSESSMENT_TYPE},
+    {CLI_WORDS_ASSESSMENT, "", 0, 0,
      "vulnerability assessments (key: ID|global or ID|KIND:NAME): put, get, list, delete", NULL,
      NULL, kind_subs, SRL_KIND_ASSESSMENT},
-    {"policy", "policies", "", 0, 0, "policies (key: the name): put, get, list, delete", NULL, NULL,
+    {CLI_WORDS_POLICY, "", 0, 0, "policies (key: the name): put, get, list, delete", NULL, NULL,
      kind_subs, SRL_KIND_POLICY},
     {"import", NULL, "[FILE|-]", 0, 1,
      "import JSON lines (default: standard input) in one transaction; the same key twice: "
@@ -119,72 +118,13 @@ static const cli_cmd_t commands[] = {
 /* ------------------------------------------------------------------ */
 /* messages                                                             */
 
-static const char *cli_words = "sysrepl"; /* "sysrepl assessment put", for messages */
-
-static void vmsg(cli_ctx_t *ctx, const char *level, const char *fmt, va_list ap)
-{
-    fprintf(ctx->err, "%s: %s", cli_words, level);
-    vfprintf(ctx->err, fmt, ap);
-    fputc('\n', ctx->err);
-}
-
-void cli_error(cli_ctx_t *ctx, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vmsg(ctx, "", fmt, ap);
-    va_end(ap);
-}
-
-void cli_warn(cli_ctx_t *ctx, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vmsg(ctx, "warning: ", fmt, ap);
-    va_end(ap);
-}
-
-int cli_exit_code(srl_store_rc_t rc)
-{
-    switch (rc) {
-    case SRL_STORE_OK:
-    case SRL_STORE_DONE:
-        return CLI_EXIT_OK;
-    case SRL_STORE_INVALID:
-        return CLI_EXIT_INVALID;
-    case SRL_STORE_UNREACHABLE:
-        return CLI_EXIT_UNREACHABLE;
-    case SRL_STORE_NOT_FOUND:
-        return CLI_EXIT_NOT_FOUND;
-    default:
-        return CLI_EXIT_USAGE;
-    }
-}
-
 /* ------------------------------------------------------------------ */
 /* help                                                                 */
-
-static bool name_matches(const cli_cmd_t *c, const char *word)
-{
-    if (strcmp(c->name, word) == 0)
-        return true;
-    if (!c->aliases)
-        return false;
-    size_t n = strlen(word);
-    for (const char *p = c->aliases; *p;) {
-        const char *bar = strchr(p, '|');
-        size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == n && strncmp(p, word, n) == 0)
-            return true;
-        p += len + (bar ? 1 : 0);
-    }
-    return false;
-}
 
 static const cli_cmd_t *find_cmd(const cli_cmd_t *table, const char *word)
 {
     for (const cli_cmd_t *c = table; c->name; c++)
-        if (name_matches(c, word))
+        if (cli_name_matches(c->name, c->aliases, word))
             return c;
     return NULL;
 }
@@ -261,32 +201,6 @@ static void print_help(FILE *out, const char *words, const cli_cmd_t *cmd)
 /* ------------------------------------------------------------------ */
 /* parsing                                                              */
 
-static int opt_index(const cli_args_t *a, const char *name)
-{
-    for (int i = 0; a->opts[i].name; i++)
-        if (strcmp(a->opts[i].name, name) == 0)
-            return i;
-    return -1;
-}
-
-const char *cli_opt(const cli_args_t *a, const char *name)
-{
-    int i = opt_index(a, name);
-    return i < 0 ? NULL : a->value[i];
-}
-
-int cli_opt_count(const cli_args_t *a, const char *name)
-{
-    int i = opt_index(a, name);
-    return i < 0 ? 0 : a->count[i];
-}
-
-const char *cli_opt_at(const cli_args_t *a, const char *name, int k)
-{
-    int i = opt_index(a, name);
-    return i < 0 || k >= a->count[i] || k >= CLI_MAX_REPEAT ? NULL : a->all[i][k];
-}
-
 /* Options of the command plus the global ones, in one table. */
 static bool merge_opts(cli_opt_t *dst, const cli_opt_t *cmd_opts)
 {
@@ -330,7 +244,7 @@ static bool parse_args(cli_ctx_t *ctx, cli_args_t *a, int argc, char **argv)
                 len = sizeof(name) - 1;
             memcpy(name, arg + 2, len);
             name[len] = '\0';
-            k = opt_index(a, name);
+            k = cli_opt_index(a, name);
             if (eq)
                 value = eq + 1;
         } else {
@@ -342,7 +256,7 @@ static bool parse_args(cli_ctx_t *ctx, cli_args_t *a, int argc, char **argv)
                 value = arg + 2;
         }
         if (k < 0) {
-            cli_error(ctx, "unknown option %s (see %s --help)", arg, cli_words);
+            cli_error(ctx, "unknown option %s (see %s --help)", arg, ctx->words);
             return false;
         }
         const cli_opt_t *o = &a->opts[k];
@@ -371,51 +285,6 @@ static bool parse_args(cli_ctx_t *ctx, cli_args_t *a, int argc, char **argv)
 
 /* ------------------------------------------------------------------ */
 /* connecting                                                           */
-
-srl_store_t *cli_connect(cli_ctx_t *ctx, bool check_version, int *exit_code)
-{
-    char errstr[512];
-    srl_store_rc_t rc;
-    const char *dsn = srl_config_str(ctx->cfg, SRL_KEY_STORE_DSN);
-    if (!dsn || !dsn[0])
-        dsn = getenv("SRL_DSN");
-    if (!dsn || !dsn[0]) {
-        cli_error(ctx, "no store given: use --dsn DSN, -X store.dsn=DSN, store.dsn in the "
-                       "config file (-c FILE), or SRL_DSN");
-        *exit_code = CLI_EXIT_USAGE;
-        return NULL;
-    }
-    srl_store_t *st = srl_store_connect(dsn, &rc, errstr, sizeof(errstr));
-    if (!st) {
-        cli_error(ctx, "%s", errstr);
-        *exit_code = CLI_EXIT_UNREACHABLE;
-        return NULL;
-    }
-    if (check_version) {
-        rc = srl_store_check_version(st, errstr, sizeof(errstr));
-        if (rc != SRL_STORE_OK) {
-            cli_error(ctx, "%s", errstr);
-            *exit_code = cli_exit_code(rc);
-            srl_store_close(st);
-            return NULL;
-        }
-    }
-    *exit_code = CLI_EXIT_OK;
-    return st;
-}
-
-bool cli_kind_parse(const char *name, srl_kind_t *out)
-{
-    if (srl_kind_parse(name, out))
-        return true;
-    for (const cli_cmd_t *c = commands; c->name; c++) {
-        if (c->subs == kind_subs && name_matches(c, name)) {
-            *out = c->kind;
-            return true;
-        }
-    }
-    return false;
-}
 
 /* ------------------------------------------------------------------ */
 /* main                                                                 */
@@ -463,7 +332,7 @@ static bool only_global_options(cli_ctx_t *ctx, char **argv, int from, int to)
                 found = o;
         }
         if (!found) {
-            cli_error(ctx, "unknown option %s (see %s --help)", a, cli_words);
+            cli_error(ctx, "unknown option %s (see %s --help)", a, ctx->words);
             return false;
         }
         if (found->arg && !strchr(a, '='))
@@ -529,7 +398,7 @@ int main(int argc, char **argv)
     if (cmd->subs) {
         ctx.kind = cmd->kind;
         int j = skip_options(argc, argv, i + 1);
-        cli_words = words;
+        ctx.words = words;
         if (j >= argc && !only_global_options(&ctx, argv, i + 1, j))
             goto cleanup;
         if (j >= argc || argv[j][0] == '-') {
@@ -550,7 +419,7 @@ int main(int argc, char **argv)
         argc--;
         cmd = sub;
     }
-    cli_words = words;
+    ctx.words = words;
     memmove(&argv[first_word], &argv[first_word + 1], (size_t)(argc - first_word) * sizeof(char *));
     argc--;
 
