@@ -106,14 +106,10 @@ static int rebuild_crossed(consumer_t *c, unsigned crossed)
     return r;
 }
 
-static int run(consumer_t *c)
+/* Connect, find the partitions, rebuild what needs it. -1 when ready to
+ * replicate, else the exit status. */
+static int start(consumer_t *c)
 {
-    char err[1024];
-    srl_offset_update_t *offs = NULL;
-    srl_source_pos_t *work = NULL;
-    int status = EXIT_FAIL;
-    int64_t backoff = SRL_CONSUMER_BACKOFF_MIN_MS;
-
     if (!srl__consumer_store_connect(c))
         return srl__consumer_stop ? EXIT_OK : EXIT_STORE;
     if (!srl__consumer_find_partitions(c))
@@ -121,92 +117,134 @@ static int run(consumer_t *c)
     for (;;) {
         int r = srl__consumer_sync(c, 0);
         if (r == 0)
-            break;
+            return -1;
         if (r < 0 || srl__consumer_stop)
             return srl__consumer_stop ? EXIT_OK : EXIT_FAIL;
         srl__consumer_nap(SRL_CONSUMER_BACKOFF_MAX_MS);
         if (!srl__consumer_store_connect(c))
             return srl__consumer_stop ? EXIT_OK : EXIT_STORE;
     }
-    offs = calloc(c->npos, sizeof(*offs));
-    work = calloc(c->npos, sizeof(*work));
-    if (!offs || !work)
-        goto done;
-    size_t batch_size = (size_t)srl_config_int(c->cfg, SRL_KEY_CONSUMER_BATCH_SIZE);
-    int poll_ms = (int)srl_config_int(c->cfg, SRL_KEY_CONSUMER_POLL_TIMEOUT_MS);
-    int64_t last_commit = srl_clock_mono_ms();
-    c->window_start_ms = c->last_stats_ms = last_commit;
-    srl_log(SRL_LOG_INFO, "consumer", "replicating", "topics=%zu partitions=%zu instance=%s",
-            c->ntopics, c->npos, srl_log_q(c->instance_id));
+}
 
-    while (!srl__consumer_stop) {
-        if (srl__consumer_reload) {
-            srl__consumer_reload = 0;
-            if (srl_config_reload(c->cfg, "consumer", NULL, err, sizeof(err))) {
-                batch_size = (size_t)srl_config_int(c->cfg, SRL_KEY_CONSUMER_BATCH_SIZE);
-                poll_ms = (int)srl_config_int(c->cfg, SRL_KEY_CONSUMER_POLL_TIMEOUT_MS);
-            }
-        }
-        int64_t t0 = srl_clock_mono_ms();
-        srl_source_rc_t frc = c->src->ops->fetch(c->src, c->pos, c->npos, batch_size, poll_ms,
-                                                 &c->batch, err, sizeof(err));
-        c->fetch_ms += srl_clock_mono_ms() - t0;
-        if (frc == SRL_SOURCE_FATAL) {
-            srl_log(SRL_LOG_ERROR, "consumer", "cannot read the topics", "reason=%s",
-                    srl_log_q(err));
-            goto done;
-        }
-        if (frc == SRL_SOURCE_RETRY) {
-            srl__horizon_source_failed(c, err);
-            c->batch.count = 0; /* nothing came: only the log lines to write */
-        }
-        bool moves = frc == SRL_SOURCE_OK && srl__batch_moves(c, &c->batch);
-        if (moves) {
-            srl__horizon_source_back(c);
-            unsigned crossed = srl__horizon_crossed(c, srl__batch_topics(c, &c->batch));
-            int r = crossed ? rebuild_crossed(c, crossed) : 1;
-            if (r < 0)
-                break;
-            if (r == 0)
-                continue; /* positions and evidence re-read from the store */
-        }
-        bool cached_caught_up = false;
-        memcpy(work, c->pos, c->npos * sizeof(*work));
-        bool commit = moves || srl__horizon_unwritten(c) || srl_logq_pending(c->logq) ||
-                      (frc == SRL_SOURCE_OK && srl_clock_mono_ms() - last_commit >= HEARTBEAT_MS);
-        if (commit) {
-            srl_store_rc_t rc = srl__batch_apply(c, &c->batch, 0, c->batch.count, work, offs,
-                                                 &cached_caught_up, err, sizeof(err));
-            c->src->ops->release(c->src, &c->batch);
-            if (rc != SRL_STORE_OK) {
-                if (!store_failed(c, rc, err, &backoff))
-                    goto done;
-                continue; /* positions re-read from the store */
-            }
-            backoff = SRL_CONSUMER_BACKOFF_MIN_MS;
-            memcpy(c->pos, work, c->npos * sizeof(*work));
-            c->src->ops->committed(c->src, c->pos, c->npos);
-            last_commit = srl_clock_mono_ms();
-        } else {
-            srl__batch_offsets(c, work, &c->batch, offs, &cached_caught_up);
-            c->src->ops->release(c->src, &c->batch);
-        }
-        srl__consumer_stats(c, false);
-        srl__consumer_purge_log(c);
-        if (c->until_caught_up && all_caught_up(c)) {
-            srl_log(SRL_LOG_INFO, "consumer", "caught up, exiting (--until-caught-up)", NULL);
-            break;
-        }
-        if (frc == SRL_SOURCE_RETRY)
-            srl__consumer_nap(poll_ms);
-        else
-            srl__horizon_probe_if_due(c, cached_caught_up);
+/* What the main loop carries from one turn to the next. */
+typedef struct loop {
+    srl_offset_update_t *offs; /* one per position */
+    srl_source_pos_t *work;    /* positions while a batch is applied */
+    size_t batch_size;
+    int poll_ms;
+    int64_t last_commit, backoff;
+    char err[1024];
+} loop_t;
+
+enum { TURN_AGAIN, TURN_DONE, TURN_FAIL };
+
+static void reload_if_asked(consumer_t *c, loop_t *l)
+{
+    if (!srl__consumer_reload)
+        return;
+    srl__consumer_reload = 0;
+    if (srl_config_reload(c->cfg, "consumer", NULL, l->err, sizeof(l->err))) {
+        l->batch_size = (size_t)srl_config_int(c->cfg, SRL_KEY_CONSUMER_BATCH_SIZE);
+        l->poll_ms = (int)srl_config_int(c->cfg, SRL_KEY_CONSUMER_POLL_TIMEOUT_MS);
     }
-    srl__consumer_stats(c, true);
-    status = EXIT_OK;
-done:
-    free(offs);
-    free(work);
+}
+
+/* Apply the batch in hand (or, with nothing new, write the evidence, the
+ * log lines and a heartbeat of offsets when due). *cached_caught_up: the
+ * source's cached view says every position is at its end. */
+static int apply_batch(consumer_t *c, loop_t *l, bool moves, bool fetched, bool *cached_caught_up)
+{
+    memcpy(l->work, c->pos, c->npos * sizeof(*l->work));
+    bool commit = moves || srl__horizon_unwritten(c) || srl_logq_pending(c->logq) ||
+                  (fetched && srl_clock_mono_ms() - l->last_commit >= HEARTBEAT_MS);
+    if (!commit) {
+        srl__batch_offsets(c, l->work, &c->batch, l->offs, cached_caught_up);
+        c->src->ops->release(c->src, &c->batch);
+        return TURN_AGAIN;
+    }
+    srl_store_rc_t rc = srl__batch_apply(c, &c->batch, 0, c->batch.count, l->work, l->offs,
+                                         cached_caught_up, l->err, sizeof(l->err));
+    c->src->ops->release(c->src, &c->batch);
+    if (rc != SRL_STORE_OK)
+        return store_failed(c, rc, l->err, &l->backoff) ? TURN_AGAIN : TURN_FAIL;
+    l->backoff = SRL_CONSUMER_BACKOFF_MIN_MS;
+    memcpy(c->pos, l->work, c->npos * sizeof(*l->work));
+    c->src->ops->committed(c->src, c->pos, c->npos);
+    l->last_commit = srl_clock_mono_ms();
+    return TURN_AGAIN;
+}
+
+/* One turn of the main loop: fetch, check the horizon, apply, report,
+ * probe. */
+static int turn(consumer_t *c, loop_t *l)
+{
+    reload_if_asked(c, l);
+    int64_t t0 = srl_clock_mono_ms();
+    srl_source_rc_t frc = c->src->ops->fetch(c->src, c->pos, c->npos, l->batch_size, l->poll_ms,
+                                             &c->batch, l->err, sizeof(l->err));
+    c->fetch_ms += srl_clock_mono_ms() - t0;
+    if (frc == SRL_SOURCE_FATAL) {
+        srl_log(SRL_LOG_ERROR, "consumer", "cannot read the topics", "reason=%s",
+                srl_log_q(l->err));
+        return TURN_FAIL;
+    }
+    if (frc == SRL_SOURCE_RETRY) {
+        srl__horizon_source_failed(c, l->err);
+        c->batch.count = 0; /* nothing came: only the log lines to write */
+    }
+    bool moves = frc == SRL_SOURCE_OK && srl__batch_moves(c, &c->batch);
+    if (moves) {
+        srl__horizon_source_back(c);
+        unsigned crossed = srl__horizon_crossed(c, srl__batch_topics(c, &c->batch));
+        int r = crossed ? rebuild_crossed(c, crossed) : 1;
+        if (r <= 0)
+            return r < 0 ? TURN_DONE : TURN_AGAIN; /* rebuilt: positions re-read */
+    }
+    bool cached_caught_up = false;
+    int r = apply_batch(c, l, moves, frc == SRL_SOURCE_OK, &cached_caught_up);
+    if (r != TURN_AGAIN)
+        return r;
+    srl__consumer_stats(c, false);
+    srl__consumer_purge_log(c);
+    if (c->until_caught_up && all_caught_up(c)) {
+        srl_log(SRL_LOG_INFO, "consumer", "caught up, exiting (--until-caught-up)", NULL);
+        return TURN_DONE;
+    }
+    if (frc == SRL_SOURCE_RETRY)
+        srl__consumer_nap(l->poll_ms);
+    else
+        srl__horizon_probe_if_due(c, cached_caught_up);
+    return TURN_AGAIN;
+}
+
+static int run(consumer_t *c)
+{
+    int status = start(c);
+    if (status >= 0)
+        return status;
+    loop_t l = {
+        .offs = calloc(c->npos, sizeof(*l.offs)),
+        .work = calloc(c->npos, sizeof(*l.work)),
+        .batch_size = (size_t)srl_config_int(c->cfg, SRL_KEY_CONSUMER_BATCH_SIZE),
+        .poll_ms = (int)srl_config_int(c->cfg, SRL_KEY_CONSUMER_POLL_TIMEOUT_MS),
+        .last_commit = srl_clock_mono_ms(),
+        .backoff = SRL_CONSUMER_BACKOFF_MIN_MS,
+    };
+    status = EXIT_FAIL;
+    if (l.offs && l.work) {
+        c->window_start_ms = c->last_stats_ms = l.last_commit;
+        srl_log(SRL_LOG_INFO, "consumer", "replicating", "topics=%zu partitions=%zu instance=%s",
+                c->ntopics, c->npos, srl_log_q(c->instance_id));
+        int r = TURN_AGAIN;
+        while (!srl__consumer_stop && r == TURN_AGAIN)
+            r = turn(c, &l);
+        if (r != TURN_FAIL) {
+            srl__consumer_stats(c, true);
+            status = EXIT_OK;
+        }
+    }
+    free(l.offs);
+    free(l.work);
     return status;
 }
 
