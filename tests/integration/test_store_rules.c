@@ -34,6 +34,7 @@ static unsigned seed = 15;
 
 static int pick(int n)
 {
+    /* cppcheck-suppress rand_rCalled ; a fixed seed makes a failure repeatable */
     return (int)(rand_r(&seed) % (unsigned)n);
 }
 
