@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "sysrepl/json.h"
+#include "sysrepl/rules.h"
 
 #define PATH_MAX_LEN 256
 
@@ -899,213 +900,34 @@ bool srl_json_to_entity(const json_t *obj, srl_kind_t kind, srl_entity_t *e, cha
 /* ------------------------------------------------------------------ */
 /* validation of form                                                   */
 
-static bool is_upper_alnum(char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-}
-
-static bool all_digits(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    return n > 0;
-}
-
+/* The vulnerability id rules of the table (rules.c), on an id alone. */
 bool srl_vulnerability_id_valid(const char *id)
 {
-    if (!id || !(id[0] >= 'A' && id[0] <= 'Z'))
+    if (!id)
         return false;
-    size_t len = strlen(id);
-    if (len > SRL_VULNERABILITY_ID_MAX)
-        return false;
-    const char *dash = strchr(id, '-');
-    if (!dash || dash[1] == '\0')
-        return false;
-    for (const char *p = id; p < dash; p++)
-        if (!is_upper_alnum(*p))
-            return false;
-    for (const char *p = dash + 1; *p; p++)
-        if (!isalnum((unsigned char)*p) && *p != '-')
-            return false;
-    size_t plen = (size_t)(dash - id);
-    const char *rest = dash + 1;
-    size_t rlen = strlen(rest);
-    if (plen == 3 && memcmp(id, "CVE", 3) == 0) /* CVE-yyyy-nnnn+ */
-        return rlen >= 9 && all_digits(rest, 4) && rest[4] == '-' && all_digits(rest + 5, rlen - 5);
-    if (plen == 3 && memcmp(id, "PGV", 3) == 0) /* PGV-n+ */
-        return all_digits(rest, rlen);
-    if (plen == 4 && memcmp(id, "GHSA", 4) == 0) { /* GHSA-xxxx-xxxx-xxxx */
-        if (rlen != 14 || rest[4] != '-' || rest[9] != '-')
-            return false;
-        for (size_t i = 0; i < rlen; i++)
-            if (i != 4 && i != 9 &&
-                !(islower((unsigned char)rest[i]) || isdigit((unsigned char)rest[i])))
-                return false;
-    }
-    return true;
-}
-
-static bool color_valid(const char *s)
-{
-    if (strlen(s) != 7 || s[0] != '#')
-        return false;
-    for (int i = 1; i < 7; i++)
-        if (!isxdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
-static bool validate_type(jctx_t *c, const srl_assessment_type_t *t)
-{
-    if (!t->name || !t->name[0])
-        return fail(c, "name", "required");
-    if (t->color && !color_valid(t->color))
-        return fail(c, "color", "expected \"#rrggbb\", got \"%s\"", t->color);
-    if (!srl_severity_class_name(t->severity_class))
-        return fail(c, "severity_class", "value %d out of range", (int)t->severity_class);
-    if (t->emitted_severity != SRL_SEVERITY_UNSET && !srl_severity_name(t->emitted_severity))
-        return fail(c, "emitted_severity", "value %d out of range", (int)t->emitted_severity);
-    if (t->has_default_expiry_days &&
-        (t->default_expiry_days < 1 || t->default_expiry_days > 36500))
-        return fail(c, "default_expiry_days", "must be 1..36500, got %d",
-                    (int)t->default_expiry_days);
-    const srl_auto_rule_t *r = &t->auto_rule;
-    switch (r->kind) {
-    case SRL_AUTO_RULE_NONE:
-        break;
-    case SRL_AUTO_RULE_CVSS:
-        if (!(r->cvss_min >= 0.0 && r->cvss_min <= 10.0))
-            return fail(c, "auto_rule.cvss_min", "must be between 0 and 10, got %g", r->cvss_min);
-        if (!(r->cvss_max >= 0.0 && r->cvss_max <= 10.0))
-            return fail(c, "auto_rule.cvss_max", "must be between 0 and 10, got %g", r->cvss_max);
-        if (r->cvss_min > r->cvss_max)
-            return fail(c, "auto_rule.cvss_max", "must not be below cvss_min (%g < %g)",
-                        r->cvss_max, r->cvss_min);
-        break;
-    case SRL_AUTO_RULE_PVRS:
-        if (r->pvrs_count == 0)
-            return fail(c, "auto_rule.pvrs_categories", "at least one category (1..5) required");
-        break;
-    default:
-        return fail(c, "auto_rule.kind", "value %d out of range", (int)r->kind);
-    }
-    for (size_t i = 0; i < r->pvrs_count; i++) {
-        if (r->pvrs_categories[i] < 1 || r->pvrs_categories[i] > 5) {
-            char p[PATH_MAX_LEN];
-            index_path(p, "auto_rule.pvrs_categories", i);
-            return fail(c, p, "must be 1..5, got %d", (int)r->pvrs_categories[i]);
-        }
-    }
-    return true;
-}
-
-static bool validate_assessment(jctx_t *c, const srl_assessment_t *a)
-{
-    if (!a->vulnerability_id || !a->vulnerability_id[0])
-        return fail(c, "vulnerability_id", "required");
-    if (!srl_vulnerability_id_valid(a->vulnerability_id))
-        return fail(c, "vulnerability_id",
-                    "expected an id like \"PGV-1234567\", \"CVE-2021-44228\" or "
-                    "\"GHSA-xxxx-xxxx-xxxx\" (PREFIX-rest: A-Z0-9 prefix, then letters, "
-                    "digits, '-'), got \"%s\"",
-                    a->vulnerability_id);
-    if (!srl_scope_kind_name(a->scope_kind))
-        return fail(c, "scope.kind", "value %d out of range", (int)a->scope_kind);
-    if (a->scope_kind == SRL_SCOPE_GLOBAL && a->scope_name)
-        return fail(c, "scope.name", "must be absent when scope.kind is global");
-    if (a->scope_kind != SRL_SCOPE_GLOBAL && (!a->scope_name || !a->scope_name[0]))
-        return fail(c, "scope.name", "required when scope.kind is %s",
-                    srl_scope_kind_name(a->scope_kind));
-    if (!a->assessment_type || !a->assessment_type[0])
-        return fail(c, "assessment_type", "required");
-    if (a->has_package_filter && (!a->package_name || !a->package_name[0]))
-        return fail(c, "package_filter.name", "required");
-    if (!a->has_package_filter && (a->package_name || a->package_version_range))
-        return fail(c, "package_filter", "package fields set without a package filter");
-    return true;
-}
-
-static bool validate_outcomes(jctx_t *c, const char *path, const srl_outcome_entry_t *e, size_t n)
-{
+    srl_entity_t e;
+    memset(&e, 0, sizeof(e));
+    e.kind = SRL_KIND_ASSESSMENT;
+    e.u.assessment.vulnerability_id = (char *)id; /* read only, never freed here */
+    size_t n;
+    const srl_rule_t *rules = srl_rules(&n);
     for (size_t i = 0; i < n; i++) {
-        char p[PATH_MAX_LEN];
-        if (!e[i].name || !e[i].name[0])
-            return fail(c, path, "entry %zu has an empty name", i);
-        child_path(p, path, e[i].name);
-        if (!srl_outcome_name(e[i].outcome))
-            return fail(c, p, "value %d out of range", (int)e[i].outcome);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(e[j].name, e[i].name) == 0)
-                return fail(c, p, "duplicate name");
+        char at[8], got[8];
+        if (rules[i].kind == SRL_KIND_ASSESSMENT &&
+            strcmp(rules[i].field, "vulnerability_id") == 0 &&
+            !rules[i].holds(&e, at, sizeof(at), got, sizeof(got)))
+            return false;
     }
     return true;
 }
 
-static bool validate_policy(jctx_t *c, const srl_policy_t *p)
-{
-    if (!p->name || !p->name[0])
-        return fail(c, "name", "required");
-    for (size_t i = 0; i < p->feed_count; i++) {
-        char path[PATH_MAX_LEN];
-        index_path(path, "feeds", i);
-        if (!p->feeds[i] || !p->feeds[i][0])
-            return fail(c, path, "must not be empty");
-    }
-    const struct {
-        const char *name;
-        srl_outcome_t v;
-    } outcomes[] = {{"unassessed", p->unassessed},
-                    {"license_undetected", p->license_undetected},
-                    {"license_other", p->license_other},
-                    {"deprecated", p->deprecated},
-                    {"unlisted", p->unlisted}};
-    for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++)
-        if (!srl_outcome_name(outcomes[i].v))
-            return fail(c, outcomes[i].name, "value %d out of range", (int)outcomes[i].v);
-    if (!validate_outcomes(c, "by_assessment_type", p->by_assessment_type,
-                           p->by_assessment_type_count) ||
-        !validate_outcomes(c, "by_license", p->by_license, p->by_license_count))
-        return false;
-    for (size_t i = 0; i < p->exception_count; i++) {
-        char path[PATH_MAX_LEN], fp[PATH_MAX_LEN];
-        index_path(path, "exceptions", i);
-        child_path(fp, path, "package");
-        if (!p->exceptions[i].package || !p->exceptions[i].package[0])
-            return fail(c, fp, "required");
-        child_path(fp, path, "rule_groups");
-        if (p->exceptions[i].rule_groups &
-            ~(unsigned)(SRL_RULE_GROUP_LICENSE | SRL_RULE_GROUP_DEPRECATION |
-                        SRL_RULE_GROUP_UNLISTED))
-            return fail(c, fp, "unknown rule group bits 0x%x", p->exceptions[i].rule_groups);
-    }
-    if (p->has_risk_profile) {
-        const srl_risk_profile_t *r = &p->risk_profile;
-        if (!srl_risk_level_name(r->network_exposure))
-            return fail(c, "risk_profile.network_exposure", "out of range");
-        if (!srl_risk_level_name(r->access_interface))
-            return fail(c, "risk_profile.access_interface", "out of range");
-        if (!srl_risk_level_name(r->service_outage))
-            return fail(c, "risk_profile.service_outage", "out of range");
-        if (!srl_risk_level_name(r->data_breach))
-            return fail(c, "risk_profile.data_breach", "out of range");
-        if (!srl_risk_level_name(r->data_tampering))
-            return fail(c, "risk_profile.data_tampering", "out of range");
-    }
-    return true;
-}
-
+/* Every rule of the table (rules.h): the same rules as the store's CHECK
+ * constraints, with the same text. */
 bool srl_entity_validate(const srl_entity_t *e, char *errstr, size_t errstr_size)
 {
-    jctx_t c = {errstr, errstr_size};
-    switch (e->kind) {
-    case SRL_KIND_ASSESSMENT_TYPE:
-        return validate_type(&c, &e->u.type);
-    case SRL_KIND_ASSESSMENT:
-        return validate_assessment(&c, &e->u.assessment);
-    case SRL_KIND_POLICY:
-        return validate_policy(&c, &e->u.policy);
-    default:
+    if ((unsigned)e->kind >= SRL_KIND_COUNT) {
+        jctx_t c = {errstr, errstr_size};
         return fail(&c, "kind", "unknown kind %d", (int)e->kind);
     }
+    return srl_rules_check(e, errstr, errstr_size) == NULL;
 }

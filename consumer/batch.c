@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "sysrepl/log.h"
+#include "sysrepl/rules.h"
 
 #include "consumer.h"
 #include "decode.h"
@@ -32,7 +33,7 @@ static size_t position_of(const consumer_t *c, const srl_source_pos_t *work, con
 static void stage_range(consumer_t *c, const srl_record_t *records, size_t lo, size_t hi,
                         srl_source_pos_t *work, const char *force_dead_reason)
 {
-    char key[1024], reason[1024], err[512];
+    char key[SRL_KEY_MAX + 1], reason[1024], err[512];
     for (size_t i = lo; i < hi; i++) {
         const srl_record_t *r = &records[i];
         size_t pi = position_of(c, work, r);

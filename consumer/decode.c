@@ -9,6 +9,7 @@
 
 #include "sysrepl/json.h"
 #include "sysrepl/keys.h"
+#include "sysrepl/rules.h"
 
 srl_decoded_t srl_decode_record(srl_registry_t *reg, srl_schemas_loader_t *loader,
                                 const srl_record_t *r, srl_entity_t *e, char *key, size_t key_size,
@@ -24,7 +25,10 @@ srl_decoded_t srl_decode_record(srl_registry_t *reg, srl_schemas_loader_t *loade
         return SRL_DECODED_DEAD;
     }
     if (r->key_len >= key_size || memchr(r->key, '\0', r->key_len)) {
-        snprintf(reason, reason_size, "record key is too long or holds a NUL byte");
+        /* The key buffer holds SRL_KEY_MAX bytes, a rule the hub's store
+         * keeps too (rules.h): only a foreign writer gets here. */
+        snprintf(reason, reason_size, "record key: at most %d bytes, no NUL byte, got %zu bytes",
+                 SRL_KEY_MAX, r->key_len);
         return SRL_DECODED_DEAD;
     }
     if (!r->value) {

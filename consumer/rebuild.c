@@ -11,6 +11,7 @@
 
 #include "sysrepl/clock.h"
 #include "sysrepl/log.h"
+#include "sysrepl/rules.h"
 
 #include "apply.h"
 #include "deadletter.h"
@@ -165,7 +166,7 @@ static srl_rebuild_rc_t rebuild_kind(srl_source_t *src, PGconn *conn, srl_regist
     FILE *div_ups = tmpfile(), *div_tombs = tmpfile();
     hashset_t seen = {0};
     bool copying = false, any_ups = false, any_tombs = false;
-    char sql[512], key[1024], reason[1024];
+    char sql[512], key[SRL_KEY_MAX + 1], reason[1024];
     /* Types are few, and their names are unique case-insensitively: they
      * all take the guarded path. The bulk kinds are copied straight in. */
     bool direct = t->kind != SRL_KIND_ASSESSMENT_TYPE;

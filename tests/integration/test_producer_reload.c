@@ -27,7 +27,7 @@ static void insert_assessments(pf_t *pf, int from, int to)
     snprintf(sql, sizeof(sql),
              "INSERT INTO vulnerability_assessments (vulnerability_id, assessment_type,"
              " scope_kind, comment, assessed_at)"
-             " SELECT 'CVE-2025-' || g, 'Blocked', 'global', 'reload', 1"
+             " SELECT 'CVE-2025-' || lpad(g::text, 4, '0'), 'Blocked', 'global', 'reload', 1"
              " FROM generate_series(%d, %d) g",
              from, to);
     pf_exec(pf, sql);

@@ -141,7 +141,7 @@ static void json_errors_name_their_field(void **state)
         {SRL_KIND_ASSESSMENT,
          "{\"vulnerability_id\":\"CVE-2021-44228\",\"scope\":{\"kind\":\"feed\"},"
          "\"assessment_type\":\"X\"}",
-         "scope.name: required when scope.kind is feed"},
+         "scope.name: required, not empty, when scope.kind is not global"},
         {SRL_KIND_ASSESSMENT,
          "{\"vulnerability_id\":\"CVE-2021-44228\",\"scope\":{\"kind\":\"global\","
          "\"name\":\"x\"},\"assessment_type\":\"X\"}",

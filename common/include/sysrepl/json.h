@@ -26,12 +26,10 @@ json_t *srl_json_from_entity(const srl_entity_t *e, char *errstr, size_t errstr_
 bool srl_json_to_entity(const json_t *obj, srl_kind_t kind, srl_entity_t *e, char *errstr,
                         size_t errstr_size);
 
-/* Checks of form every entity must pass before it is stored or replicated
- * (srl_json_to_entity runs them): required names non-empty; color
- * "#rrggbb"; cvss_min/cvss_max within 0..10 and min <= max; PVRS
- * categories 1..5; default_expiry_days 1..36500; a well-formed
- * vulnerability id; scope.name present iff scope.kind is not global;
- * outcome map names unique. errstr names the field. */
+/* The rules every entity must pass before it is stored or replicated
+ * (srl_json_to_entity runs them): the table of rules.h, the same rules as
+ * the store's CHECK constraints, with the same text. false with errstr
+ * "<field>: <rule>[, got <value>]". */
 bool srl_entity_validate(const srl_entity_t *e, char *errstr, size_t errstr_size);
 
 /* A vulnerability id is PREFIX-REST: PREFIX is an upper-case letter then
