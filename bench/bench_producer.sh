@@ -44,7 +44,7 @@ psql "$PG_BASE" -qc "CREATE DATABASE $DB"
 # Topics, schemas and the first start's snapshot (of one row, so that the
 # topics are not empty and the timed run does not snapshot): not timed.
 psql "$DSN" -qc "INSERT INTO vulnerability_assessments (vulnerability_id, assessment_type,
-    scope_kind, assessed_at) VALUES ('CVE-2024-1', 'Blocked', 'global', 0)"
+    scope_kind, assessed_at) VALUES ('CVE-2024-0001', 'Blocked', 'global', 0)"
 "${PRODUCER[@]}" --once 2>"$WORK/setup.log"
 
 t0=$(now)
