@@ -39,12 +39,12 @@
 /* ---- the private broker ---- */
 
 typedef struct broker {
-    char dir[256];        /* its SRL_STATE_DIR, under /var/tmp */
-    char env[2048];       /* environment prefix for deploy/local/kafka */
-    char script[1024];    /* deploy/local/kafka */
-    char bootstrap[64];   /* main listener: the hub side, the tests' clients */
-    int spoke_bind;       /* the SPOKE listener's own port */
-    int spoke_port;       /* what SPOKE advertises: the proxy's port */
+    char dir[256];      /* its SRL_STATE_DIR, under /var/tmp */
+    char env[2048];     /* environment prefix for deploy/local/kafka */
+    char script[1024];  /* deploy/local/kafka */
+    char bootstrap[64]; /* main listener: the hub side, the tests' clients */
+    int spoke_bind;     /* the SPOKE listener's own port */
+    int spoke_port;     /* what SPOKE advertises: the proxy's port */
 } broker_t;
 
 static broker_t broker;
@@ -135,9 +135,9 @@ static int broker_setup(void **state)
     if (port < 0 || controller < 0 || broker.spoke_bind < 0 || broker.spoke_port < 0)
         return -1;
     n = snprintf(broker.env, sizeof(broker.env),
-                     "SRL_STATE_DIR='%s/state' SRL_CACHE_DIR='%s' SRL_KAFKA_PORT=%d"
-                     " SRL_KAFKA_CONTROLLER_PORT=%d SRL_KAFKA_EXTRA_LISTENER=SPOKE:%d:%d",
-                     broker.dir, cache, port, controller, broker.spoke_bind, broker.spoke_port);
+                 "SRL_STATE_DIR='%s/state' SRL_CACHE_DIR='%s' SRL_KAFKA_PORT=%d"
+                 " SRL_KAFKA_CONTROLLER_PORT=%d SRL_KAFKA_EXTRA_LISTENER=SPOKE:%d:%d",
+                 broker.dir, cache, port, controller, broker.spoke_bind, broker.spoke_port);
     if (n < 0 || (size_t)n >= sizeof(broker.env))
         return -1;
     snprintf(broker.bootstrap, sizeof(broker.bootstrap), "127.0.0.1:%d", port);
@@ -145,8 +145,8 @@ static int broker_setup(void **state)
     if (!broker_ctl("start"))
         return -1;
     print_message("private broker on %s (SPOKE listener %d, advertised %d) ready in %lld ms, %s\n",
-                  broker.bootstrap, broker.spoke_bind, broker.spoke_port,
-                  srl_test_now_ms() - t0, broker.dir);
+                  broker.bootstrap, broker.spoke_bind, broker.spoke_port, srl_test_now_ms() - t0,
+                  broker.dir);
     setenv("SRL_TEST_KAFKA", broker.bootstrap, 1);
     return 0;
 }
@@ -404,7 +404,8 @@ static void consumer_caught_up_at_frozen_while_broker_down(void **state)
                  frozen);
     if (!warned)
         fail_msg("no \"cannot reach the broker, not caught up\" in /tmp/%s.log while the broker"
-                 " was down", instance);
+                 " was down",
+                 instance);
     assert_true(log_has(instance, "the broker reachable again"));
 
     stop_consumer(pid);
@@ -429,8 +430,9 @@ static void consumer_beyond_horizon_while_broker_unreachable_rebuilds(void **sta
     char spoke[512], retention[32];
     unsigned seed = 7;
     snprintf(retention, sizeof(retention), "%d", RETENTION_MS);
-    const char *const fast_cleaning[] = {"delete.retention.ms", retention, "segment.ms", "100",
-                                         "min.cleanable.dirty.ratio", "0.01", NULL};
+    const char *const fast_cleaning[] = {
+        "delete.retention.ms",       retention, "segment.ms", "100",
+        "min.cleanable.dirty.ratio", "0.01",    NULL};
     fx_model_t *m = calloc(1, sizeof(*m));
     assert_non_null(m);
     fx_init(&fx, "hzb-cut", fast_cleaning);
@@ -468,8 +470,10 @@ static void consumer_beyond_horizon_while_broker_unreachable_rebuilds(void **sta
         }
         fx_flush(&fx);
         usleep(500000);
-        gone = !fx_topic_has_key(&fx, fx.topics[SRL_KIND_ASSESSMENT], m->key[SRL_KIND_ASSESSMENT][1]) &&
-               !fx_topic_has_key(&fx, fx.topics[SRL_KIND_ASSESSMENT], m->key[SRL_KIND_ASSESSMENT][4]) &&
+        gone = !fx_topic_has_key(&fx, fx.topics[SRL_KIND_ASSESSMENT],
+                                 m->key[SRL_KIND_ASSESSMENT][1]) &&
+               !fx_topic_has_key(&fx, fx.topics[SRL_KIND_ASSESSMENT],
+                                 m->key[SRL_KIND_ASSESSMENT][4]) &&
                !fx_topic_has_key(&fx, fx.topics[SRL_KIND_POLICY], m->key[SRL_KIND_POLICY][2]);
     }
     print_message("tombstones purged by the broker %lld ms after the cut\n",
