@@ -191,15 +191,23 @@ static void dsn_where(const char *dsn, char *buf, size_t size)
     PQconninfoFree(opts);
 }
 
-/* Failures that waiting will not cure: the server answered and said no. */
+/* Failures that waiting will not cure: the server answered and said no,
+ * or TLS failed on what the client was given: a server certificate the
+ * sslrootcert does not verify ("SSL error: certificate verify failed"),
+ * one for another host name ('server certificate for "x" does not match
+ * host name "y"'), an unreadable root certificate file, a server without
+ * TLS under sslmode=require or stricter. Retrying those would only hide
+ * them behind "store unreachable, waiting". */
 static bool connect_failure_is_fatal(const char *msg)
 {
     static const char *const fatal[] = {"authentication failed",
                                         "does not exist",
-                                        "no pg_hba.conf entry",
+                                        "pg_hba.conf", /* no entry, or one that rejects */
                                         "password",
                                         "permission denied",
                                         "not permitted",
+                                        "certificate",
+                                        "SSL was required",
                                         NULL};
     for (int i = 0; fatal[i]; i++)
         if (strstr(msg, fatal[i]))

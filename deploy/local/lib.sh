@@ -8,6 +8,7 @@
 #   SRL_PG_PORT                private PostgreSQL              (55432)
 #   SRL_KAFKA_PORT             Kafka client listener           (59092)
 #   SRL_KAFKA_CONTROLLER_PORT  Kafka KRaft controller          (59093)
+#   SRL_PG_TLS                 1: PostgreSQL with TLS and a password role (0)
 
 SRL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SRL_STATE_DIR="${SRL_STATE_DIR:-$SRL_ROOT/.state}"

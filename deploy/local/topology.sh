@@ -146,6 +146,23 @@ topo_stop_all() {
     done
 }
 
+# topo_sanitizer_reports: fails, printing them, when a daemon's log holds
+# an AddressSanitizer, LeakSanitizer or UBSan report (a build with
+# -DSRL_SANITIZE=ON writes them to stderr, which is the log). Call it after
+# topo_stop_all: leaks are reported when a program exits.
+topo_sanitizer_reports() {
+    local log found=0
+    for log in "$TOPO_DIR"/*.log; do
+        [[ -f $log ]] || continue
+        if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer' "$log"; then
+            srl_log "sanitizer report in $log:"
+            grep -A 40 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" | head -n 80 >&2
+            found=1
+        fi
+    done
+    return "$found"
+}
+
 # topo_export INSTANCE FILE: the store's content, canonically ordered.
 topo_export() {
     topo_cli "$1" export >"$2.tmp" 2>>"$TOPO_DIR/cli.log" || return 1

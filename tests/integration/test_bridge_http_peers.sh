@@ -15,6 +15,8 @@
 # `sysrepl export` must equal the hub's (the comparison of the chaos test),
 # with no dead letters and an empty hub outbox (`sysrepl status --json`).
 # Last, a wrong API key: the http consumer exits 4 naming HTTP 401.
+# Built with -DSRL_SANITIZE=ON (tests/run runs it so in build-asan/), a
+# sanitizer report in any daemon's log fails the test.
 set -euo pipefail
 SRL_PROG=test_bridge_http_peers
 
@@ -42,6 +44,11 @@ cleanup() {
     local rc=$?
     set +e
     topo_stop_all 2>/dev/null
+    if ! topo_sanitizer_reports; then
+        echo "FAIL: a sanitizer report in a daemon's log (above)"
+        OK=0
+        ((rc)) || rc=1
+    fi
     local inst
     for inst in "${INSTANCES[@]}"; do
         "${TOPO_PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS \"$(topo_db "$inst")\" WITH (FORCE)" \
