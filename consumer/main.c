@@ -174,9 +174,8 @@ static int run(consumer_t *c)
             c->batch.count = 0; /* nothing came: only the log lines to write */
         }
         bool moves = frc == SRL_SOURCE_OK && srl__batch_moves(c, &c->batch);
-        if (moves)
-            srl__horizon_source_back(c);
         if (moves) {
+            srl__horizon_source_back(c);
             unsigned crossed = srl__horizon_crossed(c, srl__batch_topics(c, &c->batch));
             int r = crossed ? rebuild_crossed(c, crossed) : 1;
             if (r < 0)
