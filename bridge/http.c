@@ -366,9 +366,11 @@ static void *header_watchdog(void *arg)
                 cut++;
             }
         pthread_mutex_unlock(&watch.lock);
-        if (cut)
+        if (cut) {
+            srl_metrics_header_timeouts(cut);
             srl_log(SRL_LOG_INFO, "bridge", "connections closed: no request header in time",
                     "count=%u header_timeout_ms=%" PRId64, cut, watch.timeout_ms);
+        }
     }
     return NULL;
 }

@@ -226,6 +226,9 @@ def slow_headers_are_cut_off_at_the_header_timeout():
     assert not open_socks, "%d of 300 slow-header connections still open after %.1f s" % (len(open_socks), took)
     assert took < 6, took
     assert "connections closed: no request header in time" in B.logtext()
+    _, _, m = B.request("GET", "/metrics")
+    n = [int(l.split()[1]) for l in m.decode().splitlines() if l.startswith("sysrepl_bridge_header_timeouts_total ")]
+    assert n and n[0] >= 300, n
 
 
 # ---- TLS ----
