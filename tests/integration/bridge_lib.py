@@ -162,6 +162,15 @@ class Bridge:
         self.log.close()
 
 
+def self_signed_cert(d):
+    """A throwaway RSA certificate for 127.0.0.1 in directory d: (cert, key) paths."""
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 def decode_framing(data):
     """Decode a batch (framing.h) into a list of dicts; raises on any error."""
     assert data[:4] == b"SRB1", "bad magic %r" % data[:4]

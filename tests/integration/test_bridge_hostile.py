@@ -15,7 +15,8 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bridge_lib import API, KEYS, Bridge, Checks, expect_error, kafka_or_skip, raise_fd_limit, tempdir  # noqa: E402
+from bridge_lib import (API, KEYS, Bridge, Checks, expect_error, kafka_or_skip, raise_fd_limit,  # noqa: E402
+                        self_signed_cert, tempdir)
 
 kafka_or_skip()
 raise_fd_limit(8192)
@@ -236,10 +237,7 @@ def slow_headers_are_cut_off_at_the_header_timeout():
 def tls_refuses_old_versions_and_key_exchanges_without_forward_secrecy():
     """Default bridge.tls_priorities: TLS 1.2+ with ECDHE and AEAD only."""
     d = tempdir()
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    cert, key = self_signed_cert(d)
     b = Bridge(d, PREFIX, tls=(cert, key))
 
     def handshake(*opts):
