@@ -40,14 +40,20 @@
 
 #define IDLE_POLL_MS 4000
 
+/* A position the last fetch found caught up; the topic name is copied (the
+ * caller's strings are stable only during a fetch). */
+typedef struct idle_pos {
+    char topic[256];
+    int32_t partition;
+    int64_t offset;
+} idle_pos_t;
+
 typedef struct http_source {
     srl_source_t base;
     srl_bridge_client_t *client;
     CURLM *multi;
-    /* the positions the last fetch found caught up and empty (idle_n 0:
-     * none); topic names point into the caller's positions, compared by
-     * value */
-    srl_source_pos_t *idle_pos;
+    idle_pos_t *idle_pos; /* the last fetch's positions if it found them
+                           * all caught up and empty (idle_n 0: none) */
     size_t idle_n;
 } http_source_t;
 
@@ -58,7 +64,7 @@ static bool same_idle_positions(const http_source_t *s, const srl_source_pos_t *
         return false;
     for (size_t i = 0; i < npos; i++)
         if (pos[i].offset != s->idle_pos[i].offset ||
-            pos[i].partition != s->idle_pos[i].partition || pos[i].kind != s->idle_pos[i].kind ||
+            pos[i].partition != s->idle_pos[i].partition ||
             strcmp(pos[i].topic, s->idle_pos[i].topic) != 0)
             return false;
     return true;
@@ -69,11 +75,17 @@ static void remember_idle(http_source_t *s, const srl_source_pos_t *pos, size_t 
     s->idle_n = 0;
     if (!idle || npos == 0)
         return;
-    srl_source_pos_t *p = realloc(s->idle_pos, npos * sizeof(*p));
+    idle_pos_t *p = realloc(s->idle_pos, npos * sizeof(*p));
     if (!p)
         return;
     s->idle_pos = p;
-    memcpy(p, pos, npos * sizeof(*p));
+    for (size_t i = 0; i < npos; i++) {
+        if (strlen(pos[i].topic) >= sizeof(p[i].topic))
+            return; /* longer than any Kafka topic name: never idle */
+        snprintf(p[i].topic, sizeof(p[i].topic), "%s", pos[i].topic);
+        p[i].partition = pos[i].partition;
+        p[i].offset = pos[i].offset;
+    }
     s->idle_n = npos;
 }
 
