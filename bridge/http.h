@@ -44,6 +44,14 @@ struct srl_req {
     int64_t start_ms;
     unsigned status; /* of the response queued, for metrics/logs */
     bool head;       /* HEAD: headers only */
+    bool close;      /* answer with Connection: close (ambiguous framing) */
+
+    /* the request line as received, before libmicrohttpd unescapes it
+     * (http.c's URI hook): a NUL byte in it, literal or %00, is refused */
+    const char *uri_raw;
+    size_t uri_raw_len;
+    bool uri_nul;    /* %00 in it */
+    bool headers_in; /* the access handler has seen the whole header */
 
     /* set by the route layer when the headers are in */
     srl_route_t route;                /* metrics/log label (SRL_ROUTE_OTHER: none) */
@@ -118,7 +126,10 @@ void srl__resume(srl_req_t *req);
 bool srl__http_refuse_busy(srl_req_t *req, enum MHD_Result *rc);
 bool srl__http_refuse_too_large(srl_req_t *req, enum MHD_Result *rc);
 
-/* The TLS/plain choice and the PEM files, checked before anything starts. */
+/* Before anything starts: the TLS/plain choice, the PEM files and
+ * bridge.tls_priorities are checked; the open-files limit (RLIMIT_NOFILE)
+ * is raised to its hard limit, and b->max_connections lowered (logged) to
+ * what it leaves room for. */
 bool srl_bridge_http_check(srl_bridge_t *b, char *errstr, size_t errstr_size);
 /* Serve; on_headers (the route layer) sees every request first. */
 bool srl_bridge_http_start(srl_bridge_t *b, srl_http_headers_fn on_headers, char *errstr,

@@ -30,6 +30,7 @@ static atomic_ulong served[SRL_KIND_COUNT];
 static atomic_ulong accepted[SRL_KIND_COUNT];
 static atomic_ulong push_rejected;
 static atomic_ulong kafka_errors;
+static atomic_ulong header_timeouts;
 
 static srl_metrics_gauges_fn gauges_fn;
 static void *gauges_arg;
@@ -80,6 +81,11 @@ void srl_metrics_records_accepted(srl_kind_t kind, size_t n)
 {
     if ((unsigned)kind < SRL_KIND_COUNT)
         atomic_fetch_add(&accepted[kind], n);
+}
+
+void srl_metrics_header_timeouts(unsigned n)
+{
+    atomic_fetch_add(&header_timeouts, n);
 }
 
 void srl_metrics_push_rejected(void)
@@ -147,6 +153,12 @@ char *srl_metrics_render(size_t *len)
             "# TYPE sysrepl_bridge_kafka_errors_total counter\n"
             "sysrepl_bridge_kafka_errors_total %lu\n",
             atomic_load(&kafka_errors));
+    fprintf(f,
+            "# HELP sysrepl_bridge_header_timeouts_total Connections closed for not sending a "
+            "request header within bridge.header_timeout_ms.\n"
+            "# TYPE sysrepl_bridge_header_timeouts_total counter\n"
+            "sysrepl_bridge_header_timeouts_total %lu\n",
+            atomic_load(&header_timeouts));
     srl_metrics_gauges_t g;
     read_gauges(&g);
     fprintf(f,
@@ -192,8 +204,9 @@ void srl_metrics_log_stats(void)
     read_gauges(&g);
     srl_log(SRL_LOG_INFO, "bridge", "stats",
             "requests=%lu server_errors=%lu records_served=%lu records_accepted=%lu "
-            "push_rejected=%lu kafka_errors=%lu connections=%d long_polls=%zu window_records=%zu "
-            "window_bytes=%zu",
+            "push_rejected=%lu kafka_errors=%lu header_timeouts=%lu connections=%d long_polls=%zu "
+            "window_records=%zu window_bytes=%zu",
             reqs, errs, sv, ac, atomic_load(&push_rejected), atomic_load(&kafka_errors),
-            g.connections, g.long_polls, g.window_records, g.window_bytes);
+            atomic_load(&header_timeouts), g.connections, g.long_polls, g.window_records,
+            g.window_bytes);
 }

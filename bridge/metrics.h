@@ -50,6 +50,9 @@ void srl_metrics_records_served(srl_kind_t kind, size_t n);
 void srl_metrics_records_accepted(srl_kind_t kind, size_t n);
 void srl_metrics_push_rejected(void);
 void srl_metrics_kafka_error(void);
+/* n connections closed for not sending a request header in time
+ * (bridge.header_timeout_ms). */
+void srl_metrics_header_timeouts(unsigned n);
 /* The Prometheus text of every metric; malloc'd, *len set; NULL when out
  * of memory. */
 char *srl_metrics_render(size_t *len);

@@ -1,8 +1,9 @@
 /*
  * routes.c - the bridge's routes, in one table: method, path, permission
- * and handler of each. A request's headers come here first (from http.c):
- * it is matched against the table, then refused or admitted in this order,
- * so an unauthenticated caller learns nothing about our kinds:
+ * and handler of each. A request's headers come here (from http.c, once it
+ * has refused NUL bytes and ambiguous framing): it is matched against the
+ * table, then refused or admitted in this order, so an unauthenticated
+ * caller learns nothing about our kinds:
  *   503  shutting down, or over bridge.max_connections (http.c's checks)
  *   404  no route has this path
  *   405  the route does not take this method (Allow names the one it does)
@@ -222,11 +223,8 @@ enum MHD_Result srl_routes_on_headers(srl_req_t *req, const char *url, const cha
         req->key = key;
         if (a == SRL_AUTH_UNAUTHENTICATED)
             return srl__respond_error(req, MHD_HTTP_UNAUTHORIZED, NULL, "%s", why);
-        if (a == SRL_AUTH_FORBIDDEN) {
-            srl_log(SRL_LOG_INFO, "bridge", "request forbidden", "key=%s route=%s reason=%s",
-                    srl_log_q(key->name), srl_metrics_route_name(req->route), srl_log_q(why));
+        if (a == SRL_AUTH_FORBIDDEN) /* logged by http.c with the key's name */
             return srl__respond_error(req, MHD_HTTP_FORBIDDEN, NULL, "%s", why);
-        }
     }
     /* Path errors (bad partition, unknown kind) come after authorisation,
      * so an unauthenticated caller learns nothing about our kinds. */

@@ -9,6 +9,16 @@
  * partition has records (the other long polls are abandoned). Records are
  * the binary framing's, so the values are the topic's bytes exactly.
  *
+ * An idle spoke: a fetch at the very positions the previous one found
+ * caught up and empty skips the first round and long-polls for at least
+ * IDLE_POLL_MS (the bridge caps it at bridge.long_poll_max_ms). The
+ * consumer's loop passes consumer.poll_timeout_ms (100 ms by default), and
+ * two rounds of every partition per 100 ms were about 176 requests a second
+ * from a spoke with nothing to do. IDLE_POLL_MS stays below the loop's 5 s
+ * heartbeat so its probes, commits and stats keep their pace; a first
+ * caught-up fetch (start-up, schema loading, rebuilds) still waits only
+ * timeout_ms.
+ *
  * Failures: a refused connection, a reset (the bridge restarting), a
  * timeout, 408/429/5xx are RETRY - the caller waits and calls again with
  * the same positions, so a bridge restart costs nothing but the wait;
@@ -28,11 +38,56 @@
 #include "sysrepl/framing.h"
 #include "sysrepl/log.h"
 
+#define IDLE_POLL_MS 4000
+
+/* A position the last fetch found caught up; the topic name is copied (the
+ * caller's strings are stable only during a fetch). */
+typedef struct idle_pos {
+    char topic[256];
+    int32_t partition;
+    int64_t offset;
+} idle_pos_t;
+
 typedef struct http_source {
     srl_source_t base;
     srl_bridge_client_t *client;
     CURLM *multi;
+    idle_pos_t *idle_pos; /* the last fetch's positions if it found them
+                           * all caught up and empty (idle_n 0: none) */
+    size_t idle_n;
 } http_source_t;
+
+/* The caller asks again exactly where the last fetch found nothing. */
+static bool same_idle_positions(const http_source_t *s, const srl_source_pos_t *pos, size_t npos)
+{
+    if (npos == 0 || s->idle_n != npos)
+        return false;
+    for (size_t i = 0; i < npos; i++)
+        if (pos[i].offset != s->idle_pos[i].offset ||
+            pos[i].partition != s->idle_pos[i].partition ||
+            strcmp(pos[i].topic, s->idle_pos[i].topic) != 0)
+            return false;
+    return true;
+}
+
+static void remember_idle(http_source_t *s, const srl_source_pos_t *pos, size_t npos, bool idle)
+{
+    s->idle_n = 0;
+    if (!idle || npos == 0)
+        return;
+    idle_pos_t *p = realloc(s->idle_pos, npos * sizeof(*p));
+    if (!p)
+        return;
+    s->idle_pos = p;
+    for (size_t i = 0; i < npos; i++) {
+        if (strlen(pos[i].topic) >= sizeof(p[i].topic))
+            return; /* longer than any Kafka topic name: never idle */
+        snprintf(p[i].topic, sizeof(p[i].topic), "%s", pos[i].topic);
+        p[i].partition = pos[i].partition;
+        p[i].offset = pos[i].offset;
+    }
+    s->idle_n = npos;
+}
 
 /* batch->priv: the responses and decoded framings its records point into. */
 typedef struct http_batch {
@@ -315,18 +370,29 @@ static srl_source_rc_t http_fetch(srl_source_t *src, const srl_source_pos_t *pos
     if (per_max == 0)
         per_max = 1;
 
-    srl_source_rc_t rc = round_trip(s, pos, npos, per_max, 0, false, hb, rcs, errstr, errstr_size);
-    bool any = false;
-    for (size_t i = 0; rc == SRL_SOURCE_OK && i < npos; i++)
-        any |= rcs[i] == SRL_HTTP_OK && hb->resps[i].len > SRL_FRAMING_HEADER_SIZE;
-    bool caught_up = rc == SRL_SOURCE_OK;
-    for (size_t i = 0; caught_up && i < npos; i++)
-        caught_up = rcs[i] == SRL_HTTP_OK && hb->resps[i].high >= 0 &&
-                    hb->resps[i].next_offset >= hb->resps[i].high;
+    bool idle = timeout_ms > 0 && same_idle_positions(s, pos, npos);
+    srl_source_rc_t rc = SRL_SOURCE_OK;
+    bool any = false, caught_up = true;
+    if (!idle) {
+        rc = round_trip(s, pos, npos, per_max, 0, false, hb, rcs, errstr, errstr_size);
+        for (size_t i = 0; rc == SRL_SOURCE_OK && i < npos; i++)
+            any |= rcs[i] == SRL_HTTP_OK && hb->resps[i].len > SRL_FRAMING_HEADER_SIZE;
+        caught_up = rc == SRL_SOURCE_OK;
+        for (size_t i = 0; caught_up && i < npos; i++)
+            caught_up = rcs[i] == SRL_HTTP_OK && hb->resps[i].high >= 0 &&
+                        hb->resps[i].next_offset >= hb->resps[i].high;
+    }
     if (rc == SRL_SOURCE_OK && !any && timeout_ms > 0 && npos > 0 && caught_up) {
-        /* Everything is caught up: wait for news with long polls. A first
-         * round that says so is kept for eof/high if the wait brings nothing. */
-        rc = round_trip(s, pos, npos, per_max, timeout_ms, true, hb, rcs, errstr, errstr_size);
+        /* Everything is caught up: wait for news with long polls (longer
+         * when the caller asks again at the same positions: idle). */
+        int wait_ms = idle && timeout_ms < IDLE_POLL_MS ? IDLE_POLL_MS : timeout_ms;
+        rc = round_trip(s, pos, npos, per_max, wait_ms, true, hb, rcs, errstr, errstr_size);
+        any = false;
+        for (size_t i = 0; rc == SRL_SOURCE_OK && i < npos; i++)
+            any |= rcs[i] == SRL_HTTP_OK && hb->resps[i].len > SRL_FRAMING_HEADER_SIZE;
+        remember_idle(s, pos, npos, rc == SRL_SOURCE_OK && !any);
+    } else {
+        remember_idle(s, pos, npos, false);
     }
     if (rc != SRL_SOURCE_OK) {
         free(rcs);
@@ -403,6 +469,7 @@ static void http_close(srl_source_t *src)
     if (s->multi)
         curl_multi_cleanup(s->multi);
     srl_bridge_client_free(s->client);
+    free(s->idle_pos);
     free(s);
 }
 

@@ -64,7 +64,9 @@ def raise_fd_limit(n=8192):
 class Bridge:
     """A running sysrepl-bridge; stop() ends it (SIGTERM) and checks it exits 0."""
 
-    def __init__(self, tmp, prefix, tls=None, extra=None, plain=True, config=None):
+    def __init__(self, tmp, prefix, tls=None, extra=None, plain=True, config=None, nofile=None):
+        """nofile: the open-files limit (soft and hard) the bridge starts
+        with; default a soft limit of 8192."""
         self.tmp = tmp
         self.port = free_port()
         self.prefix = prefix
@@ -92,8 +94,14 @@ class Bridge:
             self.args += ["-c", config]
         self.log_path = os.path.join(tmp, "bridge-%d.log" % self.port)
         self.log = open(self.log_path, "w")
+        if nofile:
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        else:
+            def limit():
+                raise_fd_limit(8192)
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     preexec_fn=lambda: raise_fd_limit(8192))
+                                     preexec_fn=limit)
         self.wait_healthy()
 
     def wait_healthy(self, timeout=60):
@@ -152,6 +160,15 @@ class Bridge:
                 raise AssertionError("bridge did not stop within 30 s after SIGTERM")
             assert rc == 0, "bridge exited %d after SIGTERM:\n%s" % (rc, self.logtext()[-3000:])
         self.log.close()
+
+
+def self_signed_cert(d):
+    """A throwaway RSA certificate for 127.0.0.1 in directory d: (cert, key) paths."""
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
 
 
 def decode_framing(data):

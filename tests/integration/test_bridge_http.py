@@ -16,7 +16,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bridge_lib import (API, KEYS, MEDIA, Bridge, Checks, decode_framing, encode_framing,  # noqa: E402
-                        expect_error, kafka_or_skip, raise_fd_limit, tempdir)
+                        expect_error, kafka_or_skip, raise_fd_limit, self_signed_cert, tempdir)
 
 kafka_or_skip()
 raise_fd_limit(8192)
@@ -535,10 +535,7 @@ def connection_limit_is_503_with_a_message():
 
 def tls_serves_https_and_refuses_without_config():
     d = tempdir()
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    cert, key = self_signed_cert(d)
     b3 = Bridge(d, PREFIX, tls=(cert, key))
     try:
         st, _, body = b3.request("GET", API + "/state")

@@ -164,6 +164,39 @@ topo_cli hub policy get Global | jq -c '.exceptions += [{"package":"bridge-*","r
 topo_cli hub policy delete "Legacy Apps" >/dev/null
 converge "puts and deletes"
 
+# ---- an idle spoke costs about nothing ----------------------------------
+# Caught up and nothing new: spoke_h must sit in long polls (up to
+# bridge.long_poll_max_ms, 30 s by default) instead of asking again at once;
+# it once pulled about 176 times a second. Count the bridge's pull requests
+# over 10 s: one long-poll round per partition at most, plus the first
+# non-waiting round of each fetch.
+pulls() {
+    curl -fsS --max-time 5 -H "X-ApiKey: $pull_key" "$bridge_url/metrics" |
+        awk '/^sysrepl_bridge_requests_total\{route="pull"/ {n += $2} END {printf "%d\n", n}'
+}
+bridge_state() { curl -fsS --max-time 5 -H "X-ApiKey: $pull_key" "$bridge_url/api/replication/v1/state"; }
+highs() { bridge_state | jq -c '[.topics[].partitions[].high_watermark]'; }
+# The producer may still be sending the tail of the step above: wait until
+# no record has arrived for 3 s (and spoke_h has had them).
+quiet() {
+    local a b
+    a=$(highs)
+    sleep 3
+    b=$(highs)
+    [[ $a == "$b" ]]
+}
+srl_wait_until 60 quiet || fail "idle spoke: records kept arriving for 60 s"
+h0=$(highs)
+p0=$(pulls)
+sleep 10
+p1=$(pulls)
+[[ $(highs) == "$h0" ]] || fail "idle spoke: records arrived during the 10 s measured; not idle"
+idle_pulls=$((p1 - p0))
+npart=$(bridge_state | jq '[.topics[].partitions | length] | add')
+((idle_pulls <= 4 * npart)) ||
+    fail "idle spoke: $idle_pulls pull requests in 10 s over $npart partitions (want at most $((4 * npart)): long polls)"
+echo "ok (idle spoke): $idle_pulls pull requests in 10 s over $npart partitions"
+
 # ---- a wrong API key ----------------------------------------------------
 topo_stop spoke_h
 rc=0
