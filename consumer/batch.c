@@ -84,12 +84,14 @@ bool srl__batch_moves(const consumer_t *c, const srl_source_batch_t *b)
 
 unsigned srl__batch_topics(const consumer_t *c, const srl_source_batch_t *b)
 {
-    unsigned mask = 0;
-    for (size_t k = 0; k < b->count; k++) {
-        size_t pi = position_of(c, c->pos, &b->records[k]);
-        if (pi < c->npos)
-            mask |= 1u << c->pos_topic[pi];
-    }
+    /* One topic per kind: a record's kind names its topic, no position
+     * search per record (this runs on every batch). */
+    unsigned mask = 0, kinds = 0;
+    for (size_t k = 0; k < b->count; k++)
+        kinds |= 1u << b->records[k].kind;
+    for (size_t t = 0; t < c->ntopics; t++)
+        if (kinds & (1u << c->topics[t].kind))
+            mask |= 1u << t;
     for (size_t i = 0; i < c->npos && i < b->npos; i++)
         if (b->next[i] > c->pos[i].offset)
             mask |= 1u << c->pos_topic[i];

@@ -384,23 +384,44 @@ static __attribute__((unused)) char *fx_model_lines(const fx_model_t *m, srl_kin
     return out;
 }
 
+/* Each kind's live keys and versions in a store, one "key|version" line
+ * each, in the order fx_model_lines uses. */
+static const char *const fx_model_sql[SRL_KIND_COUNT] __attribute__((unused)) = {
+    "SELECT coalesce(string_agg(name || '|' || version, E'\\n' ORDER BY name COLLATE \"C\"), '')"
+    " FROM assessment_types",
+    "SELECT coalesce(string_agg(key || '|' || version, E'\\n' ORDER BY key COLLATE \"C\"), '')"
+    " FROM vulnerability_assessments",
+    "SELECT coalesce(string_agg(name || '|' || version, E'\\n' ORDER BY name COLLATE \"C\"), '')"
+    " FROM policies"};
+
+/* Whether the spoke at dsn holds exactly the model's live keys at their
+ * versions, for the kinds in mask (bit = 1 << kind). */
+static __attribute__((unused)) bool fx_model_matches(const fx_model_t *m, const char *dsn,
+                                                     unsigned mask)
+{
+    bool same = true;
+    for (int k = 0; same && k < SRL_KIND_COUNT; k++) {
+        if (!(mask & (1u << k)))
+            continue;
+        char *want = fx_model_lines(m, (srl_kind_t)k);
+        char *got = fx_query(dsn, fx_model_sql[k]);
+        same = strcmp(want, got) == 0;
+        free(want);
+        free(got);
+    }
+    return same;
+}
+
 /* Assert the spoke at dsn holds exactly the model's live keys at their
  * versions, for the kinds in mask (bit = 1 << kind). */
 static __attribute__((unused)) void fx_model_check(const fx_model_t *m, const char *dsn,
                                                    unsigned mask)
 {
-    static const char *const q[] = {
-        "SELECT coalesce(string_agg(name || '|' || version, E'\\n' ORDER BY name COLLATE \"C\"), '')"
-        " FROM assessment_types",
-        "SELECT coalesce(string_agg(key || '|' || version, E'\\n' ORDER BY key COLLATE \"C\"), '')"
-        " FROM vulnerability_assessments",
-        "SELECT coalesce(string_agg(name || '|' || version, E'\\n' ORDER BY name COLLATE \"C\"), '')"
-        " FROM policies"};
     for (int k = 0; k < SRL_KIND_COUNT; k++) {
         if (!(mask & (1u << k)))
             continue;
         char *want = fx_model_lines(m, (srl_kind_t)k);
-        char *got = fx_query(dsn, q[k]);
+        char *got = fx_query(dsn, fx_model_sql[k]);
         if (strcmp(want, got) != 0) {
             FILE *fw = fopen("/tmp/fx_want.txt", "w"), *fg = fopen("/tmp/fx_got.txt", "w");
             if (fw && fg) {

@@ -80,31 +80,6 @@ static __attribute__((unused)) long long hz_purge_tombstones(fx_t *fx, fx_model_
     return took;
 }
 
-/* Whether the spoke at dsn holds exactly the model's live keys at their
- * versions for the kinds in mask (fx_model_check without failing). */
-static __attribute__((unused)) bool hz_spoke_matches(const fx_model_t *m, const char *dsn,
-                                                     unsigned mask)
-{
-    static const char *const q[] = {
-        "SELECT coalesce(string_agg(name || '|' || version, E'\\n' ORDER BY name COLLATE \"C\"), '')"
-        " FROM assessment_types",
-        "SELECT coalesce(string_agg(key || '|' || version, E'\\n' ORDER BY key COLLATE \"C\"), '')"
-        " FROM vulnerability_assessments",
-        "SELECT coalesce(string_agg(name || '|' || version, E'\\n' ORDER BY name COLLATE \"C\"), '')"
-        " FROM policies"};
-    bool same = true;
-    for (int k = 0; same && k < SRL_KIND_COUNT; k++) {
-        if (!(mask & (1u << k)))
-            continue;
-        char *want = fx_model_lines(m, (srl_kind_t)k);
-        char *got = fx_query(dsn, q[k]);
-        same = strcmp(want, got) == 0;
-        free(want);
-        free(got);
-    }
-    return same;
-}
-
 /* Rows of the spoke's content table of kind with key (a name for types and
  * policies). */
 static __attribute__((unused)) long long hz_rows_with_key(const char *dsn, srl_kind_t kind,
@@ -218,7 +193,7 @@ static __attribute__((unused)) bool hz_spoke_ready(void *arg)
         hz_untrack(w->consumer); /* reaped */
         fail_msg("the consumer (pid %d) exited while the test waited on it", (int)w->consumer);
     }
-    return hz_spoke_matches(w->model, w->dsn, w->mask) &&
+    return fx_model_matches(w->model, w->dsn, w->mask) &&
            (!w->topic || hz_rebuild_reasons(w->dsn, w->topic) >= 1);
 }
 
