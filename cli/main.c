@@ -347,8 +347,9 @@ static int cli_cmd_schemas(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *arg
 {
     (void)cmd;
     const char *check = cli_opt(args, "check");
-    char *argv[] = {"schemas", "--check", (char *)check, NULL};
-    return srl_schemas_command(check ? 3 : 1, argv, ctx->out, ctx->err);
+    const char *prefix = ctx->cfg ? srl_config_str(ctx->cfg, SRL_KEY_TOPIC_PREFIX) : "sysrepl";
+    char *argv[] = {"schemas", "--prefix", (char *)prefix, "--check", (char *)check, NULL};
+    return srl_schemas_command(check ? 5 : 3, argv, ctx->out, ctx->err);
 }
 
 int main(int argc, char **argv)

@@ -134,7 +134,7 @@ def single_object(schema_name, record, v2=False):
 out = subprocess.run([HELPER, "schemas"], check=True, capture_output=True, text=True).stdout
 ours = {}
 for line in out.splitlines():
-    kind, fp_hex, canonical = line.split(" ", 2)
+    kind, fp_hex, _id, _subject, canonical = line.split(" ", 4)
     ours[KINDS[kind]] = (int(fp_hex, 16), canonical)
 for name in KINDS.values():
     raw = schema_json(name)
