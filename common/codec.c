@@ -1019,6 +1019,25 @@ bool srl_codec_decode(srl_registry_t *reg, const void *buf, size_t len, srl_enti
 /* ------------------------------------------------------------------ */
 /* evolution                                                            */
 
+bool srl_schema_identify(const char *schema_json, uint64_t *fingerprint, srl_kind_t *kind,
+                         char *errstr, size_t errstr_size)
+{
+    char err[512];
+    srl__avro_schema_t *s = srl__avro_schema_parse(schema_json, err, sizeof(err));
+    if (!s) {
+        snprintf(errstr, errstr_size, "invalid schema: %s", err);
+        return false;
+    }
+    bool ok = kind_of_schema(s, kind);
+    if (!ok)
+        snprintf(errstr, errstr_size, "a %s is none of our record types (%s, %s, %s)",
+                 srl__avro_type_name(s->root), kind_record_names[0], kind_record_names[1],
+                 kind_record_names[2]);
+    *fingerprint = s->fingerprint;
+    srl__avro_schema_free(s);
+    return ok;
+}
+
 bool srl_schema_check_evolution(srl_registry_t *reg, const char *candidate_json, char *errstr,
                                 size_t errstr_size)
 {

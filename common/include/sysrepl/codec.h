@@ -126,6 +126,12 @@ bool srl_codec_to_confluent(const void *value, size_t len, int32_t id, uint8_t *
 bool srl_codec_decode(srl_registry_t *reg, const void *buf, size_t len, srl_entity_t *e,
                       char *errstr, size_t errstr_size);
 
+/* Parse a schema (JSON): its fingerprint and the kind its record name
+ * says. false with errstr ("invalid schema: ..." or "... is none of our
+ * record types") otherwise. */
+bool srl_schema_identify(const char *schema_json, uint64_t *fingerprint, srl_kind_t *kind,
+                         char *errstr, size_t errstr_size);
+
 /* Check whether a candidate schema (JSON) may replace ours of the same kind
  * under our evolution rules (backward and forward compatible). On false,
  * errstr says why. */
