@@ -16,7 +16,8 @@
 #      bridge and writes a record with it; both spokes apply it.
 #   5. A Confluent value whose schema id nobody knows (not on the schema
 #      topic, 404 at the registry) is a dead letter naming the id.
-# Needs SRL_PYTHON with confluent-kafka (deploy/local/install-deps).
+# Needs SRL_PYTHON with confluent-kafka (deploy/local/install-deps). Built
+# with -DSRL_SANITIZE=ON, a sanitizer report in any daemon's log fails it.
 set -euo pipefail
 SRL_PROG=test_confluent_interop
 
@@ -50,6 +51,11 @@ cleanup() {
     local rc=$?
     set +e
     topo_stop_all 2>/dev/null
+    if ! topo_sanitizer_reports; then
+        echo "FAIL: a sanitizer report in a daemon's log (above)"
+        OK=0
+        ((rc)) || rc=1
+    fi
     local inst
     for inst in "${INSTANCES[@]}"; do
         "${TOPO_PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS \"$(topo_db "$inst")\" WITH (FORCE)" \
