@@ -160,6 +160,15 @@ converge "switched to confluent"
 grep -q 'writer schema registered.*subject="\?'"$TOPO_TOPIC"'.policies-value' "$TOPO_DIR/producer.log" ||
     fail "the producer logged no registration of its policy schema at the bridge"
 
+# ---- 1b. a push instance through the bridge (value.format = confluent there)
+topo_stop producer || fail "the producer did not stop on SIGTERM"
+topo_conf producer "${hub_conf[@]}" transport=http bridge.url="$bridge_url" bridge.api_key="$push_key" \
+    bridge.timeout_ms=10s
+topo_start producer "$PRODUCER" -c "$TOPO_DIR/producer.conf"
+topo_cli hub policy put '{"name":"Pushed Through The Bridge","unassessed":"warn"}' >/dev/null
+topo_cli hub type get "Vendor Review" | jq -c '.description = "pushed through the bridge"' | topo_cli hub type put - >/dev/null
+converge "pushed through the bridge"
+
 # ---- 2. the registry API ------------------------------------------------
 "${CLIENT[@]}" api "$bridge_url" "$TOPO_TOPIC" "$pull_key" "$push_key" "$SRC" || fail "registry API"
 
