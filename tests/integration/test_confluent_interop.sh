@@ -16,6 +16,8 @@
 #      bridge and writes a record with it; both spokes apply it.
 #   5. A Confluent value whose schema id nobody knows (not on the schema
 #      topic, 404 at the registry) is a dead letter naming the id.
+#   6. A registry that refuses the hub's writer schema stops the producer
+#      (exit 2) with the registry's message.
 # Needs SRL_PYTHON with confluent-kafka (deploy/local/install-deps). Built
 # with -DSRL_SANITIZE=ON, a sanitizer report in any daemon's log fails it.
 set -euo pipefail
@@ -199,6 +201,19 @@ echo "ok (Confluent writer): schema id $sid registered through the bridge; both 
 dead() { [[ $(topo_sql spoke_k "SELECT count(*) FROM sysrepl.dead_letters WHERE reason LIKE '%unknown schema id 12345%'") == 1 ]]; }
 srl_wait_until 30 dead || fail "spoke_k: no dead letter naming schema id 12345: $(topo_sql spoke_k 'SELECT reason FROM sysrepl.dead_letters')"
 echo "ok (unknown id): $(topo_sql spoke_k 'SELECT reason FROM sysrepl.dead_letters')"
+
+# ---- 6. a registry that refuses the hub's schema stops the producer -------
+# (here: the key may not register, 403; an incompatible schema, 409, takes
+# the same path: any final answer of the registry)
+topo_stop producer || fail "the producer did not stop on SIGTERM"
+topo_conf producer-refused "${hub_conf[@]}" value.format=confluent \
+    schema.registry.url="$bridge_url" schema.registry.basic_auth="hub:$pull_key"
+rc=0
+timeout 60 "$PRODUCER" -c "$TOPO_DIR/producer-refused.conf" >"$TOPO_DIR/refused.log" 2>&1 || rc=$?
+[[ $rc == 2 ]] || { tail -n 5 "$TOPO_DIR/refused.log"; fail "refused registration: the producer exited $rc, want 2"; }
+grep -q 'level=error.*refused to start.*HTTP 403.*lacks the push permission' "$TOPO_DIR/refused.log" ||
+    { tail -n 5 "$TOPO_DIR/refused.log"; fail "refused registration: no error line with the registry's message"; }
+echo "ok (registry refuses): the producer exited 2: $(grep -m1 -o 'HTTP 403[^"]*' "$TOPO_DIR/refused.log")"
 
 OK=1
 echo "PASS ($(srl_elapsed "$t0"))"
