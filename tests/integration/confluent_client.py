@@ -18,11 +18,13 @@ usage:
       bridge) to <prefix>.assessment-types; prints the schema id
   confluent_client.py raw BOOTSTRAP TOPIC KEY HEX VERSION
       writes one record of the given value bytes (hex)
+SRL_REGISTRY_CA: the CA file that verifies an https:// bridge.
 Exits 1 naming the first difference.
 """
 import base64
 import json
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -51,7 +53,10 @@ def fail(msg):
 
 def registry(url, key):
     # basic.auth.user.info: any user, the bridge's API key as password
-    return SchemaRegistryClient({"url": url, "basic.auth.user.info": "sysrepl:" + key})
+    conf = {"url": url, "basic.auth.user.info": "sysrepl:" + key}
+    if os.environ.get("SRL_REGISTRY_CA"):
+        conf["ssl.ca.location"] = os.environ["SRL_REGISTRY_CA"]
+    return SchemaRegistryClient(conf)
 
 
 def call(url, key, method, path, body=None):
@@ -63,8 +68,9 @@ def call(url, key, method, path, body=None):
                        "Basic " + base64.b64encode(("u:" + key).encode()).decode())
     if data is not None:
         req.add_header("Content-Type", MEDIA)
+    ctx = ssl.create_default_context(cafile=os.environ.get("SRL_REGISTRY_CA"))
     try:
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
             status, ctype, raw = r.status, r.headers.get("Content-Type", ""), r.read()
     except urllib.error.HTTPError as e:
         status, ctype, raw = e.code, e.headers.get("Content-Type", ""), e.read()

@@ -18,6 +18,7 @@
 #      topic, 404 at the registry) is a dead letter naming the id.
 #   6. A registry that refuses the hub's writer schema stops the producer
 #      (exit 2) with the registry's message.
+# The bridge serves HTTPS: every registry client verifies it with a CA file.
 # Needs SRL_PYTHON with confluent-kafka (deploy/local/install-deps). Built
 # with -DSRL_SANITIZE=ON, a sanitizer report in any daemon's log fails it.
 set -euo pipefail
@@ -91,7 +92,13 @@ done
 
 # ---- keys, configs, daemons ---------------------------------------------
 bridge_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-bridge_url=http://127.0.0.1:$bridge_port
+bridge_url=https://127.0.0.1:$bridge_port
+# The bridge speaks TLS with a throwaway certificate: every client, the
+# registry clients included (schema.registry.ca_file), verifies it.
+ca=$TOPO_DIR/bridge-cert.pem
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TOPO_DIR/bridge-key.pem" -out "$ca" -days 1 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || fail "openssl req"
+export SRL_REGISTRY_CA=$ca
 push_key=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 pull_key=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 {
@@ -102,17 +109,17 @@ pull_key=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 kafka=kafka.bootstrap.servers=$SRL_TEST_KAFKA
 common=(topic.prefix="$TOPO_TOPIC" log.level=info stats.interval_ms=5s)
 topo_conf bridge instance.id=hub role=hub "$kafka" "${common[@]}" value.format=confluent \
-    bridge.listen=127.0.0.1 bridge.port="$bridge_port" bridge.plain_http=true \
-    bridge.keys_file="$TOPO_DIR/bridge-keys"
+    bridge.listen=127.0.0.1 bridge.port="$bridge_port" bridge.tls_cert="$ca" \
+    bridge.tls_key="$TOPO_DIR/bridge-key.pem" bridge.keys_file="$TOPO_DIR/bridge-keys"
 hub_conf=(instance.id=hub role=hub store.dsn="\"$(topo_dsn hub)\"" "$kafka" "${common[@]}")
 topo_conf producer "${hub_conf[@]}" value.format=single-object
 # The spokes ask the bridge for schema ids not on <prefix>.schemas.
 topo_conf spoke_k instance.id=spoke_k role=spoke store.dsn="\"$(topo_dsn spoke_k)\"" "$kafka" "${common[@]}" \
-    schema.registry.url="$bridge_url" schema.registry.basic_auth="spoke:$pull_key"
+    schema.registry.url="$bridge_url" schema.registry.basic_auth="spoke:$pull_key" schema.registry.ca_file="$ca"
 topo_conf spoke_h instance.id=spoke_h role=spoke store.dsn="\"$(topo_dsn spoke_h)\"" "${common[@]}" \
-    transport=http bridge.url="$bridge_url" bridge.api_key="$pull_key" bridge.timeout_ms=10s
+    transport=http bridge.url="$bridge_url" bridge.api_key="$pull_key" bridge.timeout_ms=10s bridge.ca_file="$ca"
 
-bridge_up() { curl -fsS -o /dev/null --max-time 2 "$bridge_url/health" 2>/dev/null; }
+bridge_up() { curl -fsS -o /dev/null --max-time 2 --cacert "$ca" "$bridge_url/health" 2>/dev/null; }
 topo_start bridge "$BRIDGE" -c "$TOPO_DIR/bridge.conf"
 srl_wait_until 30 bridge_up || { topo_check_alive bridge; fail "the bridge did not answer /health within 30 s"; }
 topo_start producer "$PRODUCER" -c "$TOPO_DIR/producer.conf"
@@ -146,7 +153,7 @@ converge "single-object"
 
 topo_stop producer || fail "the producer did not stop on SIGTERM"
 topo_conf producer "${hub_conf[@]}" value.format=confluent \
-    schema.registry.url="$bridge_url" schema.registry.basic_auth="hub:$push_key"
+    schema.registry.url="$bridge_url" schema.registry.basic_auth="hub:$push_key" schema.registry.ca_file="$ca"
 # Changes while no producer runs, then the confluent producer with a
 # snapshot: every live key gets a Confluent record.
 topo_cli hub type put '{"name":"Vendor Review","description":"new custom type","severity_class":"custom","emitted_severity":"low","default_expiry_days":14}' >/dev/null
@@ -165,7 +172,7 @@ grep -q 'writer schema registered.*subject="\?'"$TOPO_TOPIC"'.policies-value' "$
 # ---- 1b. a push instance through the bridge (value.format = confluent there)
 topo_stop producer || fail "the producer did not stop on SIGTERM"
 topo_conf producer "${hub_conf[@]}" transport=http bridge.url="$bridge_url" bridge.api_key="$push_key" \
-    bridge.timeout_ms=10s
+    bridge.timeout_ms=10s bridge.ca_file="$ca"
 topo_start producer "$PRODUCER" -c "$TOPO_DIR/producer.conf"
 topo_cli hub policy put '{"name":"Pushed Through The Bridge","unassessed":"warn"}' >/dev/null
 topo_cli hub type get "Vendor Review" | jq -c '.description = "pushed through the bridge"' | topo_cli hub type put - >/dev/null
@@ -207,7 +214,7 @@ echo "ok (unknown id): $(topo_sql spoke_k 'SELECT reason FROM sysrepl.dead_lette
 # the same path: any final answer of the registry)
 topo_stop producer || fail "the producer did not stop on SIGTERM"
 topo_conf producer-refused "${hub_conf[@]}" value.format=confluent \
-    schema.registry.url="$bridge_url" schema.registry.basic_auth="hub:$pull_key"
+    schema.registry.url="$bridge_url" schema.registry.basic_auth="hub:$pull_key" schema.registry.ca_file="$ca"
 rc=0
 timeout 60 "$PRODUCER" -c "$TOPO_DIR/producer-refused.conf" >"$TOPO_DIR/refused.log" 2>&1 || rc=$?
 [[ $rc == 2 ]] || { tail -n 5 "$TOPO_DIR/refused.log"; fail "refused registration: the producer exited $rc, want 2"; }
