@@ -111,8 +111,9 @@ static const cli_cmd_t commands[] = {
     {"export", NULL, "", 0, 0, "export content as JSON lines, streamed", export_opts,
      cli_cmd_export, NULL, 0},
     {"schemas", NULL, "", 0, 0,
-     "the Avro schemas of this build: each kind's fingerprint and canonical form", schemas_opts,
-     cli_cmd_schemas, NULL, 0},
+     "the Avro schemas of this build: each kind's fingerprint, schema id, subject (topic.prefix) "
+     "and canonical form",
+     schemas_opts, cli_cmd_schemas, NULL, 0},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0}};
 
 /* ------------------------------------------------------------------ */
