@@ -12,10 +12,13 @@ usage:
       and AvroDeserializer resolving ids at the bridge; the newest value of
       each key must decode to the entity of the hub's `sysrepl export`
       (EXPORT, JSON lines) and every key of it must be there
-  confluent_client.py write BOOTSTRAP PREFIX BRIDGE_URL PUSH_KEY SRC NAME VERSION
+  confluent_client.py write BOOTSTRAP PREFIX BRIDGE_URL PUSH_KEY SRC NAME VERSION [SUBJECT_PREFIX]
       writes one assessment type NAME with the v2 schema of
       tests/data/schemas (AvroSerializer, which registers it through the
-      bridge) to <prefix>.assessment-types; prints the schema id
+      bridge) to <prefix>.assessment-types; prints the schema id. With
+      SUBJECT_PREFIX: the schema gets one more optional field ("label") and
+      is registered under <SUBJECT_PREFIX>.assessment-types-value (a
+      registry serving other topics)
   confluent_client.py raw BOOTSTRAP TOPIC KEY HEX VERSION
       writes one record of the given value bytes (hex)
 SRL_REGISTRY_CA: the CA file that verifies an https:// bridge.
@@ -224,15 +227,21 @@ def read(bootstrap, prefix, url, pull, export):
         len(got), ", ".join("%s=%d" % kv for kv in counts.items())))
 
 
-def write(bootstrap, prefix, url, push, src, name, version):
+def write(bootstrap, prefix, url, push, src, name, version, subject_prefix=None):
     with open(os.path.join(src, "tests/data/schemas/assessment_type_v2.avsc")) as f:
         schema = f.read()
-    ser = AvroSerializer(registry(url, push), schema)
+    conf = {}
+    if subject_prefix:
+        doc = json.loads(schema)
+        doc["fields"].insert(-3, {"name": "label", "type": ["null", "string"], "default": None})
+        schema = json.dumps(doc)
+        conf["subject.name.strategy"] = lambda ctx, record_name: subject_prefix + ".assessment-types-value"
+    ser = AvroSerializer(registry(url, push), schema, conf=conf)
     topic = "%s.assessment-types" % prefix
     rec = {"name": name, "description": "written by the Confluent Python client",
            "severity_class": "custom", "emitted_severity": "low",
            "auto_rule": {"kind": "none", "cvss_min": 0.0, "cvss_max": 10.0, "pvrs_categories": []},
-           "default_expiry_days": 9, "note": "a v2 field sysrepl does not know",
+           "default_expiry_days": 9, "note": "a v2 field sysrepl does not know", "label": "x",
            "inactive": False, "built_in": False,
            "origin": "confluent-python", "version": int(version), "changed_at": 1700000000000}
     value = ser(rec, SerializationContext(topic, MessageField.VALUE))

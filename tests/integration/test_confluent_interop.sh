@@ -16,6 +16,8 @@
 #      bridge and writes a record with it; both spokes apply it.
 #   5. A Confluent value whose schema id nobody knows (not on the schema
 #      topic, 404 at the registry) is a dead letter naming the id.
+#   5b. An id only a registry knows (a second bridge serving other topics)
+#      is resolved there by both spokes (schema.registry.url), and applied.
 #   6. A registry that refuses the hub's writer schema stops the producer
 #      (exit 2) with the registry's message.
 # The bridge serves HTTPS: every registry client verifies it with a CA file.
@@ -67,7 +69,7 @@ cleanup() {
     if ((OK)); then
         rm -rf "$TOPO_DIR"
     else
-        for n in bridge producer spoke_k spoke_h; do
+        for n in bridge registry producer spoke_k spoke_h; do
             [[ -f $TOPO_DIR/$n.log ]] && { echo "--- tail of $n.log"; tail -n 15 "$TOPO_DIR/$n.log"; }
         done
         echo "kept $TOPO_DIR"
@@ -208,6 +210,35 @@ echo "ok (Confluent writer): schema id $sid registered through the bridge; both 
 dead() { [[ $(topo_sql spoke_k "SELECT count(*) FROM sysrepl.dead_letters WHERE reason LIKE '%unknown schema id 12345%'") == 1 ]]; }
 srl_wait_until 30 dead || fail "spoke_k: no dead letter naming schema id 12345: $(topo_sql spoke_k 'SELECT reason FROM sysrepl.dead_letters')"
 echo "ok (unknown id): $(topo_sql spoke_k 'SELECT reason FROM sysrepl.dead_letters')"
+
+# ---- 5b. an id only a registry knows ---------------------------------------
+# A second bridge serves other topics (its own <prefix>.schemas); a schema
+# registered there is on no topic the spokes read. Pointed at it, both
+# spokes (Kafka and http) resolve the id by asking it, and apply.
+reg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+reg_url=https://127.0.0.1:$reg_port
+topo_conf registry instance.id=registry role=hub "$kafka" topic.prefix="$TOPO_TOPIC-reg" log.level=info \
+    stats.interval_ms=5s bridge.listen=127.0.0.1 bridge.port="$reg_port" bridge.tls_cert="$ca" \
+    bridge.tls_key="$TOPO_DIR/bridge-key.pem" bridge.keys_file="$TOPO_DIR/bridge-keys"
+topo_start registry "$BRIDGE" -c "$TOPO_DIR/registry.conf"
+reg_up() { curl -fsS -o /dev/null --max-time 2 --cacert "$ca" "$reg_url/health" 2>/dev/null; }
+srl_wait_until 30 reg_up || { topo_check_alive registry; fail "the second bridge did not answer /health within 30 s"; }
+for s in spoke_k spoke_h; do
+    topo_stop "$s" || fail "$s did not stop on SIGTERM"
+    sed -i '/^schema.registry/d' "$TOPO_DIR/$s.conf"
+    printf 'schema.registry.url = %s\nschema.registry.basic_auth = spoke:%s\nschema.registry.ca_file = %s\n' \
+        "$reg_url" "$pull_key" "$ca" >>"$TOPO_DIR/$s.conf"
+    topo_start "$s" "$CONSUMER" -c "$TOPO_DIR/$s.conf"
+done
+sid2=$("${CLIENT[@]}" write "$SRL_TEST_KAFKA" "$TOPO_TOPIC" "$reg_url" "$push_key" "$SRC" "Registry Only" 9000000002 "$TOPO_TOPIC-reg") ||
+    fail "the AvroSerializer at the second bridge: $sid2"
+registry_only() { topo_cli "$1" type get "Registry Only" >/dev/null 2>&1; }
+for s in spoke_k spoke_h; do
+    srl_wait_until 30 registry_only "$s" ||
+        fail "$s did not apply a record whose schema id $sid2 only the registry knows: $(topo_sql "$s" 'SELECT reason FROM sysrepl.dead_letters ORDER BY id DESC LIMIT 1')"
+    grep -q "writer schema resolved.*id=$sid2" "$TOPO_DIR/$s.log" || fail "$s: no 'writer schema resolved' line for id $sid2"
+done
+echo "ok (id from a registry): schema id $sid2, on no topic the spokes read, resolved at $reg_url by both spokes"
 
 # ---- 6. a registry that refuses the hub's schema stops the producer -------
 # (here: the key may not register, 403; an incompatible schema, 409, takes
