@@ -193,14 +193,10 @@ enum MHD_Result srl__route_push(srl_req_t *req)
                                   "(broker not reachable?)",
                                   b->schemas_topic);
 
-    /* Produce all; delivery reports (main thread) count down under j->lock,
-     * held here until the request is suspended so the last report cannot
-     * resume a request that is not suspended yet (the report resumes after
-     * releasing the lock; see srl__push_delivery_report). */
     /* value.format = confluent: each value re-framed (00 + the id derived
      * from its fingerprint, the same body) into frame; librdkafka copies. */
     uint8_t *frame = NULL;
-    if (srl_config_enum(b->cfg, SRL_KEY_VALUE_FORMAT) == SRL_VALUE_FORMAT_CONFLUENT) {
+    if (b->confluent) {
         size_t most = 0;
         for (size_t i = 0; i < j->batch.count; i++)
             if (j->batch.recs[i].value && j->batch.recs[i].value_len > most)
@@ -208,6 +204,10 @@ enum MHD_Result srl__route_push(srl_req_t *req)
         if (!(frame = malloc(most ? most : 1)))
             return srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "out of memory");
     }
+    /* Produce all; delivery reports (main thread) count down under j->lock,
+     * held here until the request is suspended so the last report cannot
+     * resume a request that is not suspended yet (the report resumes after
+     * releasing the lock; see srl__push_delivery_report). */
     pthread_mutex_lock(&j->lock);
     size_t produced = 0;
     rd_kafka_resp_err_t perr = RD_KAFKA_RESP_ERR_NO_ERROR;
