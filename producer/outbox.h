@@ -39,6 +39,9 @@ typedef struct srl_outbox_batch {
     size_t tombstones;     /* records with a NULL value */
     size_t unpublishable;  /* rows left in the outbox (codec refused them) */
     size_t rows;           /* outbox rows read */
+    bool wal;              /* read from the WAL (wal.c), not the outbox */
+    uint64_t wal_commit_lsn; /* WAL: every change up to here is in this
+                              * batch or an earlier one (0: none) */
 } srl_outbox_batch_t;
 
 /* Where the time went, accumulated by fetch (µs). */

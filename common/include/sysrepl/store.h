@@ -351,4 +351,36 @@ srl_store_rc_t srl_store_purge_replication_log(srl_store_t *st, int64_t retentio
                                                int64_t max_rows, int64_t *deleted, char *errstr,
                                                size_t errstr_size);
 
+/* First statement of every transaction that applies replicated records
+ * (after `SET LOCAL sysrepl.applying = 'on'`): a transactional logical
+ * message the producer's WAL capture sees first in the transaction and
+ * skips the transaction for, so rows a consumer applies are not captured
+ * (the outbox triggers skip them by the setting). One small WAL record. */
+#define SRL_STORE_APPLYING_MARK \
+    " SELECT pg_catalog.pg_logical_emit_message(true, 'sysrepl.applying', '');"
+
+/* ---- WAL capture (store_wal.c; docs/producer.md, "Capture") ---- */
+
+/* The replication slot of the store conn is connected to:
+ * "sysrepl_<database oid>" (slots are per cluster, stores per database). */
+srl_store_rc_t srl_store_wal_slot(PGconn *conn, char *name, size_t size, char *errstr,
+                                  size_t errstr_size);
+
+/* Whether the server can decode its WAL (wal_level = logical). */
+srl_store_rc_t srl_store_wal_available(PGconn *conn, bool *available, char *errstr,
+                                       size_t errstr_size);
+
+/* Make the slot if it does not exist. *created: made now; *lost: it
+ * existed but the server removed WAL it still needed
+ * (max_slot_wal_keep_size), so it was made again and changes may be
+ * missing: the caller must publish a snapshot. */
+srl_store_rc_t srl_store_wal_ensure_slot(PGconn *conn, const char *slot, bool *created, bool *lost,
+                                         char *errstr, size_t errstr_size);
+
+/* Switch a hub store to WAL capture: the slot (srl_store_wal_ensure_slot),
+ * then the outbox triggers of the content tables disabled, if they are
+ * not yet. Needs a role with REPLICATION that owns the content tables. */
+srl_store_rc_t srl_store_wal_engage(PGconn *conn, char *slot, size_t slot_size, bool *created,
+                                    bool *lost, char *errstr, size_t errstr_size);
+
 #endif
