@@ -17,6 +17,35 @@
 #define STALE_OUTBOX_MS (5 * 60 * 1000)
 #define STALE_CAUGHT_UP_MS (60 * 1000) /* a running spoke stamps caught_up_at every 5 s */
 
+/* A hub captures from its WAL as soon as it is made (docs/producer.md,
+ * "Capture"), so writes before the producer's first start cost writers
+ * nothing either; where that cannot be (wal_level, privileges,
+ * producer.capture = outbox) the outbox triggers stay and the producer
+ * says so when it starts. */
+static void init_capture(cli_ctx_t *ctx, srl_store_t *st)
+{
+    char errstr[512], slot[64];
+    bool available = false, created = false, lost = false;
+    PGconn *conn = srl_store_conn(st);
+    if (srl_config_enum(ctx->cfg, SRL_KEY_PRODUCER_CAPTURE) == SRL_CAPTURE_OUTBOX) {
+        fprintf(ctx->out, "capture: outbox triggers (producer.capture = outbox)\n");
+        return;
+    }
+    if (srl_store_wal_available(conn, &available, errstr, sizeof(errstr)) != SRL_STORE_OK ||
+        !available) {
+        fprintf(ctx->out, "capture: outbox triggers (the server's wal_level is not logical;"
+                          " see docs/producer.md, Capture)\n");
+        return;
+    }
+    if (srl_store_wal_engage(conn, slot, sizeof(slot), &created, &lost, errstr, sizeof(errstr)) !=
+        SRL_STORE_OK) {
+        fprintf(ctx->out, "capture: outbox triggers (WAL capture not possible: %s)\n", errstr);
+        return;
+    }
+    fprintf(ctx->out, "capture: WAL, replication slot %s%s\n", slot,
+            created ? " (created)" : "");
+}
+
 int cli_cmd_init(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
 {
     (void)cmd;
@@ -74,6 +103,8 @@ int cli_cmd_init(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
         fprintf(ctx->out, "store %s: schema version %d, nothing to migrate\n", srl_store_where(st),
                 before);
     fprintf(ctx->out, "instance \"%s\", role %s\n", id, role);
+    if (strcmp(role, "hub") == 0)
+        init_capture(ctx, st);
     code = CLI_EXIT_OK;
 cleanup:
     srl_store_close(st);

@@ -82,13 +82,20 @@ srl_store_rc_t srl_store_wal_ensure_slot(PGconn *conn, const char *slot, bool *c
 }
 
 
-/* The outbox triggers of the content tables that are still enabled. */
-static const char outbox_triggers_sql[] =
+/* Whether the content tables' triggers are not yet as WAL capture wants
+ * them: an outbox trigger enabled, or a WAL delete trigger disabled. */
+static const char triggers_sql[] =
     "SELECT count(*) FROM pg_trigger"
-    " WHERE tgname IN ('sysrepl_capture_insert', 'sysrepl_capture_update', 'sysrepl_capture_delete')"
-    "   AND tgenabled <> 'D'"
-    "   AND tgrelid IN ('assessment_types'::regclass, 'vulnerability_assessments'::regclass,"
-    "                   'policies'::regclass)";
+    " WHERE tgrelid IN ('assessment_types'::regclass, 'vulnerability_assessments'::regclass,"
+    "                   'policies'::regclass)"
+    "   AND ((tgname IN ('sysrepl_capture_insert', 'sysrepl_capture_update',"
+    "                    'sysrepl_capture_delete') AND tgenabled <> 'D')"
+    "     OR (tgname IN ('sysrepl_wal_delete', 'sysrepl_wal_rekey') AND tgenabled = 'D'))";
+
+#define SWITCH_TRIGGERS(t)                                                                   \
+    " ALTER TABLE " t " DISABLE TRIGGER sysrepl_capture_insert,"                             \
+    " DISABLE TRIGGER sysrepl_capture_update, DISABLE TRIGGER sysrepl_capture_delete,"       \
+    " ENABLE TRIGGER sysrepl_wal_delete, ENABLE TRIGGER sysrepl_wal_rekey;"
 
 srl_store_rc_t srl_store_wal_engage(PGconn *conn, char *slot, size_t slot_size, bool *created,
                                     bool *lost, char *errstr, size_t errstr_size)
@@ -98,7 +105,7 @@ srl_store_rc_t srl_store_wal_engage(PGconn *conn, char *slot, size_t slot_size, 
         rc = srl_store_wal_ensure_slot(conn, slot, created, lost, errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         return rc;
-    PGresult *res = PQexec(conn, outbox_triggers_sql);
+    PGresult *res = PQexec(conn, triggers_sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = srl_store_classify(conn, res, "reading the outbox triggers", errstr, errstr_size);
         PQclear(res);
@@ -110,16 +117,11 @@ srl_store_rc_t srl_store_wal_engage(PGconn *conn, char *slot, size_t slot_size, 
         return SRL_STORE_OK;
     /* The slot exists: every change committed from here on is in it. A
      * change committed between the slot and this statement is in both,
-     * and published twice with one version: harmless. */
-    res = PQexec(conn,
-                 "BEGIN;"
-                 " ALTER TABLE assessment_types DISABLE TRIGGER sysrepl_capture_insert,"
-                 "   DISABLE TRIGGER sysrepl_capture_update, DISABLE TRIGGER sysrepl_capture_delete;"
-                 " ALTER TABLE vulnerability_assessments DISABLE TRIGGER sysrepl_capture_insert,"
-                 "   DISABLE TRIGGER sysrepl_capture_update, DISABLE TRIGGER sysrepl_capture_delete;"
-                 " ALTER TABLE policies DISABLE TRIGGER sysrepl_capture_insert,"
-                 "   DISABLE TRIGGER sysrepl_capture_update, DISABLE TRIGGER sysrepl_capture_delete;"
-                 " COMMIT");
+     * and published twice with one version: harmless. Deletes switch from
+     * outbox rows to WAL messages in the same transaction. */
+    res = PQexec(conn, "BEGIN;" SWITCH_TRIGGERS("assessment_types")
+                           SWITCH_TRIGGERS("vulnerability_assessments")
+                               SWITCH_TRIGGERS("policies") " COMMIT");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         rc = srl_store_classify(conn, res,
                                 "switching the outbox triggers off (the role must own the content"

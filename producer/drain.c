@@ -430,12 +430,11 @@ static void wal_step(producer_t *p, bool stopping)
     while (!stopping && !p->wal_failed && !p->sink_broken && p->ring_count < PIPELINE_DEPTH) {
         PGresult *res = NULL;
         uint64_t commit = 0;
-        size_t deletes = 0;
         int64_t t0 = srl_clock_mono_us();
         srl_store_rc_t rc =
-            srl_wal_read(p->wal, p->batch_size, &res, &commit, &deletes, err, sizeof(err));
+            srl_wal_read(p->wal, p->batch_size, &res, &commit, err, sizeof(err));
         if (rc == SRL_STORE_OK && res)
-            rc = srl_wal_complete(srl_store_conn(p->st), res, deletes, err, sizeof(err));
+            rc = srl_wal_complete(srl_store_conn(p->st), res, err, sizeof(err));
         p->query_us += srl_clock_mono_us() - t0;
         if (rc != SRL_STORE_OK) {
             PQclear(res);

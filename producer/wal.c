@@ -555,8 +555,8 @@ static PGresult *new_result(void)
 }
 
 /* Decode one pgoutput message into res. */
-static srl_store_rc_t decode_message(srl_wal_t *w, const unsigned char *m, size_t len, PGresult **res,
-                                     size_t *deletes, char *errstr, size_t errstr_size)
+static srl_store_rc_t decode_message(srl_wal_t *w, const unsigned char *m, size_t len,
+                                     PGresult **res, char *errstr, size_t errstr_size)
 {
     rd_t r = {m + 1, m + len, false};
     char key[1024];
@@ -581,8 +581,28 @@ static srl_store_rc_t decode_message(srl_wal_t *w, const unsigned char *m, size_
         rd_u(&r, 1); /* flags */
         uint64_t lsn = rd_u(&r, 8);
         const char *prefix = rd_str(&r);
-        if (!r.bad && w->in_txn && strcmp(prefix, SRL_WAL_APPLYING_PREFIX) == 0)
+        if (!r.bad && w->in_txn && strcmp(prefix, SRL_WAL_APPLYING_PREFIX) == 0) {
             w->skip_txn = true;
+        } else if (!r.bad && w->in_txn && !w->skip_txn &&
+                   strcmp(prefix, SRL_WAL_DELETE_PREFIX) == 0) {
+            /* "<kind>\n<version>\n<key>" */
+            uint32_t n = (uint32_t)rd_u(&r, 4);
+            if (r.bad || (size_t)(r.end - r.p) < n || n >= sizeof(key) + 32)
+                goto bad;
+            char body[sizeof(key) + 32];
+            memcpy(body, r.p, n);
+            body[n] = '\0';
+            char *nl1 = strchr(body, '\n'), *nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
+            if (!nl2 || nl1 - body != 1 || body[0] < '0' || body[0] >= '0' + SRL_KIND_COUNT)
+                goto bad;
+            *nl1 = *nl2 = '\0';
+            if (!*res && !(*res = new_result()))
+                goto oom;
+            rel_t del = {.kind = body[0] - '0'};
+            if (!add_row(*res, &del, nl2 + 1, NULL) ||
+                !PQsetvalue(*res, PQntuples(*res) - 1, COL_VERSION, nl1 + 1, (int)strlen(nl1 + 1)))
+                goto oom;
+        }
         else if (!r.bad && strcmp(prefix, SRL_WAL_MARK_PREFIX) == 0 && lsn > w->mark_lsn)
             w->mark_lsn = lsn;
         return SRL_STORE_OK;
@@ -620,31 +640,19 @@ static srl_store_rc_t decode_message(srl_wal_t *w, const unsigned char *m, size_
             if (m[0] == 'D')
                 break;
         }
-        if (rel->kind < 0 || w->skip_txn)
+        /* Deletes, and the old key of an update that changed it, come
+         * as 'sysrepl.delete' messages with the version the deleting
+         * transaction took (migration 007); the row images are not used. */
+        if (rel->kind < 0 || w->skip_txn || !has_new)
             return SRL_STORE_OK;
+        (void)has_old;
         if (!*res && !(*res = new_result()))
             goto oom;
         char newkey[1024];
-        bool new_ok = has_new && tuple_key(rel, &newt, newkey, sizeof(newkey));
-        if (has_old) {
-            if (!tuple_key(rel, &oldt, key, sizeof(key))) {
-                snprintf(errstr, errstr_size, "replication stream: the old row of a %s change has"
-                         " no key (is the table's REPLICA IDENTITY right? migration 007 sets it)",
-                         kind_table[rel->kind]);
-                return SRL_STORE_FATAL;
-            }
-            if (!new_ok || strcmp(key, newkey) != 0) {
-                if (!add_row(*res, rel, key, NULL))
-                    goto oom;
-                (*deletes)++;
-            }
-        }
-        if (has_new) {
-            if (!new_ok)
-                goto bad;
-            if (!add_row(*res, rel, newkey, &newt))
-                goto oom;
-        }
+        if (!tuple_key(rel, &newt, newkey, sizeof(newkey)))
+            goto bad;
+        if (!add_row(*res, rel, newkey, &newt))
+            goto oom;
         return SRL_STORE_OK;
     }
     default: /* T(runcate: refused by the tables' trigger), Y, O */
@@ -660,11 +668,10 @@ oom:
 }
 
 srl_store_rc_t srl_wal_read(srl_wal_t *w, int limit, PGresult **res, uint64_t *commit_lsn,
-                            size_t *deletes, char *errstr, size_t errstr_size)
+                            char *errstr, size_t errstr_size)
 {
     *res = NULL;
     *commit_lsn = 0;
-    *deletes = 0;
     if (!PQconsumeInput(w->conn))
         return conn_error(w->conn, NULL, "reading the replication stream", errstr, errstr_size);
     for (;;) {
@@ -712,7 +719,7 @@ srl_store_rc_t srl_wal_read(srl_wal_t *w, int limit, PGresult **res, uint64_t *c
             uint64_t end = rd_u(&r, 8);
             if (end > w->sent_lsn)
                 w->sent_lsn = end;
-            rc = decode_message(w, m + 25, (size_t)n - 25, res, deletes, errstr, errstr_size);
+            rc = decode_message(w, m + 25, (size_t)n - 25, res, errstr, errstr_size);
         }
         PQfreemem(buf);
         if (rc != SRL_STORE_OK) {
@@ -742,9 +749,8 @@ static srl_store_rc_t exec_params(PGconn *conn, const char *sql, int n, const ch
     return SRL_STORE_OK;
 }
 
-/* A row sent without its TOASTed values: the table's current row instead
- * (present with its own version), or nothing when the key is gone (the
- * later delete publishes it). */
+/* A row sent without its unchanged TOASTed values: those from the table,
+ * or nothing when the key is gone (the later delete publishes it). */
 static srl_store_rc_t fill_unchanged(PGconn *conn, PGresult *res, int row, char *errstr,
                                      size_t errstr_size)
 {
@@ -768,11 +774,16 @@ static srl_store_rc_t fill_unchanged(PGconn *conn, PGresult *res, int row, char 
     int col0 = kind_col0[kind];
     int n = srl_rows_ncols((srl_kind_t)kind);
     bool ok = PQsetvalue(res, row, COL_DELETED, "f", 1);
-    for (int i = 0; i < n && ok; i++) {
-        if (PQntuples(cur) == 1 && !PQgetisnull(cur, 0, i))
-            ok = PQsetvalue(res, row, col0 + i, PQgetvalue(cur, 0, i), PQgetlength(cur, 0, i));
-        else
-            ok = PQsetvalue(res, row, col0 + i, NULL, -1);
+    if (PQntuples(cur) != 1) {
+        ok = ok && PQsetvalue(res, row, col0, NULL, -1); /* superseded */
+    } else {
+        /* The columns the WAL left out (and NULLs) from the table: the
+         * unchanged ones are equal there unless a later change, which is
+         * published after this record, changed them. */
+        for (int i = 1; i < n && ok; i++)
+            if (PQgetisnull(res, row, col0 + i) && !PQgetisnull(cur, 0, i))
+                ok = PQsetvalue(res, row, col0 + i, PQgetvalue(cur, 0, i),
+                                PQgetlength(cur, 0, i));
     }
     PQclear(cur);
     if (!ok) {
@@ -803,9 +814,8 @@ static bool same_key(const PGresult *res, int a, int b)
 /* Only a key's last change in a result is published (the topics are
  * compacted and spokes keep the highest version: the earlier ones would be
  * overwritten anyway): every earlier row of the key becomes an upsert that
- * is not present, which the batch builder counts as superseded. *deletes
- * is lowered by the tombstones dropped. */
-static bool supersede_earlier(PGresult *res, size_t *deletes)
+ * is not present, which the batch builder counts as superseded. */
+static bool supersede_earlier(PGresult *res)
 {
     int n = PQntuples(res);
     size_t cap = 16;
@@ -832,8 +842,6 @@ static bool supersede_earlier(PGresult *res, size_t *deletes)
             continue;
         }
         int col0 = kind_col0[atoi(PQgetvalue(res, i, COL_KIND))];
-        if (PQgetvalue(res, i, COL_DELETED)[0] == 't')
-            (*deletes)--;
         ok = PQsetvalue(res, i, COL_DELETED, "f", 1) && PQsetvalue(res, i, col0, NULL, -1);
         if (ok && PQgetisnull(res, i, COL_VERSION))
             ok = PQsetvalue(res, i, COL_VERSION, "0", 1);
@@ -842,10 +850,9 @@ static bool supersede_earlier(PGresult *res, size_t *deletes)
     return ok;
 }
 
-srl_store_rc_t srl_wal_complete(PGconn *conn, PGresult *res, size_t deletes, char *errstr,
-                                size_t errstr_size)
+srl_store_rc_t srl_wal_complete(PGconn *conn, PGresult *res, char *errstr, size_t errstr_size)
 {
-    if (!supersede_earlier(res, &deletes)) {
+    if (!supersede_earlier(res)) {
         snprintf(errstr, errstr_size, "out of memory completing decoded rows");
         return SRL_STORE_FATAL;
     }
@@ -856,71 +863,6 @@ srl_store_rc_t srl_wal_complete(PGconn *conn, PGresult *res, size_t deletes, cha
             if (rc != SRL_STORE_OK)
                 return rc;
         }
-    if (deletes == 0)
-        return SRL_STORE_OK;
-    /* One round trip: a fresh version per tombstone, and whether its key
-     * exists again (then the later insert publishes it). */
-    srl_buf_t kinds = {0}, keys = {0};
-    bool ok = srl_buf_add(&kinds, "{", 1) && srl_buf_add(&keys, "{", 1);
-    size_t k = 0;
-    for (int i = 0; i < n && ok; i++) {
-        if (PQgetvalue(res, i, COL_DELETED)[0] != 't')
-            continue;
-        ok = srl_buf_add(&kinds, k ? "," : "", k ? 1 : 0) &&
-             srl_buf_add(&kinds, PQgetvalue(res, i, COL_KIND), 1) &&
-             srl_buf_add(&keys, k ? ",\"" : "\"", k ? 2 : 1);
-        for (const char *p = PQgetvalue(res, i, COL_KEY); ok && *p; p++) {
-            if (*p == '"' || *p == '\\')
-                ok = srl_buf_add(&keys, "\\", 1);
-            ok = ok && srl_buf_add(&keys, p, 1);
-        }
-        ok = ok && srl_buf_add(&keys, "\"", 1);
-        k++;
-    }
-    ok = ok && srl_buf_add(&kinds, "}", 2) && srl_buf_add(&keys, "}", 2);
-    if (!ok) {
-        srl_buf_free(&kinds);
-        srl_buf_free(&keys);
-        snprintf(errstr, errstr_size, "out of memory completing decoded deletes");
-        return SRL_STORE_FATAL;
-    }
-    const char *params[2] = {(const char *)kinds.data, (const char *)keys.data};
-    PGresult *v;
-    srl_store_rc_t rc = exec_params(
-        conn,
-        "SELECT nextval('sysrepl.sysrepl_version'),"
-        " CASE d.kind WHEN 0 THEN EXISTS (SELECT 1 FROM assessment_types t WHERE t.name = d.key)"
-        "             WHEN 1 THEN EXISTS (SELECT 1 FROM vulnerability_assessments a"
-        "                                 WHERE a.key = d.key)"
-        "             ELSE EXISTS (SELECT 1 FROM policies p WHERE p.name = d.key) END"
-        " FROM unnest($1::smallint[], $2::text[]) WITH ORDINALITY AS d(kind, key, i) ORDER BY d.i",
-        2, params, &v, "versioning decoded deletes", errstr, errstr_size);
-    srl_buf_free(&kinds);
-    srl_buf_free(&keys);
-    if (rc != SRL_STORE_OK)
-        return rc;
-    if ((size_t)PQntuples(v) != k) {
-        PQclear(v);
-        snprintf(errstr, errstr_size, "versioning decoded deletes: %zu rows expected", k);
-        return SRL_STORE_FATAL;
-    }
-    int j = 0;
-    for (int i = 0; i < n && ok; i++) {
-        if (PQgetvalue(res, i, COL_DELETED)[0] != 't')
-            continue;
-        const char *ver = PQgetvalue(v, j, 0);
-        ok = PQsetvalue(res, i, COL_VERSION, (char *)ver, (int)strlen(ver));
-        if (ok && PQgetvalue(v, j, 1)[0] == 't') {
-            int col0 = kind_col0[atoi(PQgetvalue(res, i, COL_KIND))];
-            ok = PQsetvalue(res, i, col0, "0", 1); /* present: superseded */
-        }
-        j++;
-    }
-    PQclear(v);
-    if (!ok) {
-        snprintf(errstr, errstr_size, "out of memory completing decoded deletes");
-        return SRL_STORE_FATAL;
-    }
     return SRL_STORE_OK;
 }
 

@@ -39,6 +39,7 @@
 #define SRL_WAL_PUBLICATION "sysrepl_content"
 #define SRL_WAL_APPLYING_PREFIX "sysrepl.applying"
 #define SRL_WAL_MARK_PREFIX "sysrepl.mark"
+#define SRL_WAL_DELETE_PREFIX "sysrepl.delete"
 
 typedef struct srl_wal srl_wal_t;
 
@@ -54,14 +55,13 @@ int srl_wal_socket(const srl_wal_t *w);
  * or an earlier result (0: none completed). *deletes: rows of res that are
  * tombstones still without a version. Never blocks. */
 srl_store_rc_t srl_wal_read(srl_wal_t *w, int limit, PGresult **res, uint64_t *commit_lsn,
-                            size_t *deletes, char *errstr, size_t errstr_size);
+                            char *errstr, size_t errstr_size);
 
 /* Give the tombstones of res their versions (fresh values of the store's
  * version sequence) and mark as present the ones whose key exists again,
  * and fill rows the WAL sent without their TOASTed values from the table;
  * on the work session conn. */
-srl_store_rc_t srl_wal_complete(PGconn *conn, PGresult *res, size_t deletes, char *errstr,
-                                size_t errstr_size);
+srl_store_rc_t srl_wal_complete(PGconn *conn, PGresult *res, char *errstr, size_t errstr_size);
 
 /* Everything up to lsn is delivered: tell the server (at most every 100 ms
  * unless force; force also asks it for a keepalive). */
