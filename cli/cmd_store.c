@@ -103,8 +103,19 @@ int cli_cmd_init(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
         fprintf(ctx->out, "store %s: schema version %d, nothing to migrate\n", srl_store_where(st),
                 before);
     fprintf(ctx->out, "instance \"%s\", role %s\n", id, role);
-    if (strcmp(role, "hub") == 0)
+    if (strcmp(role, "hub") == 0) {
         init_capture(ctx, st);
+    } else {
+        bool dropped = false;
+        rc = srl_store_wal_disengage(srl_store_conn(st), &dropped, errstr, sizeof(errstr));
+        if (rc != SRL_STORE_OK) {
+            cli_error(ctx, "%s", errstr);
+            code = cli_exit_code(rc);
+            goto cleanup;
+        }
+        if (dropped)
+            fprintf(ctx->out, "capture: outbox triggers; replication slot dropped\n");
+    }
     code = CLI_EXIT_OK;
 cleanup:
     srl_store_close(st);

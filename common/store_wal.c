@@ -134,3 +134,42 @@ srl_store_rc_t srl_store_wal_engage(PGconn *conn, char *slot, size_t slot_size, 
     PQclear(res);
     return SRL_STORE_OK;
 }
+
+#define OUTBOX_TRIGGERS(t)                                                                   \
+    " ALTER TABLE " t " ENABLE TRIGGER sysrepl_capture_insert,"                              \
+    " ENABLE TRIGGER sysrepl_capture_update, ENABLE TRIGGER sysrepl_capture_delete,"         \
+    " DISABLE TRIGGER sysrepl_wal_delete, DISABLE TRIGGER sysrepl_wal_rekey;"
+
+srl_store_rc_t srl_store_wal_disengage(PGconn *conn, bool *dropped, char *errstr,
+                                       size_t errstr_size)
+{
+    char slot[64];
+    *dropped = false;
+    srl_store_rc_t rc = srl_store_wal_slot(conn, slot, sizeof(slot), errstr, errstr_size);
+    if (rc != SRL_STORE_OK)
+        return rc;
+    PGresult *res = PQexec(conn, "BEGIN;" OUTBOX_TRIGGERS("assessment_types")
+                                     OUTBOX_TRIGGERS("vulnerability_assessments")
+                                         OUTBOX_TRIGGERS("policies") " COMMIT");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = srl_store_classify(conn, res, "switching the outbox triggers on", errstr,
+                                errstr_size);
+        PQclear(res);
+        PQclear(PQexec(conn, "ROLLBACK"));
+        return rc == SRL_STORE_OK ? SRL_STORE_FATAL : rc;
+    }
+    PQclear(res);
+    const char *params[1] = {slot};
+    res = PQexecParams(conn,
+                       "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                       " WHERE slot_name = $1",
+                       1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = srl_store_classify(conn, res, "dropping the replication slot", errstr, errstr_size);
+        PQclear(res);
+        return rc == SRL_STORE_OK ? SRL_STORE_FATAL : rc;
+    }
+    *dropped = PQntuples(res) > 0;
+    PQclear(res);
+    return SRL_STORE_OK;
+}

@@ -206,6 +206,15 @@ PF_FN bool pf_outbox_empty_ready(void *arg)
     return pf_scalar(w->pf, w->sql) == 0;
 }
 
+/* What waits for the producer: outbox rows plus, on a store that
+ * captures through its WAL, the bytes of WAL its slot has not confirmed. */
+PF_FN long long pf_undelivered(pf_t *pf)
+{
+    return pf_scalar(pf, "SELECT (SELECT count(*) FROM sysrepl.outbox) + coalesce((SELECT"
+                         " max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))::bigint"
+                         " FROM pg_replication_slots WHERE database = current_database()), 0)");
+}
+
 /* Nothing waits for the producer: the outbox is empty and, on a store
  * that captures through its WAL, the slot has confirmed everything
  * committed before this call. */

@@ -380,6 +380,13 @@ srl_store_rc_t srl_store_wal_ensure_slot(PGconn *conn, const char *slot, bool *c
 /* Switch a hub store to WAL capture: the slot (srl_store_wal_ensure_slot),
  * then the outbox triggers of the content tables disabled, if they are
  * not yet. Needs a role with REPLICATION that owns the content tables. */
+/* Back to outbox capture (a store that becomes a spoke: local edits are
+ * counted from the outbox): the outbox triggers enabled, the WAL ones
+ * disabled, the slot dropped (*dropped: there was one). Changes the slot
+ * held and no producer delivered are not published. */
+srl_store_rc_t srl_store_wal_disengage(PGconn *conn, bool *dropped, char *errstr,
+                                       size_t errstr_size);
+
 srl_store_rc_t srl_store_wal_engage(PGconn *conn, char *slot, size_t slot_size, bool *created,
                                     bool *lost, char *errstr, size_t errstr_size);
 
