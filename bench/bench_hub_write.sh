@@ -115,12 +115,29 @@ sql() { psql "$1" -qXAt -v ON_ERROR_STOP=1 -c "$2"; }
 capture_off() {
     sql "$1" "ALTER TABLE assessment_types DISABLE TRIGGER USER;
               ALTER TABLE vulnerability_assessments DISABLE TRIGGER USER;
-              ALTER TABLE policies DISABLE TRIGGER USER"
+              ALTER TABLE policies DISABLE TRIGGER USER;
+              SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+              WHERE database = current_database()" >/dev/null
 }
 
 # hub_pending DSN: changes captured and not yet delivered, as `sysrepl status
 # --json` reports them (outbox.depth).
-hub_pending() { "$SYSREPL" status --json --dsn "$1" | jq -r '.outbox.depth'; }
+# With WAL capture there is no row count: pending is the outbox plus, while
+# the store's slot has not confirmed the WAL written before the call (it
+# does within about a second once idle), the bytes it lags.
+hub_pending() {
+    local n lsn i
+    n=$("$SYSREPL" status --json --dsn "$1" | jq -r '.outbox.depth')
+    [[ $n == 0 ]] || { echo "$n"; return; }
+    lsn=$(psql "$1" -qXtAc "SELECT pg_current_wal_lsn()")
+    for ((i = 0; i < 30; i++)); do
+        n=$(psql "$1" -qXtAc "SELECT coalesce(max(pg_wal_lsn_diff('$lsn', confirmed_flush_lsn)), 0)::bigint
+                              FROM pg_replication_slots WHERE database = current_database()")
+        ((n <= 0)) && { echo 0; return; }
+        sleep 0.1
+    done
+    echo "$n"
+}
 
 # new_store NAME ROLE [off]: a database made by `sysrepl init --role ROLE`
 # (capture off with "off"); its DSN in $STORE_DSN (not printed: the

@@ -96,3 +96,105 @@ COMMENT ON FUNCTION sysrepl.sysrepl_wal_delete_by_name() IS
     'WAL capture: a versioned delete of each deleted type or policy, as a logical message';
 COMMENT ON FUNCTION sysrepl.sysrepl_wal_rekey() IS
     'WAL capture: a versioned delete of the old key of a row whose key an update changed';
+
+-- ---------------------------------------------------------------------------
+-- The stamp, made cheap for writers. Until version 6 one PL/pgSQL trigger
+-- stamped every inserted and updated row (and compared updated rows as
+-- jsonb); that per-row call was most of what a bulk statement paid once
+-- the outbox is gone. Now:
+--   - an insert is stamped by the columns' defaults, evaluated in C: the
+--     version from the sequence, changed_at from the transaction's start,
+--     origin a constant, this instance's id, which the trigger on
+--     sysrepl.settings below keeps equal to the settings row;
+--   - an update is stamped by a BEFORE UPDATE row trigger that compares
+--     the row's columns directly (an update that changes nothing is still
+--     skipped: no new version), with the instance id as its argument.
+-- Writers that stamp themselves (sysrepl import, the consumer) are left
+-- alone as before (WHEN NOT sysrepl_stamped()).
+ALTER TABLE assessment_types ALTER COLUMN version SET DEFAULT nextval('sysrepl.sysrepl_version'),
+    ALTER COLUMN changed_at SET DEFAULT sysrepl.sysrepl_now_ms();
+ALTER TABLE vulnerability_assessments
+    ALTER COLUMN version SET DEFAULT nextval('sysrepl.sysrepl_version'),
+    ALTER COLUMN changed_at SET DEFAULT sysrepl.sysrepl_now_ms();
+ALTER TABLE policies ALTER COLUMN version SET DEFAULT nextval('sysrepl.sysrepl_version'),
+    ALTER COLUMN changed_at SET DEFAULT sysrepl.sysrepl_now_ms();
+
+DROP TRIGGER IF EXISTS sysrepl_stamp ON assessment_types;
+DROP TRIGGER IF EXISTS sysrepl_stamp ON vulnerability_assessments;
+DROP TRIGGER IF EXISTS sysrepl_stamp ON policies;
+
+-- TG_ARGV[0]: the instance id.
+CREATE OR REPLACE FUNCTION sysrepl.sysrepl_stamp_update() RETURNS trigger
+LANGUAGE plpgsql SET search_path = sysrepl, pg_catalog AS $$
+BEGIN
+    IF NEW IS NOT DISTINCT FROM OLD THEN
+        RETURN NULL;
+    END IF;
+    NEW.origin := TG_ARGV[0];
+    NEW.version := nextval('sysrepl.sysrepl_version');
+    NEW.changed_at := sysrepl.sysrepl_now_ms();
+    RETURN NEW;
+END $$;
+
+-- Assessments: "key" is generated, still NULL in NEW here, so the
+-- comparison lists the other columns.
+CREATE OR REPLACE FUNCTION sysrepl.sysrepl_stamp_update_assessment() RETURNS trigger
+LANGUAGE plpgsql SET search_path = sysrepl, pg_catalog AS $$
+BEGIN
+    IF (NEW.vulnerability_id, NEW.assessment_type, NEW.comment, NEW.scope_kind, NEW.scope_name,
+        NEW.package_name, NEW.package_version_range, NEW.expires_at, NEW.automatic,
+        NEW.assessed_by, NEW.assessed_at, NEW.origin, NEW.version, NEW.changed_at)
+       IS NOT DISTINCT FROM
+       (OLD.vulnerability_id, OLD.assessment_type, OLD.comment, OLD.scope_kind, OLD.scope_name,
+        OLD.package_name, OLD.package_version_range, OLD.expires_at, OLD.automatic,
+        OLD.assessed_by, OLD.assessed_at, OLD.origin, OLD.version, OLD.changed_at) THEN
+        RETURN NULL;
+    END IF;
+    NEW.origin := TG_ARGV[0];
+    NEW.version := nextval('sysrepl.sysrepl_version');
+    NEW.changed_at := sysrepl.sysrepl_now_ms();
+    RETURN NEW;
+END $$;
+
+-- Keeps each content table's origin default and stamp trigger equal to the
+-- instance id (at the migration, and whenever sysrepl init changes it).
+-- No SET search_path: the content tables are found where the caller's
+-- search_path (sysrepl's sessions: the store's schema) finds them.
+CREATE OR REPLACE FUNCTION sysrepl.sysrepl_restamp(id text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES ('assessment_types', 'sysrepl_stamp_update'),
+                                   ('vulnerability_assessments', 'sysrepl_stamp_update_assessment'),
+                                   ('policies', 'sysrepl_stamp_update')) AS v(tab, fn)
+    LOOP
+        EXECUTE format('ALTER TABLE %I.%I ALTER COLUMN origin SET DEFAULT %L',
+                       (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.oid = to_regclass(t.tab)), t.tab, id);
+        EXECUTE format('DROP TRIGGER IF EXISTS sysrepl_stamp ON %s', to_regclass(t.tab));
+        EXECUTE format('CREATE TRIGGER sysrepl_stamp BEFORE UPDATE ON %s FOR EACH ROW'
+                       ' WHEN (NOT sysrepl.sysrepl_stamped())'
+                       ' EXECUTE FUNCTION sysrepl.%I(%L)', to_regclass(t.tab), t.fn, id);
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION sysrepl.sysrepl_settings_restamp() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM sysrepl.sysrepl_restamp(NEW.instance_id);
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER IF EXISTS sysrepl_settings_restamp ON sysrepl.settings;
+CREATE TRIGGER sysrepl_settings_restamp AFTER INSERT OR UPDATE OF instance_id ON sysrepl.settings
+    FOR EACH ROW EXECUTE FUNCTION sysrepl.sysrepl_settings_restamp();
+
+SELECT sysrepl.sysrepl_restamp(coalesce((SELECT instance_id FROM sysrepl.settings), ''));
+
+COMMENT ON FUNCTION sysrepl.sysrepl_stamp_update() IS
+    'Stamps an updated type or policy (origin, version, changed_at); skips an update that changes nothing';
+COMMENT ON FUNCTION sysrepl.sysrepl_stamp_update_assessment() IS
+    'Stamps an updated assessment (origin, version, changed_at); skips an update that changes nothing';
+COMMENT ON FUNCTION sysrepl.sysrepl_restamp(text) IS
+    'Sets the content tables'' origin default and stamp trigger to an instance id (called when sysrepl.settings changes)';
