@@ -42,8 +42,7 @@ static void init_capture(cli_ctx_t *ctx, srl_store_t *st)
         fprintf(ctx->out, "capture: outbox triggers (WAL capture not possible: %s)\n", errstr);
         return;
     }
-    fprintf(ctx->out, "capture: WAL, replication slot %s%s\n", slot,
-            created ? " (created)" : "");
+    fprintf(ctx->out, "capture: WAL, replication slot %s%s\n", slot, created ? " (created)" : "");
 }
 
 int cli_cmd_init(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)

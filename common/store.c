@@ -56,7 +56,7 @@ bool srl_store_sqlstate_is_retriable(const char *sqlstate)
         return true; /* no SQLSTATE: the connection broke mid-command */
     return strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0 ||
            strncmp(sqlstate, "57P", 3) == 0 || strcmp(sqlstate, "40001") == 0 ||
-           strcmp(sqlstate, "40P01") == 0;
+           strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "55P03") == 0;
 }
 
 /* Copy msg into buf as one line: newlines and tabs become spaces, trailing

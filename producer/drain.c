@@ -135,8 +135,7 @@ void srl__drain_retire(producer_t *p)
             if (p->ack_log) {
                 int64_t t = srl_clock_wall_us();
                 for (size_t i = 0; i < b->sink.count; i++)
-                    fprintf(p->ack_log, "%" PRId64 " %" PRId64 "\n", b->sink.records[i].version,
-                            t);
+                    fprintf(p->ack_log, "%" PRId64 " %" PRId64 "\n", b->sink.records[i].version, t);
             }
             count_delivered(p, b);
         } else {
@@ -335,8 +334,7 @@ bool srl__drain_capture_prepare(producer_t *p, int *exit_code)
     }
     if (!available) {
         if (p->capture == SRL_CAPTURE_WAL) {
-            srl_log(SRL_LOG_ERROR, "producer", "config refused",
-                    "key=producer.capture reason=%s",
+            srl_log(SRL_LOG_ERROR, "producer", "config refused", "key=producer.capture reason=%s",
                     srl_log_q("wal needs the server's wal_level = logical (it needs a restart of"
                               " PostgreSQL); or set producer.capture = outbox"));
             *exit_code = EXIT_CONFIG;
@@ -355,8 +353,8 @@ bool srl__drain_capture_prepare(producer_t *p, int *exit_code)
     rc = srl_store_wal_engage(conn, p->slot, sizeof(p->slot), &created, &lost, err, sizeof(err));
     if (rc != SRL_STORE_OK) {
         if (rc == SRL_STORE_FATAL) {
-            srl_log(SRL_LOG_ERROR, "producer", "cannot capture from the WAL",
-                    "reason=%s hint=%s", srl_log_q(err),
+            srl_log(SRL_LOG_ERROR, "producer", "cannot capture from the WAL", "reason=%s hint=%s",
+                    srl_log_q(err),
                     srl_log_q("the store role needs REPLICATION and must own the content tables;"
                               " or set producer.capture = outbox"));
             *exit_code = EXIT_STORE;
@@ -390,8 +388,8 @@ static bool wal_open(producer_t *p)
     p->wal = srl_wal_open(srl_config_str(p->cfg, SRL_KEY_STORE_DSN), p->slot, &rc, err,
                           sizeof(err));
     if (!p->wal) {
-        srl_log(SRL_LOG_WARN, "producer", "cannot read the WAL, retrying",
-                "slot=%s reason=%s", p->slot, srl_log_q(err));
+        srl_log(SRL_LOG_WARN, "producer", "cannot read the WAL, retrying", "slot=%s reason=%s",
+                p->slot, srl_log_q(err));
         srl__stats_error(p, "store", err);
         p->wal_retry_ms = now + 2000;
         return false;
@@ -431,8 +429,7 @@ static void wal_step(producer_t *p, bool stopping)
         PGresult *res = NULL;
         uint64_t commit = 0;
         int64_t t0 = srl_clock_mono_us();
-        srl_store_rc_t rc =
-            srl_wal_read(p->wal, p->batch_size, &res, &commit, err, sizeof(err));
+        srl_store_rc_t rc = srl_wal_read(p->wal, p->batch_size, &res, &commit, err, sizeof(err));
         if (rc == SRL_STORE_OK && res)
             rc = srl_wal_complete(srl_store_conn(p->st), res, err, sizeof(err));
         p->query_us += srl_clock_mono_us() - t0;

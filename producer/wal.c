@@ -89,7 +89,7 @@ typedef struct rel {
     int ncols;
     int map[MAX_KIND_COLS];
     bool numeric_array[MAX_KIND_COLS]; /* int2[], int4[], int8[] */
-    int vid, skind, sname; /* assessments: the columns of the key */
+    int vid, skind, sname;             /* assessments: the columns of the key */
 } rel_t;
 
 /* One decoded tuple: per relation column, its value. */
@@ -106,7 +106,7 @@ struct srl_wal {
     rel_t rels[MAX_RELS];
     int nrels;
     bool in_txn;
-    bool skip_txn;      /* the transaction is a consumer's apply */
+    bool skip_txn; /* the transaction is a consumer's apply */
     uint64_t last_commit_end;
     uint64_t sent_lsn;  /* the server's end of WAL sent, from keepalives */
     uint64_t confirmed; /* last position reported as flushed */
@@ -194,8 +194,8 @@ srl_wal_t *srl_wal_open(const char *dsn, const char *slot, srl_store_rc_t *rc, c
         *rc = SRL_STORE_FATAL;
         return NULL;
     }
-    const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname",
-                          "replication", NULL};
+    const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", "replication",
+                          NULL};
     const char *vals[] = {"10", "sysrepl-producer (wal)", dsn, "database", NULL};
     w->conn = PQconnectdbParams(keys, vals, 1);
     if (!w->conn || PQstatus(w->conn) != CONNECTION_OK) {
@@ -569,8 +569,8 @@ static srl_store_rc_t decode_message(srl_wal_t *w, const unsigned char *m, size_
         return SRL_STORE_OK;
     case 'C': {
         rd_u(&r, 1);
-        rd_u(&r, 8);                    /* commit LSN */
-        uint64_t end = rd_u(&r, 8);     /* end of the transaction */
+        rd_u(&r, 8);                /* commit LSN */
+        uint64_t end = rd_u(&r, 8); /* end of the transaction */
         w->in_txn = false;
         w->skip_txn = false;
         if (!r.bad && end > w->last_commit_end)
@@ -602,8 +602,7 @@ static srl_store_rc_t decode_message(srl_wal_t *w, const unsigned char *m, size_
             if (!add_row(*res, &del, nl2 + 1, NULL) ||
                 !PQsetvalue(*res, PQntuples(*res) - 1, COL_VERSION, nl1 + 1, (int)strlen(nl1 + 1)))
                 goto oom;
-        }
-        else if (!r.bad && strcmp(prefix, SRL_WAL_MARK_PREFIX) == 0 && lsn > w->mark_lsn)
+        } else if (!r.bad && strcmp(prefix, SRL_WAL_MARK_PREFIX) == 0 && lsn > w->mark_lsn)
             w->mark_lsn = lsn;
         return SRL_STORE_OK;
     }
@@ -756,7 +755,8 @@ static srl_store_rc_t fill_unchanged(PGconn *conn, PGresult *res, int row, char 
 {
     static const char *const sql[SRL_KIND_COUNT] = {
         "SELECT " SRL_ROWS_TYPE_COLS("x") " FROM assessment_types x WHERE x.name = $1",
-        "SELECT " SRL_ROWS_ASSESSMENT_COLS("x") " FROM vulnerability_assessments x WHERE x.key = $1",
+        "SELECT " SRL_ROWS_ASSESSMENT_COLS(
+            "x") " FROM vulnerability_assessments x WHERE x.key = $1",
         "SELECT " SRL_ROWS_POLICY_COLS("x") " FROM policies x WHERE x.name = $1",
     };
     int kind = atoi(PQgetvalue(res, row, COL_KIND));
@@ -767,8 +767,8 @@ static srl_store_rc_t fill_unchanged(PGconn *conn, PGresult *res, int row, char 
     const char *params[1] = {PQgetvalue(res, row, COL_KEY)};
     PGresult *cur;
     srl_store_rc_t rc = exec_params(conn, sql[kind], 1, params, &cur,
-                                    "reading a row the WAL sent without its TOASTed values",
-                                    errstr, errstr_size);
+                                    "reading a row the WAL sent without its TOASTed values", errstr,
+                                    errstr_size);
     if (rc != SRL_STORE_OK)
         return rc;
     int col0 = kind_col0[kind];
@@ -782,8 +782,7 @@ static srl_store_rc_t fill_unchanged(PGconn *conn, PGresult *res, int row, char 
          * published after this record, changed them. */
         for (int i = 1; i < n && ok; i++)
             if (PQgetisnull(res, row, col0 + i) && !PQgetisnull(cur, 0, i))
-                ok = PQsetvalue(res, row, col0 + i, PQgetvalue(cur, 0, i),
-                                PQgetlength(cur, 0, i));
+                ok = PQsetvalue(res, row, col0 + i, PQgetvalue(cur, 0, i), PQgetlength(cur, 0, i));
     }
     PQclear(cur);
     if (!ok) {

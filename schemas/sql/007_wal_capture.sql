@@ -29,6 +29,7 @@ COMMENT ON PUBLICATION sysrepl_content IS
 DROP FUNCTION IF EXISTS sysrepl.sysrepl_wal_delete() CASCADE;
 DROP FUNCTION IF EXISTS sysrepl.sysrepl_wal_delete_by_name() CASCADE;
 DROP FUNCTION IF EXISTS sysrepl.sysrepl_wal_rekey() CASCADE;
+DROP FUNCTION IF EXISTS sysrepl.sysrepl_wal_rekey_assessment() CASCADE;
 
 CREATE FUNCTION sysrepl.sysrepl_wal_delete() RETURNS trigger
 LANGUAGE plpgsql SET search_path = sysrepl, pg_catalog AS $$
@@ -55,11 +56,18 @@ LANGUAGE plpgsql SET search_path = sysrepl, pg_catalog AS $$
 BEGIN
     PERFORM pg_logical_emit_message(true, 'sysrepl.delete',
                                     TG_ARGV[0] || E'\n' || nextval('sysrepl.sysrepl_version')
-                                    || E'\n' || CASE WHEN TG_ARGV[0] = '1' THEN
-                                        OLD.vulnerability_id || '|' ||
-                                        CASE WHEN OLD.scope_kind = 'global' THEN 'global'
-                                             ELSE OLD.scope_kind || ':' || OLD.scope_name END
-                                       ELSE to_jsonb(OLD) ->> 'name' END);
+                                    || E'\n' || OLD.name);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION sysrepl.sysrepl_wal_rekey_assessment() RETURNS trigger
+LANGUAGE plpgsql SET search_path = sysrepl, pg_catalog AS $$
+BEGIN
+    PERFORM pg_logical_emit_message(true, 'sysrepl.delete',
+                                    '1' || E'\n' || nextval('sysrepl.sysrepl_version') || E'\n' ||
+                                    OLD.vulnerability_id || '|' ||
+                                    CASE WHEN OLD.scope_kind = 'global' THEN 'global'
+                                         ELSE OLD.scope_kind || ':' || OLD.scope_name END);
     RETURN NULL;
 END $$;
 
@@ -80,7 +88,7 @@ CREATE TRIGGER sysrepl_wal_rekey AFTER UPDATE ON vulnerability_assessments FOR E
     WHEN ((OLD.vulnerability_id, OLD.scope_kind, OLD.scope_name)
           IS DISTINCT FROM (NEW.vulnerability_id, NEW.scope_kind, NEW.scope_name)
           AND NOT sysrepl.sysrepl_applying())
-    EXECUTE FUNCTION sysrepl.sysrepl_wal_rekey(1);
+    EXECUTE FUNCTION sysrepl.sysrepl_wal_rekey_assessment();
 CREATE TRIGGER sysrepl_wal_rekey AFTER UPDATE ON policies FOR EACH ROW
     WHEN (OLD.name IS DISTINCT FROM NEW.name AND NOT sysrepl.sysrepl_applying())
     EXECUTE FUNCTION sysrepl.sysrepl_wal_rekey(2);
@@ -95,7 +103,9 @@ COMMENT ON FUNCTION sysrepl.sysrepl_wal_delete() IS
 COMMENT ON FUNCTION sysrepl.sysrepl_wal_delete_by_name() IS
     'WAL capture: a versioned delete of each deleted type or policy, as a logical message';
 COMMENT ON FUNCTION sysrepl.sysrepl_wal_rekey() IS
-    'WAL capture: a versioned delete of the old key of a row whose key an update changed';
+    'WAL capture: a versioned delete of the old name of a type or policy an update renamed';
+COMMENT ON FUNCTION sysrepl.sysrepl_wal_rekey_assessment() IS
+    'WAL capture: a versioned delete of the old key of an assessment whose key an update changed';
 
 -- ---------------------------------------------------------------------------
 -- The stamp, made cheap for writers. Until version 6 one PL/pgSQL trigger

@@ -379,7 +379,9 @@ srl_store_rc_t srl_store_wal_ensure_slot(PGconn *conn, const char *slot, bool *c
 
 /* Switch a hub store to WAL capture: the slot (srl_store_wal_ensure_slot),
  * then the outbox triggers of the content tables disabled, if they are
- * not yet. Needs a role with REPLICATION that owns the content tables. */
+ * not yet. Needs a role with REPLICATION that owns the content tables.
+ * *lost is also set when the store captured from the WAL already and its
+ * slot was gone (dropped): changes may be missing. */
 /* Back to outbox capture (a store that becomes a spoke: local edits are
  * counted from the outbox): the outbox triggers enabled, the WAL ones
  * disabled, the slot dropped (*dropped: there was one). Changes the slot
