@@ -154,6 +154,11 @@ static void collect_warnings(cli_ctx_t *ctx, const srl_store_status_t *s, warnin
                  "%" PRId64 " local edit%s on this pull instance (role spoke) will be "
                  "overwritten by the next sync",
                  s->outbox_depth, s->outbox_depth == 1 ? "" : "s");
+    if (strcmp(s->capture_wal_status, "lost") == 0)
+        warn_add(w,
+                 "replication slot %s has lost WAL it needed: the producer publishes the"
+                 " full state at its next start",
+                 s->capture_slot);
     if (!spoke && s->outbox_oldest_age_ms > STALE_OUTBOX_MS)
         warn_add(w, "the oldest outbox change is %" PRId64 " s old: is sysrepl-producer running?",
                  s->outbox_oldest_age_ms / 1000);
@@ -222,6 +227,16 @@ static int print_status_json(cli_ctx_t *ctx, const srl_store_t *st, const srl_st
         "caught_up_at", t4, "lag_records", (json_int_t)s->consumer_lag_records, "lag_seconds",
         s->consumer_lag_seconds, "dead_letters", "count", (json_int_t)s->dead_letters, "newest_at",
         t3, "newest_reason", s->newest_dead_letter_reason, "warnings", warn ? warn : json_array());
+    json_t *cap = s->capture_slot[0]
+                      ? json_pack("{s:s, s:s, s:b, s:s, s:I}", "method", "wal", "slot",
+                                  s->capture_slot, "active", s->capture_slot_active, "wal_status",
+                                  s->capture_wal_status, "lag_bytes",
+                                  (json_int_t)s->capture_lag_bytes)
+                      : json_pack("{s:s}", "method", "outbox");
+    if (o && cap)
+        json_object_set_new(o, "capture", cap);
+    else
+        json_decref(cap);
     if (!o) {
         cli_error(ctx, "out of memory");
         return CLI_EXIT_USAGE;
@@ -254,6 +269,13 @@ static void print_status_text(cli_ctx_t *ctx, const srl_store_t *st, const srl_s
                 (double)s->outbox_oldest_age_ms / 1000.0, s->last_version);
     else
         fprintf(out, "outbox:           empty; last version %" PRId64 "\n", s->last_version);
+    if (s->capture_slot[0])
+        fprintf(out,
+                "capture:          WAL, slot %s (%s, %s), %" PRId64 " bytes not yet confirmed\n",
+                s->capture_slot, s->capture_slot_active ? "active" : "inactive",
+                s->capture_wal_status[0] ? s->capture_wal_status : "?", s->capture_lag_bytes);
+    else
+        fprintf(out, "capture:          outbox triggers\n");
     if (strcmp(s->settings.role, "spoke") != 0) {
         fmt_time(s->producer_delivered_at_ms, t, sizeof(t));
         fprintf(out,

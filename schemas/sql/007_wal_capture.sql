@@ -9,6 +9,10 @@
 -- stay for servers without wal_level = logical (producer.capture).
 --
 
+-- Quiet: the IF EXISTS below are for a re-run (a store whose version was
+-- set back), not news for whoever runs sysrepl init.
+SET LOCAL client_min_messages = warning;
+
 DROP PUBLICATION IF EXISTS sysrepl_content;
 CREATE PUBLICATION sysrepl_content
     FOR TABLE assessment_types, vulnerability_assessments, policies;

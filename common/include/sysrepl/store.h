@@ -312,7 +312,12 @@ typedef struct srl_store_status {
     int64_t counts[SRL_KIND_COUNT];
     int64_t outbox_depth;
     int64_t outbox_oldest_age_ms; /* -1 when empty */
-    int64_t last_version;         /* sysrepl_version's last value, 0 if none */
+    /* WAL capture: the store's replication slot ("" when none) */
+    char capture_slot[64];
+    bool capture_slot_active;
+    char capture_wal_status[16]; /* reserved, extended, unreserved, lost */
+    int64_t capture_lag_bytes;   /* WAL not confirmed by the producer; -1: no slot */
+    int64_t last_version;        /* sysrepl_version's last value, 0 if none */
     /* producer (hub) */
     int64_t producer_last_delivered_version;
     int64_t producer_delivered_at_ms; /* 0: never */
