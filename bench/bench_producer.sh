@@ -66,8 +66,13 @@ raw=$("$BUILD/bench/bench_produce_raw" "$KAFKA" "$PREFIX.raw" "$N")
 PID=$!
 sleep 3
 "$BUILD/bench/bench_producer_writer" "$DSN" 1000 10 >"$WORK/commits.txt"
+# Delivered: the outbox is empty and (WAL capture) the slot confirmed the
+# WAL written before this point.
+lsn=$(psql "$DSN" -Atc "SELECT pg_current_wal_lsn()")
 for _ in $(seq 100); do
-    [[ $(psql "$DSN" -Atc "SELECT count(*) FROM sysrepl.outbox") == 0 ]] && break
+    [[ $(psql "$DSN" -Atc "SELECT (SELECT count(*) FROM sysrepl.outbox) + (SELECT count(*)
+        FROM pg_replication_slots WHERE database = current_database()
+        AND coalesce(confirmed_flush_lsn < '$lsn', true))") == 0 ]] && break
     sleep 0.1
 done
 kill -TERM "$PID"
@@ -90,7 +95,7 @@ drain_s=$(echo "$t2 - $t1" | bc -l)
 rate=$(echo "$N / $drain_s" | bc -l)
 raw_rate=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$raw")
 printf 'commit of %d changes: %.2f s\n' "$N" "$(echo "$t1 - $t0" | bc -l)"
-printf 'producer: %d changes drained (commit -> acknowledged -> outbox row deleted) in %.2f s = %.0f changes/s\n' \
+printf 'producer: %d changes drained (commit -> acknowledged -> outbox row deleted, or WAL position confirmed) in %.2f s = %.0f changes/s\n' \
     "$N" "$drain_s" "$rate"
 printf '  split (ms): main thread: build=%s encode=%s produce=%s idle=%s; overlapping it: outbox reads on the server (sent -> taken)=%s, deletes on the second session=%s\n' \
     "$(field read_ms)" "$(field encode_ms)" "$(field produce_ms)" "$(field wait_ms)" "$(field query_ms)" "$(field delete_ms)"

@@ -43,13 +43,17 @@ fi
 python3 "$SRC/tests/tools/compare_jsonl.py" --kind vulnerability-assessments "$work/in.jsonl" "$work/out.jsonl" || fail "export differs from import"
 
 # Captured changes: outbox rows, or (WAL capture) the inserts and updates
-# of assessments the store's replication slot holds for the producer.
+# of assessments (pgoutput 'I'/'U' messages of that relation's oid) the
+# store's replication slot holds for the producer.
 captured() {
     psql "$SRL_DSN" -qXtAc "SELECT CASE WHEN s.slot_name IS NULL
         THEN (SELECT count(*) FROM sysrepl.outbox WHERE kind = 1)
         ELSE (SELECT count(*) FROM pg_logical_slot_peek_binary_changes(s.slot_name, NULL, NULL,
                 'proto_version', '1', 'publication_names', 'sysrepl_content') c
-              WHERE get_byte(c.data, 0) IN (73, 85)) END
+              WHERE get_byte(c.data, 0) IN (73, 85)
+                AND get_byte(c.data, 1) * 16777216::bigint + get_byte(c.data, 2) * 65536 +
+                    get_byte(c.data, 3) * 256 + get_byte(c.data, 4)
+                    = 'vulnerability_assessments'::regclass::oid::bigint) END
         FROM (SELECT max(slot_name) AS slot_name FROM pg_replication_slots
               WHERE database = current_database()) s"
 }

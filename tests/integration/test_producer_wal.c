@@ -131,7 +131,7 @@ static void wal_switch_from_outbox_loses_nothing(void **state)
     snprintf(w.dsn, sizeof(w.dsn), "%s", pf.dsn);
     pthread_t th;
     pthread_create(&th, NULL, pf_write_changes, &w);
-    usleep(1000000);
+    sleep(1);
     assert_int_equal(pf_stop(pid), 0);
     usleep(500000); /* rows pile up in the outbox */
     assert_true(pf_scalar(&pf, "SELECT count(*) FROM outbox") > 0);
