@@ -113,7 +113,7 @@ static int start(consumer_t *c)
     if (!srl__consumer_store_connect(c))
         return srl__consumer_stop ? EXIT_OK : EXIT_STORE;
     if (!srl__consumer_find_partitions(c))
-        return srl__consumer_stop ? EXIT_OK : EXIT_FAIL;
+        return srl__consumer_stop ? EXIT_OK : c->kafka_denied ? EXIT_USAGE : EXIT_FAIL;
     for (;;) {
         int r = srl__consumer_sync(c, 0);
         if (r == 0)
@@ -322,6 +322,16 @@ int main(int argc, char **argv)
     c.reg = srl_registry_new(err, sizeof(err));
     if (!c.reg) {
         fprintf(stderr, "sysrepl-consumer: schema registry: %s\n", err);
+        goto cleanup;
+    }
+    /* A broker that refuses us (password, certificate, host name) stops
+     * the spoke here, with one line naming the cause; one that is away is
+     * waited for by the source, as before. */
+    if (srl_config_enum(cfg, SRL_KEY_TRANSPORT) == SRL_TRANSPORT_KAFKA &&
+        srl_kafka_check_access(cfg, 10000, err, sizeof(err)) == SRL_KAFKA_ACCESS_DENIED) {
+        srl_log(SRL_LOG_ERROR, "consumer", "Kafka refused the consumer", "reason=%s",
+                srl_log_q(err));
+        status = EXIT_USAGE;
         goto cleanup;
     }
     /* The transport seam: Kafka directly, or a sysrepl-bridge over HTTP(S)

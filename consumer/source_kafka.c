@@ -155,6 +155,8 @@ static srl_source_rc_t ks_partitions(srl_source_t *src, const char *topic, int *
 {
     kafka_source_t *ks = (kafka_source_t *)src;
     int n = srl_kafka_partition_count(ks->rk, topic, timeout_ms, errstr, errstr_size);
+    if (n < 0 && strstr(errstr, SRL_KAFKA_DENIED_MARK))
+        return SRL_SOURCE_FATAL; /* a missing ACL: waiting cannot help */
     if (n <= 0) {
         if (n == 0)
             snprintf(errstr, errstr_size, "topic %s has no partitions", topic);

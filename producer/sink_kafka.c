@@ -89,10 +89,15 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)opaque;
     char fatal[256];
+    rd_kafka_resp_err_t fatal_err;
     if (err == RD_KAFKA_RESP_ERR__FATAL &&
-        rd_kafka_fatal_error(rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        srl_log(SRL_LOG_ERROR, "producer", "fatal Kafka producer error", "reason=%s",
-                srl_log_q(fatal));
+        (fatal_err = rd_kafka_fatal_error(rk, fatal, sizeof(fatal))) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* A refusal (no Write ACL: the idempotent producer's id is denied)
+         * is reported by the caller that meets it, once: the start check
+         * exits naming the ACL, a running producer logs and retries. */
+        srl_log(srl_kafka_err_is_denied(fatal_err) ? SRL_LOG_WARN : SRL_LOG_ERROR, "producer",
+                "fatal Kafka producer error", "reason=%s", srl_log_q(fatal));
         return;
     }
     srl_log(srl_kafka_err_is_retriable(err) ? SRL_LOG_WARN : SRL_LOG_ERROR, "producer",

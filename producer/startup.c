@@ -23,7 +23,10 @@
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
 
-bool srl__startup_sink(producer_t *p, int *exit_code)
+/* first: at start, a refusal by Kafka (authentication, TLS, a missing
+ * ACL) exits EXIT_CONFIG; later (a password rotated under a running
+ * producer) it is logged, shown in status and retried with backoff. */
+static bool startup_sink(producer_t *p, bool first, int *exit_code)
 {
     char err[512];
     int64_t backoff = 1000;
@@ -40,7 +43,21 @@ bool srl__startup_sink(producer_t *p, int *exit_code)
                 return false;
             }
         } else {
-            p->sink = srl_sink_kafka_new(p->cfg, 30000, &retriable, err, sizeof(err));
+            srl_kafka_access_t access = srl_kafka_check_access(p->cfg, 10000, err, sizeof(err));
+            bool denied = access == SRL_KAFKA_ACCESS_DENIED;
+            if (access == SRL_KAFKA_ACCESS_OK) {
+                p->sink = srl_sink_kafka_new(p->cfg, 30000, &retriable, err, sizeof(err));
+                denied = !p->sink && strstr(err, SRL_KAFKA_DENIED_MARK);
+            } else {
+                retriable = true;
+            }
+            if (denied && first) {
+                srl_log(SRL_LOG_ERROR, "producer", "Kafka refused the producer", "reason=%s",
+                        srl_log_q(err));
+                *exit_code = EXIT_CONFIG;
+                return false;
+            }
+            retriable = retriable || denied;
         }
         if (p->sink) {
             bool ok = true;
@@ -69,6 +86,11 @@ bool srl__startup_sink(producer_t *p, int *exit_code)
         backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
     }
     return false;
+}
+
+bool srl__startup_sink(producer_t *p, int *exit_code)
+{
+    return startup_sink(p, true, exit_code);
 }
 
 /* Whether every replicated content topic is empty. Topics another hub
@@ -160,5 +182,5 @@ bool srl__startup_sink_again(producer_t *p, int *exit_code)
     p->sink->ops->close(p->sink);
     p->sink = NULL;
     p->sink_broken = false;
-    return srl__startup_sink(p, exit_code);
+    return startup_sink(p, false, exit_code);
 }
