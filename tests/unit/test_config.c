@@ -715,8 +715,8 @@ static void config_kafka_secret_reads_at_file(void **state)
     /* "@" on a property that is not secret stays a value: here an error
      * from librdkafka, naming it. */
     cfg = srl_config_new(SRL_PROG_CONSUMER);
-    assert_false(load_text(cfg, "kafka.client.id = spoke\nkafka.acks = @/nope\n", path, err,
-                           sizeof err));
+    assert_false(
+        load_text(cfg, "kafka.client.id = spoke\nkafka.acks = @/nope\n", path, err, sizeof err));
     assert_non_null(strstr(err, "value \"@/nope\""));
     srl_config_free(cfg);
 }
