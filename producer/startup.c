@@ -107,6 +107,12 @@ static bool check_topics(producer_t *p, bool *all_empty, int *exit_code)
         bool ok = !p->sink->ops->check_origin ||
                   p->sink->ops->check_origin(p->sink, (srl_kind_t)k, p->instance_id, &refused, err,
                                              sizeof(err));
+        if (!ok && strstr(err, SRL_KAFKA_DENIED_MARK)) {
+            srl_log(SRL_LOG_ERROR, "producer", "Kafka refused the producer", "reason=%s",
+                    srl_log_q(err));
+            *exit_code = EXIT_CONFIG;
+            return false;
+        }
         if (!ok && refused) {
             srl_log(SRL_LOG_ERROR, "producer", "refused to start", "reason=%s", srl_log_q(err));
             fprintf(stderr, "sysrepl-producer: %s\n", err);

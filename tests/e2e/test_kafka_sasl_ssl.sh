@@ -84,18 +84,21 @@ acl --allow-principal User:hub --operation Create --operation Write --operation 
     --operation Describe --operation DescribeConfigs --resource-pattern-type prefixed --topic "$P." &
 acl --allow-principal User:spoke --operation Read --operation Describe --operation DescribeConfigs \
     --resource-pattern-type prefixed --topic "$P." &
+acl --allow-principal User:hub --operation Read --group sysrepl-producer-reader &
 acl --allow-principal User:spoke --operation Read --group "sysrepl.spoke" &
-for job in 1 2 3; do
+for job in 1 2 3 4; do
     wait "%$job" || { cat "$TOPO_DIR/acls.log"; fail "kafka-acls failed"; }
 done
 echo "ok: ACLs granted ($(srl_elapsed "$t0"))"
 
 topo_store hub hub
 topo_store spoke spoke
-# sec_conf USER: the kafka.* lines of USER; the password only in its file.
+# sec_conf USER: the kafka.* lines of USER; the password only in a file,
+# the client's copy of the broker's (so the broker's can change alone).
 sec_conf() {
+    cp "$SEC/$1.password" "$RUN_DIR/$1.password"
     printf '%s\n' kafka.bootstrap.servers="127.0.0.1:$SRL_KAFKA_PORT" kafka.security.protocol=SASL_SSL \
-        kafka.sasl.mechanisms=PLAIN kafka.sasl.username="$1" kafka.sasl.password="@$SEC/$1.password" \
+        kafka.sasl.mechanisms=PLAIN kafka.sasl.username="$1" kafka.sasl.password="@$RUN_DIR/$1.password" \
         kafka.ssl.ca.location="$SEC/ca.crt"
 }
 mapfile -t hub_kafka < <(sec_conf hub)
@@ -184,11 +187,42 @@ expect_refused "producer as spoke, no Create ACL" "$L/acl-producer.log" "not aut
 expect_refused "consumer as bridge, no Describe ACL" "$L/acl-consumer.log" "not authorized to Describe topic $P\." \
     "${consumer[@]}" -X kafka.sasl.username=bridge -X kafka.sasl.password="@$SEC/bridge.password"
 
-# ---- 3. no password in any log -------------------------------------------
-for user in admin hub spoke bridge; do
-    pw=$(<"$SEC/$user.password")
+# ---- 3. a password rotated under a running spoke --------------------------
+# The broker gets a new password for spoke (its PLAIN user list is rewritten
+# at start) while the spoke keeps the old one: it logs the refusal, says so
+# in status, retries, and goes on once its password works again.
+topo_start producer "$PRODUCER" -c "$TOPO_DIR/producer.conf"
+topo_start spoke "$CONSUMER" -c "$TOPO_DIR/spoke.conf"
+replicating_again() { (($(grep -c 'msg=replicating' "$TOPO_DIR/spoke.log") >= 2)); }
+srl_wait_until 60 replicating_again || fail "the spoke did not start replicating again"
+restart_broker() {
+    "$KAFKA" stop >/dev/null 2>&1 || fail "stopping the broker failed"
+    "$KAFKA" start >/dev/null 2>&1 || fail "restarting the broker failed"
+}
+cp "$SEC/spoke.password" "$RUN_DIR/spoke.password.old"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SEC/spoke.password"
+restart_broker
+refused() { grep -q 'error=_AUTHENTICATION' "$TOPO_DIR/spoke.log"; }
+srl_wait_until 60 refused || fail "the running spoke did not log the refusal"
+topo_cli hub policy put '{"name":"Rotated","description":"written while the spoke is refused","feeds":[]}' >/dev/null
+sleep 6 # the spoke's next probe of the broker (every 5 s) meets the refusal too
+topo_check_alive producer spoke || fail "the spoke died when its password was refused; want retries"
+status=$(topo_cli spoke status 2>&1 || true)
+grep -q -i 'authentication' <<<"$status" || { echo "$status"; fail "sysrepl status of the spoke does not show the refusal"; }
+echo "ok (rotated password): the spoke logs the refusal, status shows it, it keeps running: $(grep -m1 -o -i 'warning:.*authentication.\{0,60\}' <<<"$status")"
+cp "$RUN_DIR/spoke.password.old" "$SEC/spoke.password"
+restart_broker
+topo_wait_converged 90 hub spoke || fail "the spoke did not converge once its password worked again"
+topo_check_alive producer spoke || fail "a daemon died"
+echo "ok (rotated password): back to the old password, the spoke converges ($(srl_elapsed "$t0"))"
+topo_stop spoke || fail "sysrepl-consumer did not stop on SIGTERM"
+topo_stop producer || fail "sysrepl-producer did not stop on SIGTERM"
+
+# ---- 4. no password in any log -------------------------------------------
+for pwfile in "$SEC"/{admin,hub,spoke,bridge}.password "$RUN_DIR/spoke.password.old"; do
+    pw=$(<"$pwfile")
     if grep -rlF -- "$pw" "$TOPO_DIR" "$SRL_STATE_DIR/kafka/server.log" "$SRL_STATE_DIR/kafka/stdout.log"; then
-        fail "the password of $user is in the log files above"
+        fail "the password in $pwfile is in the log files above"
     fi
 done
 echo "ok: no password of admin, hub, spoke or bridge in $(cat "$TOPO_DIR"/*.log "$SRL_STATE_DIR"/kafka/*.log | wc -l) log lines"
