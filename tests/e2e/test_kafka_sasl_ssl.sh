@@ -6,12 +6,17 @@
 # StandardAuthorizer) and the shared PostgreSQL (SRL_TEST_PG_DSN).
 #   1. The ACLs of docs/operations.md ("Kafka with TLS, SASL and ACLs"),
 #      exactly those, are granted with kafka-acls; sysrepl-producer (user
-#      hub) and sysrepl-consumer (user spoke) run with the password in a
-#      file (kafka.sasl.password = @FILE): the spoke converges to the hub.
+#      hub), sysrepl-consumer (user spoke) and sysrepl-bridge (user bridge)
+#      run with the password in a file (kafka.sasl.password = @FILE): a
+#      Kafka spoke and an http spoke (through the bridge) converge to the hub.
 #   2. A wrong password, an unknown user, an untrusted CA, a host name not
-#      in the certificate, and a missing ACL: each program exits 1 at start
-#      with one error line naming the cause.
-#   3. No program's log line and no broker log holds a password.
+#      in the certificate, a missing ACL (topic Create, topic Describe, the
+#      producer's reader group): each program exits 1 at start with one
+#      error line naming the cause.
+#   3. The spoke's password changed on the broker under the running spoke:
+#      it logs the refusal, `sysrepl status` shows it, it keeps retrying and
+#      converges once the password works again.
+#   4. No program's log line and no broker log holds a password.
 set -euo pipefail
 SRL_PROG=test_kafka_sasl_ssl
 
@@ -30,6 +35,8 @@ RUN_DIR=$(mktemp -d /tmp/sysrepl-kafkasec.XXXXXX)
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 export SRL_CACHE_DIR=${SRL_CACHE_DIR:-$SRC/.state/cache}
 export SRL_STATE_DIR=$RUN_DIR/state SRL_KAFKA_SECURITY=sasl_ssl SRL_KAFKA_HEAP=384m
+# outsider: a user the broker knows, with no ACL at all
+export SRL_KAFKA_USERS="hub spoke bridge outsider"
 SRL_KAFKA_PORT=$(free_port)
 SRL_KAFKA_CONTROLLER_PORT=$(free_port)
 export SRL_KAFKA_PORT SRL_KAFKA_CONTROLLER_PORT
@@ -50,13 +57,13 @@ cleanup() {
     topo_stop_all 2>/dev/null
     [[ -z $FORWARDER ]] || kill "$FORWARDER" 2>/dev/null
     "$KAFKA" stop >/dev/null 2>&1
-    for inst in hub spoke; do
+    for inst in hub spoke spoke2; do
         "${TOPO_PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS \"$(topo_db "$inst")\" WITH (FORCE)" >/dev/null 2>&1
     done
     if ((OK)); then
         rm -rf "$RUN_DIR"
     else
-        for n in producer spoke; do
+        for n in producer spoke bridge spoke2; do
             [[ -f $TOPO_DIR/$n.log ]] && { echo "--- tail of $n.log"; tail -n 15 "$TOPO_DIR/$n.log"; }
         done
         echo "kept $RUN_DIR"
@@ -86,13 +93,17 @@ acl --allow-principal User:spoke --operation Read --operation Describe --operati
     --resource-pattern-type prefixed --topic "$P." &
 acl --allow-principal User:hub --operation Read --group sysrepl-producer-reader &
 acl --allow-principal User:spoke --operation Read --group "sysrepl.spoke" &
-for job in 1 2 3 4; do
+acl --allow-principal User:bridge --operation Create --operation Write --operation Read \
+    --operation Describe --operation DescribeConfigs --resource-pattern-type prefixed --topic "$P." &
+acl --allow-principal User:bridge --operation Read --resource-pattern-type prefixed --group "sysrepl-bridge.hub." &
+for job in 1 2 3 4 5 6; do
     wait "%$job" || { cat "$TOPO_DIR/acls.log"; fail "kafka-acls failed"; }
 done
 echo "ok: ACLs granted ($(srl_elapsed "$t0"))"
 
 topo_store hub hub
 topo_store spoke spoke
+topo_store spoke2 spoke
 # sec_conf USER: the kafka.* lines of USER; the password only in a file,
 # the client's copy of the broker's (so the broker's can change alone).
 sec_conf() {
@@ -103,21 +114,35 @@ sec_conf() {
 }
 mapfile -t hub_kafka < <(sec_conf hub)
 mapfile -t spoke_kafka < <(sec_conf spoke)
+mapfile -t bridge_kafka < <(sec_conf bridge)
 common=(topic.prefix="$TOPO_TOPIC" log.level=info)
 topo_conf producer instance.id=hub role=hub store.dsn="\"$(topo_dsn hub)\"" "${hub_kafka[@]}" "${common[@]}"
 topo_conf spoke instance.id=spoke role=spoke store.dsn="\"$(topo_dsn spoke)\"" "${spoke_kafka[@]}" "${common[@]}"
+# The bridge (User:bridge) and spoke2, which pulls through it over HTTP.
+BRIDGE_PORT=$(free_port)
+api_key=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+printf '%s' "$api_key" | "$BRIDGE" --hash-key - --name spoke2 --perms pull >"$TOPO_DIR/bridge-keys"
+topo_conf bridge instance.id=hub role=hub "${bridge_kafka[@]}" "${common[@]}" bridge.listen=127.0.0.1 \
+    bridge.port="$BRIDGE_PORT" bridge.plain_http=true bridge.keys_file="$TOPO_DIR/bridge-keys"
+topo_conf spoke2 instance.id=spoke2 role=spoke store.dsn="\"$(topo_dsn spoke2)\"" "${common[@]}" \
+    transport=http bridge.url="http://127.0.0.1:$BRIDGE_PORT" bridge.api_key="$api_key"
 topo_start producer "$PRODUCER" -c "$TOPO_DIR/producer.conf"
 topo_start spoke "$CONSUMER" -c "$TOPO_DIR/spoke.conf"
+topo_start bridge "$BRIDGE" -c "$TOPO_DIR/bridge.conf"
+topo_start spoke2 "$CONSUMER" -c "$TOPO_DIR/spoke2.conf"
 sleep 1
-topo_check_alive producer spoke || fail "a daemon died at start"
+topo_check_alive producer spoke bridge spoke2 || fail "a daemon died at start"
 
 "$SRC/deploy/local/demo-data" --assessments 300 --seed 14 >"$TOPO_DIR/sample.jsonl"
 topo_cli hub import "$TOPO_DIR/sample.jsonl" >>"$TOPO_DIR/cli.log" 2>&1 ||
     { tail -n 5 "$TOPO_DIR/cli.log"; fail "importing the sample on the hub failed"; }
-topo_wait_converged 90 hub spoke || { topo_check_alive producer spoke; fail "the spoke did not converge"; }
-topo_check_alive producer spoke || fail "a daemon died"
-[[ $(topo_dead_letters spoke) == 0 ]] || fail "dead letters on the spoke"
-echo "ok (SASL_SSL, least privilege): the spoke equals the hub, $(topo_counts hub) ($(srl_elapsed "$t0"))"
+topo_wait_converged 90 hub spoke spoke2 ||
+    { topo_check_alive producer spoke bridge spoke2; fail "the spokes did not converge"; }
+topo_check_alive producer spoke bridge spoke2 || fail "a daemon died"
+[[ $(topo_dead_letters spoke) == 0 && $(topo_dead_letters spoke2) == 0 ]] || fail "dead letters on a spoke"
+echo "ok (SASL_SSL, least privilege): spoke (Kafka) and spoke2 (bridge) equal the hub, $(topo_counts hub) ($(srl_elapsed "$t0"))"
+topo_stop spoke2 || fail "sysrepl-consumer (http) did not stop on SIGTERM"
+topo_stop bridge || fail "sysrepl-bridge did not stop on SIGTERM"
 
 # The producer holds its store's lock: a second one would wait for it.
 topo_stop spoke || fail "sysrepl-consumer did not stop on SIGTERM"
@@ -180,12 +205,18 @@ expect_refused "producer, untrusted CA" "$L/wrong-ca-producer.log" 'certificate 
     "${producer[@]}" -X kafka.ssl.ca.location="$RUN_DIR/wrong-ca.crt"
 expect_refused "consumer, host name not in the certificate" "$L/hostname.log" "does not name the host" \
     "${consumer[@]}" -X kafka.bootstrap.servers="127.0.0.2:$FWD_PORT"
-# Missing ACLs: spoke may not create the hub's topics; bridge (no ACL yet)
-# may not even see them.
+bridge=("$BRIDGE" -c "$TOPO_DIR/bridge.conf")
+expect_refused "bridge, wrong password" "$L/wrong-pw-bridge.log" 'Invalid username or password' \
+    "${bridge[@]}" -X kafka.sasl.password="@$RUN_DIR/wrong.password"
+# Missing ACLs: spoke may not create the hub's topics; bridge may, but not
+# use the hub's reader group; outsider may not even see the topics.
 expect_refused "producer as spoke, no Create ACL" "$L/acl-producer.log" "not authorized to Create topic $P\." \
     "${producer[@]}" -X kafka.sasl.username=spoke -X kafka.sasl.password="@$SEC/spoke.password"
-expect_refused "consumer as bridge, no Describe ACL" "$L/acl-consumer.log" "not authorized to Describe topic $P\." \
-    "${consumer[@]}" -X kafka.sasl.username=bridge -X kafka.sasl.password="@$SEC/bridge.password"
+expect_refused "producer as bridge, no group ACL" "$L/acl-producer-group.log" \
+    "not authorized to Read group sysrepl-producer-reader" \
+    "${producer[@]}" -X kafka.sasl.username=bridge -X kafka.sasl.password="@$SEC/bridge.password"
+expect_refused "consumer as outsider, no Describe ACL" "$L/acl-consumer.log" "not authorized to Describe topic $P\." \
+    "${consumer[@]}" -X kafka.sasl.username=outsider -X kafka.sasl.password="@$SEC/outsider.password"
 
 # ---- 3. a password rotated under a running spoke --------------------------
 # The broker gets a new password for spoke (its PLAIN user list is rewritten
@@ -219,13 +250,13 @@ topo_stop spoke || fail "sysrepl-consumer did not stop on SIGTERM"
 topo_stop producer || fail "sysrepl-producer did not stop on SIGTERM"
 
 # ---- 4. no password in any log -------------------------------------------
-for pwfile in "$SEC"/{admin,hub,spoke,bridge}.password "$RUN_DIR/spoke.password.old"; do
+for pwfile in "$SEC"/{admin,hub,spoke,bridge,outsider}.password "$RUN_DIR/spoke.password.old"; do
     pw=$(<"$pwfile")
     if grep -rlF -- "$pw" "$TOPO_DIR" "$SRL_STATE_DIR/kafka/server.log" "$SRL_STATE_DIR/kafka/stdout.log"; then
         fail "the password in $pwfile is in the log files above"
     fi
 done
-echo "ok: no password of admin, hub, spoke or bridge in $(cat "$TOPO_DIR"/*.log "$SRL_STATE_DIR"/kafka/*.log | wc -l) log lines"
+echo "ok: no password of admin, hub, spoke, bridge or outsider in $(cat "$TOPO_DIR"/*.log "$SRL_STATE_DIR"/kafka/*.log | wc -l) log lines"
 
 OK=1
 echo "PASS ($(srl_elapsed "$t0"))"
