@@ -386,6 +386,7 @@ bool srl_kafka_err_is_denied(rd_kafka_resp_err_t err)
  * error. Written on the probe's own thread (served by rd_kafka_poll). */
 typedef struct probe_state {
     rd_kafka_resp_err_t denied;
+    bool all_down; /* every bootstrap broker failed, none refused us */
     char reason[400];
     char last[400];
 } probe_state_t;
@@ -407,7 +408,10 @@ static void probe_on_error(rd_kafka_t *rk, int err, const char *reason, void *op
         ps->denied = err;
         snprintf(ps->reason, sizeof(ps->reason), "%s", reason);
     }
-    snprintf(ps->last, sizeof(ps->last), "%s", reason);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        ps->all_down = true;
+    else
+        snprintf(ps->last, sizeof(ps->last), "%s", reason);
 }
 
 /* The probe's librdkafka lines are not ours to print: the error callback
@@ -500,6 +504,14 @@ srl_kafka_access_t srl_kafka_check_access(const srl_config_t *cfg, int timeout_m
         }
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             rc = SRL_KAFKA_ACCESS_OK;
+            goto cleanup;
+        }
+        /* Every broker failed without refusing us (the refusal is reported
+         * before "all brokers down"): away, and the caller waits for it
+         * its own way; no need to spend the whole timeout here. */
+        if (ps.all_down) {
+            snprintf(errstr, errstr_size, "no broker reachable: %s",
+                     ps.last[0] ? ps.last : rd_kafka_err2str(err));
             goto cleanup;
         }
         snprintf(ps.last, sizeof(ps.last), "%s", ps.last[0] ? ps.last : rd_kafka_err2str(err));

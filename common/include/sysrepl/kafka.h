@@ -106,7 +106,9 @@ typedef enum {
  * with cfg's kafka.* properties (a short-lived client of its own) and ask
  * for metadata, for up to timeout_ms. DENIED puts one line naming the
  * cause into errstr ("Kafka refused the connection (_AUTHENTICATION):
- * ... invalid credentials ..."), AWAY the last connection error. */
+ * ... invalid credentials ..."), AWAY the last connection error; AWAY
+ * returns as soon as every bootstrap broker failed without a refusal
+ * (connection refused), so a broker that is down costs no wait here. */
 srl_kafka_access_t srl_kafka_check_access(const srl_config_t *cfg, int timeout_ms, char *errstr,
                                           size_t errstr_size);
 
