@@ -8,7 +8,9 @@
  * Guarantees: the drain starts only once the schemas are published and
  * the topics checked; a broker that does not answer is retried with
  * backoff (never an exit), a check that cannot be made is retried, and a
- * refusal exits with EXIT_REFUSED naming the topic and the other hub.
+ * refusal exits with EXIT_REFUSED naming the topic and the other hub. Kafka
+ * refusing us at start (authentication, TLS, a missing ACL) exits with
+ * EXIT_CONFIG naming the cause; the same refusal later is retried.
  */
 #include "startup.h"
 
