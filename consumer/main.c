@@ -183,6 +183,11 @@ static int turn(consumer_t *c, loop_t *l)
     srl_source_rc_t frc = c->src->ops->fetch(c->src, c->pos, c->npos, l->batch_size, l->poll_ms,
                                              &c->batch, l->err, sizeof(l->err));
     c->fetch_ms += srl_clock_mono_ms() - t0;
+    /* A refusal while running (an ACL removed, the group's ACL missing)
+     * is retried like a broker that is away: logged (rate-limited), in
+     * status through the replication log, and over once the ACL is back. */
+    if (frc == SRL_SOURCE_FATAL && strstr(l->err, SRL_KAFKA_DENIED_MARK))
+        frc = SRL_SOURCE_RETRY;
     if (frc == SRL_SOURCE_FATAL) {
         srl_log(SRL_LOG_ERROR, "consumer", "cannot read the topics", "reason=%s",
                 srl_log_q(l->err));

@@ -11,7 +11,7 @@
 #      Kafka spoke and an http spoke (through the bridge) converge to the hub.
 #   2. A wrong password, an unknown user, an untrusted CA, a host name not
 #      in the certificate, a missing ACL (topic Create, topic Describe, the
-#      producer's reader group): each program exits 1 at start with one
+#      spoke's group, the producer's reader group): each program exits 1 at start with one
 #      error line naming the cause.
 #   3. The spoke's password changed on the broker under the running spoke:
 #      it logs the refusal, `sysrepl status` shows it, it keeps retrying and
@@ -35,8 +35,9 @@ RUN_DIR=$(mktemp -d /tmp/sysrepl-kafkasec.XXXXXX)
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 export SRL_CACHE_DIR=${SRL_CACHE_DIR:-$SRC/.state/cache}
 export SRL_STATE_DIR=$RUN_DIR/state SRL_KAFKA_SECURITY=sasl_ssl SRL_KAFKA_HEAP=384m
-# outsider: a user the broker knows, with no ACL at all
-export SRL_KAFKA_USERS="hub spoke bridge outsider"
+# outsider: a user the broker knows, with no ACL at all; reader: the
+# spoke's topic ACL without its group ACL
+export SRL_KAFKA_USERS="hub spoke bridge outsider reader"
 SRL_KAFKA_PORT=$(free_port)
 SRL_KAFKA_CONTROLLER_PORT=$(free_port)
 export SRL_KAFKA_PORT SRL_KAFKA_CONTROLLER_PORT
@@ -96,7 +97,9 @@ acl --allow-principal User:spoke --operation Read --group "sysrepl.spoke" &
 acl --allow-principal User:bridge --operation Create --operation Write --operation Read \
     --operation Describe --operation DescribeConfigs --resource-pattern-type prefixed --topic "$P." &
 acl --allow-principal User:bridge --operation Read --resource-pattern-type prefixed --group "sysrepl-bridge.hub." &
-for job in 1 2 3 4 5 6; do
+acl --allow-principal User:reader --operation Read --operation Describe --operation DescribeConfigs \
+    --resource-pattern-type prefixed --topic "$P." &
+for job in 1 2 3 4 5 6 7; do
     wait "%$job" || { cat "$TOPO_DIR/acls.log"; fail "kafka-acls failed"; }
 done
 echo "ok: ACLs granted ($(srl_elapsed "$t0"))"
@@ -215,6 +218,9 @@ expect_refused "producer as spoke, no Create ACL" "$L/acl-producer.log" "not aut
 expect_refused "producer as bridge, no group ACL" "$L/acl-producer-group.log" \
     "not authorized to Read group sysrepl-producer-reader" \
     "${producer[@]}" -X kafka.sasl.username=bridge -X kafka.sasl.password="@$SEC/bridge.password"
+expect_refused "consumer as reader, no group ACL" "$L/acl-consumer-group.log" \
+    "not authorized to Describe group sysrepl.spoke" \
+    "${consumer[@]}" -X kafka.sasl.username=reader -X kafka.sasl.password="@$SEC/reader.password"
 expect_refused "consumer as outsider, no Describe ACL" "$L/acl-consumer.log" "not authorized to Describe topic $P\." \
     "${consumer[@]}" -X kafka.sasl.username=outsider -X kafka.sasl.password="@$SEC/outsider.password"
 
@@ -250,13 +256,13 @@ topo_stop spoke || fail "sysrepl-consumer did not stop on SIGTERM"
 topo_stop producer || fail "sysrepl-producer did not stop on SIGTERM"
 
 # ---- 4. no password in any log -------------------------------------------
-for pwfile in "$SEC"/{admin,hub,spoke,bridge,outsider}.password "$RUN_DIR/spoke.password.old"; do
+for pwfile in "$SEC"/{admin,hub,spoke,bridge,outsider,reader}.password "$RUN_DIR/spoke.password.old"; do
     pw=$(<"$pwfile")
     if grep -rlF -- "$pw" "$TOPO_DIR" "$SRL_STATE_DIR/kafka/server.log" "$SRL_STATE_DIR/kafka/stdout.log"; then
         fail "the password in $pwfile is in the log files above"
     fi
 done
-echo "ok: no password of admin, hub, spoke, bridge or outsider in $(cat "$TOPO_DIR"/*.log "$SRL_STATE_DIR"/kafka/*.log | wc -l) log lines"
+echo "ok: no password of admin, hub, spoke, bridge, outsider or reader in $(cat "$TOPO_DIR"/*.log "$SRL_STATE_DIR"/kafka/*.log | wc -l) log lines"
 
 OK=1
 echo "PASS ($(srl_elapsed "$t0"))"
