@@ -479,8 +479,8 @@ static bool take_message(kafka_source_t *ks, kafka_batch_t *kb, rd_kafka_message
                                                "Read ACL on it (docs/operations.md)",
                          topic ? topic : "?", rd_kafka_err2name(m->err));
             else
-                snprintf(errstr, errstr_size, "consuming %s [%" PRId32 "]: %s",
-                         topic ? topic : "?", m->partition, rd_kafka_message_errstr(m));
+                snprintf(errstr, errstr_size, "consuming %s [%" PRId32 "]: %s", topic ? topic : "?",
+                         m->partition, rd_kafka_message_errstr(m));
             *rc = SRL_SOURCE_FATAL;
             rd_kafka_message_destroy(m);
             return false;
