@@ -386,7 +386,9 @@ bool srl_kafka_err_is_denied(rd_kafka_resp_err_t err)
  * error. Written on the probe's own thread (served by rd_kafka_poll). */
 typedef struct probe_state {
     rd_kafka_resp_err_t denied;
-    bool all_down; /* every bootstrap broker failed, none refused us */
+    bool all_down;     /* every bootstrap broker failed, none refused us */
+    bool tls_failed;   /* a TLS handshake failed */
+    bool other_failed; /* something else failed: a handshake passed first */
     char reason[400];
     char last[400];
 } probe_state_t;
@@ -408,6 +410,10 @@ static void probe_on_error(rd_kafka_t *rk, int err, const char *reason, void *op
         ps->denied = err;
         snprintf(ps->reason, sizeof(ps->reason), "%s", reason);
     }
+    if (reason_is_tls(reason))
+        ps->tls_failed = true;
+    else if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        ps->other_failed = true;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         ps->all_down = true;
     else
@@ -427,10 +433,15 @@ static void probe_on_log(const rd_kafka_t *rk, int level, const char *fac, const
 /* After a failed certificate check: whether the handshake passes without
  * host name verification, i.e. the certificate is trusted and names
  * another host. librdkafka 2.0.2 says "certificate verify failed" for both
- * an untrusted CA and a wrong host name; this tells the operator which. */
+ * an untrusted CA and a wrong host name; this tells the operator which.
+ * The probe speaks plain TLS (security.protocol ssl): no SASL, so no
+ * password goes to a host whose name the certificate does not vouch for.
+ * On a SASL_SSL listener its requests are then refused or the connection
+ * closed, after the handshake: any failure but a TLS one means it passed. */
 static bool only_host_name_wrong(const srl_config_t *cfg)
 {
     static const char *const forced[][2] = {{"client.id", "sysrepl-access-check"},
+                                            {"security.protocol", "ssl"},
                                             {"ssl.endpoint.identification.algorithm", "none"},
                                             {NULL, NULL}};
     probe_state_t ps = {0};
@@ -449,7 +460,8 @@ static bool only_host_name_wrong(const srl_config_t *cfg)
         rd_kafka_conf_destroy(conf);
         return false;
     }
-    for (int waited = 0; waited < 5000 && !ok && !ps.denied; waited += 250) {
+    for (int waited = 0; waited < 5000 && !ok && !ps.tls_failed && !ps.other_failed;
+         waited += 250) {
         const struct rd_kafka_metadata *md = NULL;
         ok = rd_kafka_metadata(rk, 0, NULL, &md, 250) == RD_KAFKA_RESP_ERR_NO_ERROR;
         if (md)
@@ -457,8 +469,7 @@ static bool only_host_name_wrong(const srl_config_t *cfg)
         rd_kafka_poll(rk, 0);
     }
     rd_kafka_destroy(rk);
-    /* A SASL refusal after a good handshake still proves the certificate. */
-    return ok || (ps.denied && !reason_is_tls(ps.reason));
+    return ok || (ps.other_failed && !ps.tls_failed);
 }
 
 srl_kafka_access_t srl_kafka_check_access(const srl_config_t *cfg, int timeout_ms, char *errstr,

@@ -123,6 +123,17 @@ static bool check_topics(producer_t *p, bool *all_empty, int *exit_code)
         }
         if (ok && p->sink->ops->topic_empty)
             ok = p->sink->ops->topic_empty(p->sink, (srl_kind_t)k, &empty, err, sizeof(err));
+        /* The broker may have stopped letting us in since the sink was
+         * made (a password changed meanwhile): that is a refusal at start,
+         * not something to wait for; its reads say only "transport
+         * failure", so ask the access check for the cause. */
+        if (!ok && p->sink->ops->check_origin &&
+            srl_kafka_check_access(p->cfg, 5000, err, sizeof(err)) == SRL_KAFKA_ACCESS_DENIED) {
+            srl_log(SRL_LOG_ERROR, "producer", "Kafka refused the producer", "reason=%s",
+                    srl_log_q(err));
+            *exit_code = EXIT_CONFIG;
+            return false;
+        }
         if (!ok) {
             srl_log(SRL_LOG_WARN, "producer", "checking the topics failed, retrying", "reason=%s",
                     srl_log_q(err));

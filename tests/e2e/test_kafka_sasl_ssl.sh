@@ -232,8 +232,9 @@ expect_refused "consumer as outsider, no Describe ACL" "$L/acl-consumer.log" "no
 # works again; the change made meanwhile arrives.
 topo_start producer "$PRODUCER" -c "$TOPO_DIR/producer.conf"
 topo_start spoke "$CONSUMER" -c "$TOPO_DIR/spoke.conf"
-replicating_again() { (($(grep -c 'msg=replicating' "$TOPO_DIR/spoke.log") >= 2)); }
-srl_wait_until 60 replicating_again || fail "the spoke did not start replicating again"
+# Both fully up: a change goes through.
+topo_cli hub policy put '{"name":"Before rotation","description":"the daemons run","feeds":[]}' >/dev/null
+topo_wait_converged 60 hub spoke || fail "the restarted producer and spoke did not converge"
 restart_broker() {
     "$KAFKA" stop >/dev/null 2>&1 || fail "stopping the broker failed"
     "$KAFKA" start >/dev/null 2>&1 || fail "restarting the broker failed"
