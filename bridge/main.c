@@ -267,7 +267,8 @@ static bool prepare_topics(srl_bridge_t *b, char *errstr, size_t errstr_size)
             /* A topic with a wrong cleanup.policy or a refused ACL stays
              * wrong: stop. Anything else (a new topic not in metadata
              * yet, a timeout) passes with time. */
-            if (strstr(errstr, "cleanup.policy") || strstr(errstr, "uthoriz"))
+            if (strstr(errstr, "cleanup.policy") || strstr(errstr, SRL_KAFKA_DENIED_MARK) ||
+                strstr(errstr, "uthoriz"))
                 return false;
         } else {
             snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
@@ -359,6 +360,13 @@ int main(int argc, char **argv)
     if (!b->reg) {
         srl_log(SRL_LOG_ERROR, "bridge", "cannot load the compiled-in schemas", "reason=%s",
                 srl_log_q(err));
+        goto cleanup;
+    }
+    /* A broker that refuses us (password, certificate, host name) stops
+     * the bridge here, with one line naming the cause; one that is away
+     * is waited for below (prepare_topics). */
+    if (srl_kafka_check_access(b->cfg, 10000, err, sizeof(err)) == SRL_KAFKA_ACCESS_DENIED) {
+        srl_log(SRL_LOG_ERROR, "bridge", "Kafka refused the bridge", "reason=%s", srl_log_q(err));
         goto cleanup;
     }
     b->rk = make_producer(b, err, sizeof(err));

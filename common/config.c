@@ -101,6 +101,43 @@ static bool is_kafka_secret(const char *prop)
            strcmp(prop, "ssl.key.pem") == 0 || strcmp(prop, "sasl.oauthbearer.config") == 0;
 }
 
+/* A secret kafka.* value "@/path" is read from that file (kafka.sasl.password
+ * = @/etc/sysrepl/kafka.password), so the password is never on a command
+ * line nor in the config file. The file's content up to its first line end
+ * is the value; a missing, unreadable or empty file is an error naming the
+ * key and the path (never the content). The caller frees the result. */
+static char *read_secret_file(const char *where, const char *key, const char *path, char *errstr,
+                              size_t errstr_size)
+{
+    char buf[4096];
+    const char *sep = where[0] ? ": " : "";
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        set_err(errstr, errstr_size, "%s%skey \"%s\": cannot read the secret file %s: %s", where,
+                sep, key, path, strerror(errno));
+        return NULL;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    bool failed = ferror(f) != 0;
+    bool too_long = n == sizeof buf - 1 && fgetc(f) != EOF;
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (failed || too_long || buf[0] == '\0') {
+        set_err(errstr, errstr_size, "%s%skey \"%s\": the secret file %s is %s", where, sep, key,
+                path,
+                failed     ? "unreadable"
+                : too_long ? "longer than 4095 bytes"
+                           : "empty");
+        return NULL;
+    }
+    char *v = strdup(buf);
+    memset(buf, 0, sizeof buf);
+    if (v == NULL)
+        set_err(errstr, errstr_size, "out of memory");
+    return v;
+}
+
 static const char *type_name(srl_conf_type_t t)
 {
     switch (t) {
@@ -522,19 +559,25 @@ static bool config_set(srl_config_t *cfg, const char *where, int file_line, cons
                     key, prev->file_line);
             return false;
         }
+        char *v = NULL;
+        if (is_kafka_secret(prop) && value[0] == '@') {
+            v = read_secret_file(where, key, value + 1, errstr, errstr_size);
+            if (v == NULL)
+                return false;
+        } else if ((v = strdup(value)) == NULL) {
+            goto oom;
+        }
         /* Validate now, on a scratch conf, so a bad value stops the program
          * at start naming the line instead of failing later in rd_kafka_new. */
         rd_kafka_conf_t *scratch = rd_kafka_conf_new();
         char rderr[512];
-        rd_kafka_conf_res_t res = rd_kafka_conf_set(scratch, prop, value, rderr, sizeof rderr);
+        rd_kafka_conf_res_t res = rd_kafka_conf_set(scratch, prop, v, rderr, sizeof rderr);
         rd_kafka_conf_destroy(scratch);
         if (res != RD_KAFKA_CONF_OK) {
-            kafka_error(errstr, errstr_size, where, key, value, res, rderr);
+            kafka_error(errstr, errstr_size, where, key, v, res, rderr);
+            free(v);
             return false;
         }
-        char *v = strdup(value);
-        if (v == NULL)
-            goto oom;
         if (prev != NULL) {
             free(prev->value);
             prev->value = v;

@@ -86,6 +86,15 @@ cleanup:
     return ev;
 }
 
+static void denied_describe_configs(const char *topic, rd_kafka_resp_err_t err, char *errstr,
+                                    size_t errstr_size)
+{
+    snprintf(errstr, errstr_size,
+             SRL_KAFKA_DENIED_MARK " to DescribeConfigs on topic %s (%s): this principal needs "
+                                   "the DescribeConfigs ACL on it (docs/operations.md)",
+             topic, rd_kafka_err2name(err));
+}
+
 static const char *resource_config(const rd_kafka_ConfigResource_t *r, const char *name)
 {
     size_t n;
@@ -107,6 +116,10 @@ bool srl_kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name,
     size_t n;
     const rd_kafka_DescribeConfigs_result_t *result = rd_kafka_event_DescribeConfigs_result(ev);
     const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(result, &n);
+    if (n == 1 && srl_kafka_err_is_denied(rd_kafka_ConfigResource_error(rs[0]))) {
+        denied_describe_configs(topic, rd_kafka_ConfigResource_error(rs[0]), errstr, errstr_size);
+        goto cleanup;
+    }
     if (n != 1 || rd_kafka_ConfigResource_error(rs[0])) {
         snprintf(errstr, errstr_size, "topic %s: %s", topic,
                  n == 1 ? rd_kafka_ConfigResource_error_string(rs[0]) : "no result");
@@ -136,6 +149,13 @@ int srl_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
     if (err) {
         snprintf(errstr, errstr_size, "metadata for topic %s: %s", topic, rd_kafka_err2str(err));
+        goto cleanup;
+    }
+    if (md->topic_cnt == 1 && srl_kafka_err_is_denied(md->topics[0].err)) {
+        snprintf(errstr, errstr_size,
+                 SRL_KAFKA_DENIED_MARK " to Describe topic %s (%s): this principal needs the "
+                                       "Describe (or Read) ACL on it (docs/operations.md)",
+                 topic, rd_kafka_err2name(md->topics[0].err));
         goto cleanup;
     }
     if (md->topic_cnt != 1 || md->topics[0].err) {
@@ -213,6 +233,13 @@ bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
         rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
     for (size_t i = 0; i < n; i++) {
         rd_kafka_resp_err_t err = rd_kafka_topic_result_error(tr[i]);
+        if (srl_kafka_err_is_denied(err)) {
+            snprintf(errstr, errstr_size,
+                     SRL_KAFKA_DENIED_MARK " to Create topic %s (%s): this principal needs the "
+                                           "Create ACL on it (docs/operations.md)",
+                     rd_kafka_topic_result_name(tr[i]), rd_kafka_err2name(err));
+            goto cleanup;
+        }
         if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
             snprintf(errstr, errstr_size, "creating topic %s: %s",
                      rd_kafka_topic_result_name(tr[i]), rd_kafka_topic_result_error_string(tr[i]));
@@ -230,6 +257,11 @@ bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
         rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
     for (size_t i = 0; i < n; i++) {
         const char *name = rd_kafka_ConfigResource_name(rs[i]);
+        if (srl_kafka_err_is_denied(rd_kafka_ConfigResource_error(rs[i]))) {
+            denied_describe_configs(name, rd_kafka_ConfigResource_error(rs[i]), errstr,
+                                    errstr_size);
+            goto cleanup;
+        }
         if (rd_kafka_ConfigResource_error(rs[i])) {
             snprintf(errstr, errstr_size, "topic %s: %s", name,
                      rd_kafka_ConfigResource_error_string(rs[i]));
@@ -332,4 +364,172 @@ bool srl_kafka_err_is_retriable(rd_kafka_resp_err_t err)
     default:
         return false;
     }
+}
+
+bool srl_kafka_err_is_denied(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR__SSL:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* What the probe's error callback saw: the first refusal, else the last
+ * error. Written on the probe's own thread (served by rd_kafka_poll). */
+typedef struct probe_state {
+    rd_kafka_resp_err_t denied;
+    bool all_down;     /* every bootstrap broker failed, none refused us */
+    bool tls_failed;   /* a TLS handshake failed */
+    bool other_failed; /* something else failed: a handshake passed first */
+    char reason[400];
+    char last[400];
+} probe_state_t;
+
+/* librdkafka 2.0.2 reports a failed TLS handshake (untrusted CA, host name
+ * mismatch) as _SSL on some paths and as _TRANSPORT with "SSL handshake
+ * failed" on others: both are refusals. */
+static bool reason_is_tls(const char *reason)
+{
+    return strstr(reason, "SSL handshake failed") != NULL ||
+           strstr(reason, "certificate verify failed") != NULL;
+}
+
+static void probe_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    probe_state_t *ps = opaque;
+    (void)rk;
+    if (!ps->denied && (srl_kafka_err_is_denied(err) || reason_is_tls(reason))) {
+        ps->denied = err;
+        snprintf(ps->reason, sizeof(ps->reason), "%s", reason);
+    }
+    if (reason_is_tls(reason))
+        ps->tls_failed = true;
+    else if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        ps->other_failed = true;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        ps->all_down = true;
+    else
+        snprintf(ps->last, sizeof(ps->last), "%s", reason);
+}
+
+/* The probe's librdkafka lines are not ours to print: the error callback
+ * carries what matters, once. */
+static void probe_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    (void)level;
+    (void)fac;
+    (void)buf;
+}
+
+/* After a failed certificate check: whether the handshake passes without
+ * host name verification, i.e. the certificate is trusted and names
+ * another host. librdkafka 2.0.2 says "certificate verify failed" for both
+ * an untrusted CA and a wrong host name; this tells the operator which.
+ * The probe speaks plain TLS (security.protocol ssl): no SASL, so no
+ * password goes to a host whose name the certificate does not vouch for.
+ * On a SASL_SSL listener its requests are then refused or the connection
+ * closed, after the handshake: any failure but a TLS one means it passed. */
+static bool only_host_name_wrong(const srl_config_t *cfg)
+{
+    static const char *const forced[][2] = {{"client.id", "sysrepl-access-check"},
+                                            {"security.protocol", "ssl"},
+                                            {"ssl.endpoint.identification.algorithm", "none"},
+                                            {NULL, NULL}};
+    probe_state_t ps = {0};
+    char eb[256];
+    bool ok = false;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!srl_kafka_conf_layer(conf, cfg, NULL, forced, eb, sizeof(eb))) {
+        rd_kafka_conf_destroy(conf);
+        return false;
+    }
+    rd_kafka_conf_set_error_cb(conf, probe_on_error);
+    rd_kafka_conf_set_log_cb(conf, probe_on_log);
+    rd_kafka_conf_set_opaque(conf, &ps);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, eb, sizeof(eb));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return false;
+    }
+    for (int waited = 0; waited < 5000 && !ok && !ps.tls_failed && !ps.other_failed;
+         waited += 250) {
+        const struct rd_kafka_metadata *md = NULL;
+        ok = rd_kafka_metadata(rk, 0, NULL, &md, 250) == RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_poll(rk, 0);
+    }
+    rd_kafka_destroy(rk);
+    return ok || (ps.other_failed && !ps.tls_failed);
+}
+
+srl_kafka_access_t srl_kafka_check_access(const srl_config_t *cfg, int timeout_ms, char *errstr,
+                                          size_t errstr_size)
+{
+    static const char *const forced[][2] = {{"client.id", "sysrepl-access-check"}, {NULL, NULL}};
+    probe_state_t ps = {0};
+    char eb[256];
+    srl_kafka_access_t rc = SRL_KAFKA_ACCESS_AWAY;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!srl_kafka_conf_layer(conf, cfg, NULL, forced, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return SRL_KAFKA_ACCESS_DENIED;
+    }
+    rd_kafka_conf_set_error_cb(conf, probe_on_error);
+    rd_kafka_conf_set_log_cb(conf, probe_on_log);
+    rd_kafka_conf_set_opaque(conf, &ps);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, eb, sizeof(eb));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, errstr_size, "creating a Kafka client: %s", eb);
+        return SRL_KAFKA_ACCESS_DENIED;
+    }
+    /* A refusal comes within one connection attempt (TLS handshake, SASL
+     * exchange); the metadata request succeeds once both passed. */
+    for (int waited = 0; waited < timeout_ms; waited += 250) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, 250);
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_poll(rk, 0);
+        if (ps.denied) {
+            rc = SRL_KAFKA_ACCESS_DENIED;
+            if (reason_is_tls(ps.reason) && only_host_name_wrong(cfg))
+                snprintf(errstr, errstr_size,
+                         "Kafka refused the connection (TLS): the broker's certificate is "
+                         "trusted but does not name the host in kafka.bootstrap.servers (or "
+                         "the host the broker advertises); host name verification failed");
+            else
+                snprintf(errstr, errstr_size, "Kafka refused the connection (%s): %s",
+                         rd_kafka_err2name(ps.denied), ps.reason);
+            goto cleanup;
+        }
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rc = SRL_KAFKA_ACCESS_OK;
+            goto cleanup;
+        }
+        /* Every broker failed without refusing us (the refusal is reported
+         * before "all brokers down"): away, and the caller waits for it
+         * its own way; no need to spend the whole timeout here. */
+        if (ps.all_down) {
+            snprintf(errstr, errstr_size, "no broker reachable: %s",
+                     ps.last[0] ? ps.last : rd_kafka_err2str(err));
+            goto cleanup;
+        }
+        snprintf(ps.last, sizeof(ps.last), "%s", ps.last[0] ? ps.last : rd_kafka_err2str(err));
+    }
+    snprintf(errstr, errstr_size, "no broker answered within %d ms: %s", timeout_ms,
+             ps.last[0] ? ps.last : "no reply");
+cleanup:
+    rd_kafka_destroy(rk);
+    return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
 
 #include "consumer.h"
@@ -74,6 +75,7 @@ bool srl__consumer_find_partitions(consumer_t *c)
                 break;
             }
             if (rc == SRL_SOURCE_FATAL) {
+                c->kafka_denied = strstr(err, SRL_KAFKA_DENIED_MARK) != NULL;
                 srl_log(SRL_LOG_ERROR, "consumer", "cannot read topic", "topic=%s reason=%s",
                         srl_log_q(c->topics[t].name), srl_log_q(err));
                 return false;

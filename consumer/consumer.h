@@ -79,6 +79,7 @@ typedef struct consumer {
     srl_registry_t *reg;
     srl_source_t *src;
     const char *source_name; /* "the broker" or "the bridge", for messages */
+    bool kafka_denied;       /* a topic was refused by the broker's authorizer */
     srl_schemas_loader_t *loader;
     srl_apply_t *apply;
     topic_state_t topics[SRL_KIND_COUNT];

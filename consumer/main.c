@@ -113,7 +113,7 @@ static int start(consumer_t *c)
     if (!srl__consumer_store_connect(c))
         return srl__consumer_stop ? EXIT_OK : EXIT_STORE;
     if (!srl__consumer_find_partitions(c))
-        return srl__consumer_stop ? EXIT_OK : EXIT_FAIL;
+        return srl__consumer_stop ? EXIT_OK : c->kafka_denied ? EXIT_USAGE : EXIT_FAIL;
     for (;;) {
         int r = srl__consumer_sync(c, 0);
         if (r == 0)
@@ -183,6 +183,11 @@ static int turn(consumer_t *c, loop_t *l)
     srl_source_rc_t frc = c->src->ops->fetch(c->src, c->pos, c->npos, l->batch_size, l->poll_ms,
                                              &c->batch, l->err, sizeof(l->err));
     c->fetch_ms += srl_clock_mono_ms() - t0;
+    /* A refusal while running (an ACL removed, the group's ACL missing)
+     * is retried like a broker that is away: logged (rate-limited), in
+     * status through the replication log, and over once the ACL is back. */
+    if (frc == SRL_SOURCE_FATAL && strstr(l->err, SRL_KAFKA_DENIED_MARK))
+        frc = SRL_SOURCE_RETRY;
     if (frc == SRL_SOURCE_FATAL) {
         srl_log(SRL_LOG_ERROR, "consumer", "cannot read the topics", "reason=%s",
                 srl_log_q(l->err));
@@ -322,6 +327,16 @@ int main(int argc, char **argv)
     c.reg = srl_registry_new(err, sizeof(err));
     if (!c.reg) {
         fprintf(stderr, "sysrepl-consumer: schema registry: %s\n", err);
+        goto cleanup;
+    }
+    /* A broker that refuses us (password, certificate, host name) stops
+     * the spoke here, with one line naming the cause; one that is away is
+     * waited for by the source, as before. */
+    if (srl_config_enum(cfg, SRL_KEY_TRANSPORT) == SRL_TRANSPORT_KAFKA &&
+        srl_kafka_check_access(cfg, 10000, err, sizeof(err)) == SRL_KAFKA_ACCESS_DENIED) {
+        srl_log(SRL_LOG_ERROR, "consumer", "Kafka refused the consumer", "reason=%s",
+                srl_log_q(err));
+        status = EXIT_USAGE;
         goto cleanup;
     }
     /* The transport seam: Kafka directly, or a sysrepl-bridge over HTTP(S)

@@ -40,6 +40,8 @@ typedef struct kafka_source {
     assigned_t *assigned;
     size_t nassigned;
     int64_t last_kick_ms; /* see the end of ks_fetch */
+    char group[300];      /* sysrepl.<instance id>, for messages */
+    bool group_checked;   /* see check_group */
     struct {              /* the high-watermark probe (ks_highs) */
         pthread_mutex_t mu;
         pthread_cond_t cv; /* on CLOCK_MONOTONIC */
@@ -150,11 +152,59 @@ static srl_source_rc_t classify(rd_kafka_resp_err_t err)
     return srl_kafka_err_is_retriable(err) ? SRL_SOURCE_RETRY : SRL_SOURCE_FATAL;
 }
 
+/* Once, before the first fetch: may this principal use its group? The
+ * offsets are ours (the store's), but the advisory commits go to the
+ * group, and a refusal found only then would come late. librdkafka keeps
+ * looking for the group's coordinator and reports the refusal as a
+ * consumer error event, not as OffsetFetch's result: so ask, and read the
+ * events (nothing is assigned yet: there are no records to lose). */
+static srl_source_rc_t check_group(kafka_source_t *ks, const char *topic, int timeout_ms,
+                                   char *errstr, size_t errstr_size)
+{
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT, denied = 0;
+    for (int waited = 0; waited < timeout_ms && !denied; waited += 1000) {
+        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(list, topic, 0);
+        err = rd_kafka_committed(ks->rk, list, 1000);
+        if (!err)
+            err = list->elems[0].err;
+        rd_kafka_topic_partition_list_destroy(list);
+        if (srl_kafka_err_is_denied(err))
+            denied = err;
+        rd_kafka_message_t *m;
+        while (!denied && (m = rd_kafka_consumer_poll(ks->rk, 0)) != NULL) {
+            if (srl_kafka_err_is_denied(m->err))
+                denied = m->err;
+            rd_kafka_message_destroy(m);
+        }
+        if (!err && !denied) {
+            ks->group_checked = true;
+            return SRL_SOURCE_OK;
+        }
+    }
+    if (denied) {
+        snprintf(errstr, errstr_size,
+                 SRL_KAFKA_DENIED_MARK " to Describe group %s (%s): this principal needs the Read "
+                                       "ACL on its own group (docs/operations.md)",
+                 ks->group, rd_kafka_err2name(denied));
+        return SRL_SOURCE_FATAL;
+    }
+    snprintf(errstr, errstr_size, "group %s: %s", ks->group, rd_kafka_err2str(err));
+    return SRL_SOURCE_RETRY;
+}
+
 static srl_source_rc_t ks_partitions(srl_source_t *src, const char *topic, int *count,
                                      int timeout_ms, char *errstr, size_t errstr_size)
 {
     kafka_source_t *ks = (kafka_source_t *)src;
     int n = srl_kafka_partition_count(ks->rk, topic, timeout_ms, errstr, errstr_size);
+    if (n < 0 && strstr(errstr, SRL_KAFKA_DENIED_MARK))
+        return SRL_SOURCE_FATAL; /* a missing ACL: waiting cannot help */
+    if (n > 0 && !ks->group_checked) {
+        srl_source_rc_t rc = check_group(ks, topic, timeout_ms, errstr, errstr_size);
+        if (rc != SRL_SOURCE_OK)
+            return rc;
+    }
     if (n <= 0) {
         if (n == 0)
             snprintf(errstr, errstr_size, "topic %s has no partitions", topic);
@@ -417,8 +467,20 @@ static bool take_message(kafka_source_t *ks, kafka_batch_t *kb, rd_kafka_message
                 batch->next[i] = m->offset;
             }
         } else if (classify(m->err) == SRL_SOURCE_FATAL) {
-            snprintf(errstr, errstr_size, "consuming %s [%" PRId32 "]: %s", topic ? topic : "?",
-                     m->partition, rd_kafka_message_errstr(m));
+            if (m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
+                snprintf(errstr, errstr_size,
+                         SRL_KAFKA_DENIED_MARK " to Read group %s (%s): this principal needs "
+                                               "the Read ACL on its own group "
+                                               "(docs/operations.md)",
+                         ks->group, rd_kafka_err2name(m->err));
+            else if (srl_kafka_err_is_denied(m->err))
+                snprintf(errstr, errstr_size,
+                         SRL_KAFKA_DENIED_MARK " to Read topic %s (%s): this principal needs the "
+                                               "Read ACL on it (docs/operations.md)",
+                         topic ? topic : "?", rd_kafka_err2name(m->err));
+            else
+                snprintf(errstr, errstr_size, "consuming %s [%" PRId32 "]: %s", topic ? topic : "?",
+                         m->partition, rd_kafka_message_errstr(m));
             *rc = SRL_SOURCE_FATAL;
             rd_kafka_message_destroy(m);
             return false;
@@ -659,6 +721,9 @@ srl_source_t *srl_source_kafka_new(const srl_config_t *cfg, const char *instance
     };
     if (!srl_kafka_conf_layer(conf, cfg, defaults, NULL, errstr, errstr_size))
         goto fail;
+    size_t group_size = sizeof(ks->group); /* the effective one: kafka.group.id may set it */
+    if (rd_kafka_conf_get(conf, "group.id", ks->group, &group_size) != RD_KAFKA_CONF_OK)
+        snprintf(ks->group, sizeof(ks->group), "%s", group);
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
 

@@ -42,6 +42,10 @@
 
 #define MAX_SCHEMA_IDS 16
 
+/* The reader's group: it commits nothing, but librdkafka looks up the
+ * group's coordinator, so the hub's principal needs Read on it. */
+#define READER_GROUP "sysrepl-producer-reader"
+
 typedef struct kafka_sink {
     srl_sink_t base;
     const srl_config_t *cfg;
@@ -151,10 +155,15 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)opaque;
     char fatal[256];
+    rd_kafka_resp_err_t fatal_err;
     if (err == RD_KAFKA_RESP_ERR__FATAL &&
-        rd_kafka_fatal_error(rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        srl_log(SRL_LOG_ERROR, "producer", "fatal Kafka producer error", "reason=%s",
-                srl_log_q(fatal));
+        (fatal_err = rd_kafka_fatal_error(rk, fatal, sizeof(fatal))) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* A refusal (no Write ACL: the idempotent producer's id is denied)
+         * is reported by the caller that meets it, once: the start check
+         * exits naming the ACL, a running producer logs and retries. */
+        srl_log(srl_kafka_err_is_denied(fatal_err) ? SRL_LOG_WARN : SRL_LOG_ERROR, "producer",
+                "fatal Kafka producer error", "reason=%s", srl_log_q(fatal));
         return;
     }
     srl_log(srl_kafka_err_is_retriable(err) ? SRL_LOG_WARN : SRL_LOG_ERROR, "producer",
@@ -380,7 +389,7 @@ static bool kafka_publish_schema(srl_sink_t *sink, uint64_t fp, const char *json
 
 static bool ensure_reader(kafka_sink_t *ks, char *errstr, size_t errstr_size)
 {
-    static const char *const forced[][2] = {{"group.id", "sysrepl-producer-reader"},
+    static const char *const forced[][2] = {{"group.id", READER_GROUP},
                                             {"enable.auto.commit", "false"},
                                             {"enable.auto.offset.store", "false"},
                                             {"enable.partition.eof", "true"},
@@ -498,6 +507,23 @@ static bool read_range(kafka_sink_t *ks, const char *topic, int n, const int64_t
                 remaining--;
             }
         } else if (m->err) {
+            if (m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+                snprintf(errstr, errstr_size,
+                         SRL_KAFKA_DENIED_MARK " to Read group " READER_GROUP " (%s) while "
+                                               "reading topic %s: this principal needs the Read "
+                                               "ACL on that group (docs/operations.md)",
+                         rd_kafka_err2name(m->err), topic);
+                rd_kafka_message_destroy(m);
+                break;
+            }
+            if (srl_kafka_err_is_denied(m->err)) {
+                snprintf(errstr, errstr_size,
+                         SRL_KAFKA_DENIED_MARK " to Read topic %s (%s): this principal needs the "
+                                               "Read ACL on it (docs/operations.md)",
+                         topic, rd_kafka_err2name(m->err));
+                rd_kafka_message_destroy(m);
+                break;
+            }
             if (!srl_kafka_err_is_retriable(m->err)) {
                 snprintf(errstr, errstr_size, "reading topic %s partition %d: %s", topic, p,
                          rd_kafka_message_errstr(m));

@@ -8,7 +8,9 @@
  * Guarantees: the drain starts only once the schemas are published and
  * the topics checked; a broker that does not answer is retried with
  * backoff (never an exit), a check that cannot be made is retried, and a
- * refusal exits with EXIT_REFUSED naming the topic and the other hub.
+ * refusal exits with EXIT_REFUSED naming the topic and the other hub. Kafka
+ * refusing us at start (authentication, TLS, a missing ACL) exits with
+ * EXIT_CONFIG naming the cause; the same refusal later is retried.
  */
 #include "startup.h"
 
@@ -23,7 +25,10 @@
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
 
-bool srl__startup_sink(producer_t *p, int *exit_code)
+/* first: at start, a refusal by Kafka (authentication, TLS, a missing
+ * ACL) exits EXIT_CONFIG; later (a password rotated under a running
+ * producer) it is logged, shown in status and retried with backoff. */
+static bool startup_sink(producer_t *p, bool first, int *exit_code)
 {
     char err[512];
     int64_t backoff = 1000;
@@ -40,7 +45,21 @@ bool srl__startup_sink(producer_t *p, int *exit_code)
                 return false;
             }
         } else {
-            p->sink = srl_sink_kafka_new(p->cfg, 30000, &retriable, err, sizeof(err));
+            srl_kafka_access_t access = srl_kafka_check_access(p->cfg, 10000, err, sizeof(err));
+            bool denied = access == SRL_KAFKA_ACCESS_DENIED;
+            if (access == SRL_KAFKA_ACCESS_OK) {
+                p->sink = srl_sink_kafka_new(p->cfg, 30000, &retriable, err, sizeof(err));
+                denied = !p->sink && strstr(err, SRL_KAFKA_DENIED_MARK);
+            } else {
+                retriable = true;
+            }
+            if (denied && first) {
+                srl_log(SRL_LOG_ERROR, "producer", "Kafka refused the producer", "reason=%s",
+                        srl_log_q(err));
+                *exit_code = EXIT_CONFIG;
+                return false;
+            }
+            retriable = retriable || denied;
         }
         if (p->sink) {
             bool ok = true, refused = false;
@@ -75,6 +94,11 @@ bool srl__startup_sink(producer_t *p, int *exit_code)
     return false;
 }
 
+bool srl__startup_sink(producer_t *p, int *exit_code)
+{
+    return startup_sink(p, true, exit_code);
+}
+
 /* Whether every replicated content topic is empty. Topics another hub
  * writes are refused (*exit_code EXIT_REFUSED); a check that cannot be
  * made (broker away) is retried. false on a refusal or a stop. */
@@ -89,6 +113,12 @@ static bool check_topics(producer_t *p, bool *all_empty, int *exit_code)
         bool ok = !p->sink->ops->check_origin ||
                   p->sink->ops->check_origin(p->sink, (srl_kind_t)k, p->instance_id, &refused, err,
                                              sizeof(err));
+        if (!ok && strstr(err, SRL_KAFKA_DENIED_MARK)) {
+            srl_log(SRL_LOG_ERROR, "producer", "Kafka refused the producer", "reason=%s",
+                    srl_log_q(err));
+            *exit_code = EXIT_CONFIG;
+            return false;
+        }
         if (!ok && refused) {
             srl_log(SRL_LOG_ERROR, "producer", "refused to start", "reason=%s", srl_log_q(err));
             fprintf(stderr, "sysrepl-producer: %s\n", err);
@@ -97,6 +127,17 @@ static bool check_topics(producer_t *p, bool *all_empty, int *exit_code)
         }
         if (ok && p->sink->ops->topic_empty)
             ok = p->sink->ops->topic_empty(p->sink, (srl_kind_t)k, &empty, err, sizeof(err));
+        /* The broker may have stopped letting us in since the sink was
+         * made (a password changed meanwhile): that is a refusal at start,
+         * not something to wait for; its reads say only "transport
+         * failure", so ask the access check for the cause. */
+        if (!ok && p->sink->ops->check_origin &&
+            srl_kafka_check_access(p->cfg, 5000, err, sizeof(err)) == SRL_KAFKA_ACCESS_DENIED) {
+            srl_log(SRL_LOG_ERROR, "producer", "Kafka refused the producer", "reason=%s",
+                    srl_log_q(err));
+            *exit_code = EXIT_CONFIG;
+            return false;
+        }
         if (!ok) {
             srl_log(SRL_LOG_WARN, "producer", "checking the topics failed, retrying", "reason=%s",
                     srl_log_q(err));
@@ -164,5 +205,5 @@ bool srl__startup_sink_again(producer_t *p, int *exit_code)
     p->sink->ops->close(p->sink);
     p->sink = NULL;
     p->sink_broken = false;
-    return srl__startup_sink(p, exit_code);
+    return startup_sink(p, false, exit_code);
 }

@@ -689,6 +689,62 @@ static void config_write_effective_redacts_secrets(void **state)
     srl_config_free(cfg);
 }
 
+/* A secret kafka.* value "@FILE" is the file's first line: the password
+ * is in neither the config file nor the command line, and the effective
+ * config still redacts it. */
+static void config_kafka_secret_reads_at_file(void **state)
+{
+    (void)state;
+    srl_config_t *cfg = srl_config_new(SRL_PROG_CONSUMER);
+    char secret[64], path[64], override[128], err[512];
+    write_tmp("hunter2-from-file\nsecond line ignored\n", secret);
+    snprintf(override, sizeof override, "kafka.sasl.password=@%s", secret);
+    assert_true(srl_config_set_override(cfg, override, err, sizeof err));
+    const char *name, *value;
+    assert_true(srl_config_kafka_get(cfg, 0, &name, &value));
+    assert_string_equal(name, "sasl.password");
+    assert_string_equal(value, "hunter2-from-file");
+    char *text = NULL;
+    size_t text_size = 0;
+    FILE *mem = open_memstream(&text, &text_size);
+    srl_config_write_effective(cfg, mem);
+    fclose(mem);
+    assert_null(strstr(text, "hunter2"));
+    assert_non_null(strstr(text, "# kafka.sasl.password = <redacted>\n"));
+    free(text);
+    unlink(secret);
+    srl_config_free(cfg);
+
+    /* "@" on a property that is not secret stays a value: here an error
+     * from librdkafka, naming it. */
+    cfg = srl_config_new(SRL_PROG_CONSUMER);
+    assert_false(
+        load_text(cfg, "kafka.client.id = spoke\nkafka.acks = @/nope\n", path, err, sizeof err));
+    assert_non_null(strstr(err, "value \"@/nope\""));
+    srl_config_free(cfg);
+}
+
+/* A secret file that is missing or empty is an error naming the key and
+ * the path, at load time. */
+static void config_kafka_secret_file_missing_or_empty_is_error(void **state)
+{
+    (void)state;
+    srl_config_t *cfg = srl_config_new(SRL_PROG_PRODUCER);
+    char path[64], empty[64], text[160], err[512];
+    assert_false(load_text(cfg, "kafka.sasl.password = @/nonexistent/kafka.password\n", path, err,
+                           sizeof err));
+    assert_error_at(err, path, 1,
+                    "key \"kafka.sasl.password\": cannot read the secret file "
+                    "/nonexistent/kafka.password: No such file or directory");
+    write_tmp("\n", empty);
+    snprintf(text, sizeof text, "kafka.ssl.key.password = @%s\n", empty);
+    assert_false(load_text(cfg, text, path, err, sizeof err));
+    assert_non_null(strstr(err, "key \"kafka.ssl.key.password\": the secret file "));
+    assert_non_null(strstr(err, " is empty"));
+    unlink(empty);
+    srl_config_free(cfg);
+}
+
 /* A reload may change reloadable keys only. */
 static void config_check_reload_rejects_restart_key(void **state)
 {
@@ -857,6 +913,8 @@ int main(void)
         cmocka_unit_test(config_example_describes_each_key),
         cmocka_unit_test(config_print_help_lists_program_keys),
         cmocka_unit_test(config_write_effective_redacts_secrets),
+        cmocka_unit_test(config_kafka_secret_reads_at_file),
+        cmocka_unit_test(config_kafka_secret_file_missing_or_empty_is_error),
         cmocka_unit_test(config_check_reload_rejects_restart_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

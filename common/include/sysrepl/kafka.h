@@ -84,4 +84,32 @@ bool srl_kafka_conf_layer(rd_kafka_conf_t *conf, const srl_config_t *cfg,
  * it cannot (authorization, unknown topic after creation, config). */
 bool srl_kafka_err_is_retriable(rd_kafka_resp_err_t err);
 
+/* True for the errors that say this client is not let in or not allowed:
+ * authentication (wrong password, unknown user), TLS (untrusted
+ * certificate, host name mismatch) and authorization (a missing ACL).
+ * Retrying cannot fix them; at start they are fatal, later they are
+ * logged, shown in status and retried with backoff (docs/operations.md). */
+bool srl_kafka_err_is_denied(rd_kafka_resp_err_t err);
+
+/* Every message about a refusal by the broker's authorizer contains this
+ * ("not authorized to Create topic sysrepl.policies ..."), so a caller that
+ * got only an errstr can tell a refusal from a broker that is away. */
+#define SRL_KAFKA_DENIED_MARK "not authorized"
+
+typedef enum {
+    SRL_KAFKA_ACCESS_OK,     /* a broker answered a metadata request */
+    SRL_KAFKA_ACCESS_AWAY,   /* no broker answered in time: retry */
+    SRL_KAFKA_ACCESS_DENIED, /* refused: authentication, TLS, or a bad kafka.* config */
+} srl_kafka_access_t;
+
+/* The start-up check every program makes before anything else: connect
+ * with cfg's kafka.* properties (a short-lived client of its own) and ask
+ * for metadata, for up to timeout_ms. DENIED puts one line naming the
+ * cause into errstr ("Kafka refused the connection (_AUTHENTICATION):
+ * ... invalid credentials ..."), AWAY the last connection error; AWAY
+ * returns as soon as every bootstrap broker failed without a refusal
+ * (connection refused), so a broker that is down costs no wait here. */
+srl_kafka_access_t srl_kafka_check_access(const srl_config_t *cfg, int timeout_ms, char *errstr,
+                                          size_t errstr_size);
+
 #endif
