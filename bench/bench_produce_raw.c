@@ -72,7 +72,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    srl_topic_settings_t ts = {3, 1, 1, 3600000, 604800000};
+    srl_topic_settings_t ts = {3, 0, 0, 3600000, 604800000}; /* 0: as the hub's defaults */
     const char *topics[1] = {topic};
     if (!srl_kafka_ensure_topics(rk, &ts, topics, NULL, 1, 30000, err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);

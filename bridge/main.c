@@ -267,7 +267,8 @@ static bool prepare_topics(srl_bridge_t *b, char *errstr, size_t errstr_size)
             /* A topic with a wrong cleanup.policy or a refused ACL stays
              * wrong: stop. Anything else (a new topic not in metadata
              * yet, a timeout) passes with time. */
-            if (strstr(errstr, "cleanup.policy") || strstr(errstr, "uthoriz"))
+            if (strstr(errstr, "cleanup.policy") || strstr(errstr, "uthoriz") ||
+                strstr(errstr, "topic.min_insync_replicas"))
                 return false;
         } else {
             snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
