@@ -18,6 +18,8 @@
 #   start-node N      start one node, wait until it answers and is back in
 #                     the cluster's metadata
 #   stop-node N       SIGTERM (controlled shutdown), SIGKILL after 60 s
+#   (stop sends SIGTERM to all three at once, SIGKILL after 20 s: a node
+#   left without a controller quorum cannot finish its controlled shutdown)
 #   kill-node N       SIGKILL, as a crash would
 #   wait-replicated [SECONDS]  wait until every partition of every topic has
 #                     all its replicas in sync (default 120 s): the point
@@ -220,11 +222,11 @@ cluster_start_node() {
     srl_log "node $1 ready on 127.0.0.1:$(cluster_port "$1")"
 }
 
-# cluster_signal_nodes SIGNAL N...: signal the nodes, wait for all of them
-# (SIGKILL after STOP_TIMEOUT).
+# cluster_signal_nodes SIGNAL TIMEOUT N...: signal the nodes, wait for all
+# of them (SIGKILL after TIMEOUT seconds).
 cluster_signal_nodes() {
-    local sig=$1 n pid pids=()
-    shift
+    local sig=$1 timeout=$2 n pid pids=()
+    shift 2
     for n in "$@"; do
         if cluster_running "$n"; then
             pid=$(<"$(cluster_pidfile "$n")")
@@ -233,9 +235,9 @@ cluster_signal_nodes() {
         fi
     done
     for pid in "${pids[@]}"; do
-        srl_wait_until "$STOP_TIMEOUT" bash -c "! kill -0 $pid 2>/dev/null" || {
+        srl_wait_until "$timeout" bash -c "! kill -0 $pid 2>/dev/null" || {
             kill -KILL "$pid" 2>/dev/null || true
-            srl_log "pid $pid did not stop within $STOP_TIMEOUT s after SIG$sig; killed it"
+            srl_log "pid $pid did not stop within $timeout s after SIG$sig; killed it"
         }
     done
     for n in "$@"; do rm -f "$(cluster_pidfile "$n")"; done
@@ -244,15 +246,16 @@ cluster_signal_nodes() {
 cluster_stop_node() {
     cluster_check_node "${1:-}"
     srl_lock kafka
-    cluster_signal_nodes "${2:-TERM}" "$1"
+    cluster_signal_nodes "${2:-TERM}" "$STOP_TIMEOUT" "$1"
     srl_log "node $1 stopped (SIG${2:-TERM})"
 }
 
 cluster_stop() {
     srl_lock kafka
-    # All at once: a node stopping last alone would wait for a controller
-    # quorum that is gone.
-    cluster_signal_nodes TERM 1 2 3
+    # All at once, and SIGKILL after 20 s: a node whose controlled shutdown
+    # still waits when the others' controllers are gone waits for a quorum
+    # that will not come back (its log is recovered at the next start).
+    cluster_signal_nodes TERM 20 1 2 3
     srl_log "cluster stopped"
 }
 
