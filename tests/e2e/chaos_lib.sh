@@ -48,13 +48,16 @@ SRL_KAFKA_CONTROLLER_PORT=$(chaos_free_port)
 CHAOS_BRIDGE_PORT=$(chaos_free_port)
 export SRL_PG_PORT SRL_KAFKA_PORT SRL_KAFKA_CONTROLLER_PORT
 
+# One broker, whatever the caller's environment says, unless the test asks
+# for the cluster.
+export SRL_KAFKA_BROKERS=1
 CHAOS_KAFKA_BOOTSTRAP="127.0.0.1:$SRL_KAFKA_PORT"
 
 # chaos_use_kafka_cluster: the run's private Kafka becomes the 3-node
 # cluster of deploy/local/kafka (SRL_KAFKA_BROKERS=3), whose nodes listen on
 # the chosen ports +0, +100, +200; call it before chaos_setup.
 chaos_use_kafka_cluster() {
-    local listening p ok
+    local listening p o ok
     listening=" $(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://' | tr '\n' ' ') "
     for p in SRL_KAFKA_PORT SRL_KAFKA_CONTROLLER_PORT; do
         while :; do
