@@ -70,7 +70,9 @@ trap cluster_cleanup EXIT
 # Straight SQL on the hub store (the CLI's per-change cost would make 100,000
 # changes take many minutes): each transaction inserts new assessments and
 # updates and deletes random existing ones, so the spokes see every kind of
-# change; the capture triggers write one outbox row per change.
+# change; the capture triggers write one outbox row per change. Paced 0.3 s
+# apart, the 200 transactions last about 80 s, longer than the faults take
+# here (about 65 s), so the rolling restart happens under load too.
 v0=$(topo_sql hub "SELECT last_value FROM sysrepl.sysrepl_version")
 {
     for ((tx = 0; tx < CHANGES / PER_TX; tx++)); do
@@ -84,7 +86,7 @@ UPDATE vulnerability_assessments SET comment = md5(random()::text)
 DELETE FROM vulnerability_assessments
     WHERE key IN (SELECT key FROM vulnerability_assessments ORDER BY random() LIMIT 50);
 COMMIT;
-SELECT pg_sleep(0.2);
+SELECT pg_sleep(0.3);
 SQL
     done
 } >"$TOPO_DIR/workload.sql"
@@ -122,7 +124,11 @@ for node in 1 2 3; do
     CHAOS_KAFKA_RESTARTS=$((CHAOS_KAFKA_RESTARTS + 1))
     chaos_revive
 done
-srl_log "faults done $((SECONDS - t_work)) s into the workload"
+if kill -0 "$WORKLOAD" 2>/dev/null; then
+    srl_log "faults done $((SECONDS - t_work)) s into the workload, which still runs"
+else
+    srl_log "faults done $((SECONDS - t_work)) s after the workload started; it ended before them (a slow machine)"
+fi
 
 wait "$WORKLOAD" || { tail -n 5 "$TOPO_DIR/workload.log" >&2; srl_die "the workload failed on the hub"; }
 made=$(($(topo_sql hub "SELECT last_value FROM sysrepl.sysrepl_version") - v0))
