@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sysrepl/log.h"
+
 bool srl_topic_name(const char *prefix, srl_kind_t kind, char *buf, size_t buf_size)
 {
     const char *name = srl_kind_name(kind);
@@ -229,6 +231,19 @@ cleanup:
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
     return fewest;
+}
+
+void srl_kafka_warn_single_replica(rd_kafka_t *rk, const char *component, const char *const *topics,
+                                   size_t count, int timeout_ms)
+{
+    char err[256];
+    for (size_t i = 0; i < count; i++)
+        if (srl_kafka_topic_replicas(rk, topics[i], timeout_ms, err, sizeof(err)) == 1)
+            srl_log(SRL_LOG_WARN, component, "topic has a single replica",
+                    "topic=%s replicas=1 reason=%s", topics[i],
+                    srl_log_q("one broker's loss loses the hub's published changes; on a cluster "
+                              "use topic.replication_factor=3 (the default 0 picks it from the "
+                              "broker count when the topic is created)"));
 }
 
 bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *settings,

@@ -485,27 +485,6 @@ static const srl_sink_ops_t kafka_ops = {
     .scan_keys = kafka_scan_keys,
 };
 
-/* A hub whose content topics have one replica loses its published changes
- * with that broker's disk (spokes could not rebuild): said at every start,
- * whoever created the topics. Metadata errors stay silent here: the first
- * publish reports a broker that is away. */
-static void warn_single_replica(rd_kafka_t *rk, const char *const *topics, size_t count,
-                                int timeout_ms)
-{
-    char err[256];
-    for (size_t i = 0; i < count; i++) {
-        int replicas = srl_kafka_topic_replicas(rk, topics[i], timeout_ms, err, sizeof(err));
-        if (replicas == 1)
-            srl_log(SRL_LOG_WARN, "producer", "topic has a single replica",
-                    "topic=%s replicas=1 "
-                    "reason=%s",
-                    topics[i],
-                    srl_log_q("one broker's loss loses the hub's published changes; on a cluster "
-                              "use topic.replication_factor=3 (the default 0 picks it from the "
-                              "broker count when the topic is created)"));
-    }
-}
-
 srl_sink_t *srl_sink_kafka_new(const srl_config_t *cfg, int timeout_ms, bool *retriable,
                                char *errstr, size_t errstr_size)
 {
@@ -575,7 +554,7 @@ srl_sink_t *srl_sink_kafka_new(const srl_config_t *cfg, int timeout_ms, bool *re
                      !strstr(errstr, "topic.min_insync_replicas");
         goto fail;
     }
-    warn_single_replica(ks->rk, names, SRL_KIND_COUNT, timeout_ms);
+    srl_kafka_warn_single_replica(ks->rk, "producer", names, SRL_KIND_COUNT, timeout_ms);
     for (int k = 0; k < SRL_KIND_COUNT; k++)
         ks->rkt[k] = rd_kafka_topic_new(ks->rk, ks->topics[k], NULL);
     ks->schemas_rkt = rd_kafka_topic_new(ks->rk, ks->schemas_topic, NULL);

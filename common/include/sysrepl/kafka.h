@@ -79,6 +79,14 @@ bool srl_kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name,
 int srl_kafka_topic_replicas(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
                              size_t errstr_size);
 
+/* A hub whose content topics have one replica loses its published changes
+ * with that broker's disk (spokes could not rebuild): one warning line of
+ * component per such topic ("topic has a single replica"), said at every
+ * start whoever created the topics. Metadata errors stay silent here: the
+ * first publish reports a broker that is away. */
+void srl_kafka_warn_single_replica(rd_kafka_t *rk, const char *component, const char *const *topics,
+                                   size_t count, int timeout_ms);
+
 /* Number of partitions of a topic, from metadata; -1 with errstr if the
  * topic does not exist or the broker did not answer. */
 int srl_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
