@@ -215,7 +215,15 @@ int main(int argc, char **argv)
             (long long)alen, value_len - SRL_CODEC_HEADER_SIZE);
     avro_reader_t ar = avro_reader_memory(abuf, alen);
 
-    double ours_enc, ours_dec, ours_dec_v2, avro_enc, avro_dec;
+    /* the same record in the Confluent framing (value.format = confluent) */
+    static uint8_t cf_value[4096], cf_out[4096];
+    size_t cf_len = 0;
+    int32_t cf_id = srl_schema_id_derive(srl_registry_writer_fingerprint(reg, SRL_KIND_ASSESSMENT));
+    if (value_len > sizeof(cf_value) ||
+        !srl_codec_to_confluent(value, value_len, cf_id, cf_value, &cf_len, err, sizeof(err)))
+        DIE("to confluent: %s", err);
+
+    double ours_enc, ours_dec, ours_dec_v2, avro_enc, avro_dec, ours_enc_cf, ours_dec_cf;
     MEASURE(ours_enc, {
         uint8_t *out;
         size_t len;
@@ -233,6 +241,21 @@ int main(int argc, char **argv)
         srl_entity_t d;
         if (!srl_codec_decode(reg, v2_value, v2_value_len, &d, err, sizeof(err)))
             DIE("decode v2: %s", err);
+        srl_entity_clear(&d);
+    });
+    MEASURE(ours_enc_cf, {
+        uint8_t *out;
+        size_t len;
+        size_t flen;
+        if (!srl_codec_encode(reg, &e, &out, &len, err, sizeof(err)) ||
+            !srl_codec_to_confluent(out, len, cf_id, cf_out, &flen, err, sizeof(err)))
+            DIE("encode confluent: %s", err);
+        free(out);
+    });
+    MEASURE(ours_dec_cf, {
+        srl_entity_t d;
+        if (!srl_codec_decode(reg, cf_value, cf_len, &d, err, sizeof(err)))
+            DIE("decode confluent: %s", err);
         srl_entity_clear(&d);
     });
     MEASURE(avro_enc, {
@@ -255,6 +278,10 @@ int main(int argc, char **argv)
            ours_dec / avro_dec);
     printf("%-32s %14.0f %14.0f %6.2fx\n", "decode (v2 writer, resolved)", ours_dec_v2, avro_dec,
            ours_dec_v2 / avro_dec);
+    printf("%-32s %14.0f %14.0f %6.2fx\n", "encode + Confluent framing", ours_enc_cf, avro_enc,
+           ours_enc_cf / avro_enc);
+    printf("%-32s %14.0f %14.0f %6.2fx\n", "decode (Confluent framing)", ours_dec_cf, avro_dec,
+           ours_dec_cf / avro_dec);
 
     avro_reader_free(ar);
     avro_writer_free(aw);

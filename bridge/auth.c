@@ -10,7 +10,9 @@
  * srl_bridge_key_parse_line first). perms: pull (GET records), push (POST
  * records), metrics (GET /metrics only); /state and the schemas need pull
  * or push; /metrics takes any key; /health none. A request carries the
- * key in X-ApiKey (ProGet's convention) or Authorization: Bearer <key>; the
+ * key in X-ApiKey (ProGet's convention), Authorization: Bearer <key>, or
+ * Authorization: Basic with the key as the password (any user name: what
+ * Schema Registry clients send, basic.auth.user.info = user:key); the
  * bridge hashes it and compares against every stored hash in constant time.
  * The key itself is never kept, logged or echoed; logs name the key's name.
  */
@@ -240,25 +242,56 @@ size_t srl_bridge_keys_count(const srl_bridge_keys_t *keys)
     return keys ? keys->count : 0;
 }
 
+/* The password of an HTTP Basic credential (base64 of "user:password")
+ * into buf; false when it is not one. */
+static bool basic_password(const char *b64, char *buf, size_t size)
+{
+    while (*b64 == ' ')
+        b64++;
+    gnutls_datum_t in = {(unsigned char *)b64, (unsigned)strlen(b64)}, out = {NULL, 0};
+    if (in.size == 0 || in.size > 1024 || gnutls_base64_decode2(&in, &out) != 0)
+        return false;
+    const char *colon = memchr(out.data, ':', out.size);
+    size_t n = colon ? out.size - (size_t)((const unsigned char *)colon + 1 - out.data) : 0;
+    bool ok = colon && n < size && !memchr(colon + 1, '\0', n);
+    if (ok) {
+        memcpy(buf, colon + 1, n);
+        buf[n] = '\0';
+    }
+    gnutls_memset(out.data, 0, out.size);
+    gnutls_free(out.data);
+    return ok;
+}
+
 srl_auth_result_t srl_bridge_authorize(const srl_bridge_keys_t *keys, const char *x_apikey,
                                        const char *authorization, unsigned perm, int kind,
                                        const srl_bridge_key_t **key_out, char *errstr,
                                        size_t errstr_size)
 {
     const char *presented = NULL;
+    char basic[512];
     *key_out = NULL;
     if (x_apikey && *x_apikey) {
         presented = x_apikey;
     } else if (authorization && *authorization) {
-        if (strncasecmp(authorization, "Bearer ", 7) != 0) {
+        if (strncasecmp(authorization, "Basic ", 6) == 0) {
+            if (!basic_password(authorization + 6, basic, sizeof(basic))) {
+                snprintf(errstr, errstr_size,
+                         "Authorization: Basic is not base64 of \"user:key\" (the API key is the "
+                         "password)");
+                return SRL_AUTH_UNAUTHENTICATED;
+            }
+            presented = basic;
+        } else if (strncasecmp(authorization, "Bearer ", 7) != 0) {
             snprintf(errstr, errstr_size,
-                     "Authorization header is not \"Bearer <key>\"; send the API key as "
-                     "Authorization: Bearer <key> or X-ApiKey: <key>");
+                     "Authorization header is neither \"Bearer <key>\" nor \"Basic\"; send the "
+                     "API key as Authorization: Bearer <key> or X-ApiKey: <key>");
             return SRL_AUTH_UNAUTHENTICATED;
+        } else {
+            presented = authorization + 7;
+            while (*presented == ' ')
+                presented++;
         }
-        presented = authorization + 7;
-        while (*presented == ' ')
-            presented++;
     }
     if (!presented || !*presented) {
         snprintf(errstr, errstr_size,

@@ -19,6 +19,8 @@
  *   routes_pull.c   GET  .../topics/{kind}/partitions/{p}/records
  *   routes_push.c   POST .../topics/{kind}/records
  *   routes_state.c  GET  .../state, .../schemas/{fp}, /health, /metrics
+ *   routes_registry.c  the Confluent Schema Registry API (/schemas/ids/...,
+ *                   /subjects..., /config) from <prefix>.schemas
  *   main.c          config, start-up checks, signals, the producer poll
  *                   loop; wires the parts together
  *
@@ -85,6 +87,7 @@ typedef struct srl_bridge {
     _Atomic size_t max_body_bytes;
     _Atomic size_t max_batch_records;
     unsigned max_connections;
+    bool confluent; /* value.format = confluent: pushes written so (read once) */
     _Atomic int64_t request_timeout_ms; /* per request; the server's idle
                                          * connection timeout keeps the
                                          * value it started with */

@@ -140,6 +140,23 @@ static char *error_json(const char *msg, void *extra, size_t *len)
     return s;
 }
 
+/* The Schema Registry's error body: {"error_code": N, "message": "..."};
+ * N is the route's own code (40401 ...) or the status. */
+static char *registry_error_json(srl_req_t *req, unsigned status, const char *msg, void *extra,
+                                 size_t *len)
+{
+    json_decref((json_t *)extra);
+    json_t *obj = json_pack("{siss}", "error_code",
+                            req->registry_code ? req->registry_code : (int)status, "message", msg);
+    req->registry_code = 0;
+    char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!s)
+        s = strdup("{\"error_code\":50001,\"message\":\"out of memory\"}");
+    *len = s ? strlen(s) : 0;
+    return s;
+}
+
 /* The client's address for a log line ("-" when unknown). */
 static void peer_name(struct MHD_Connection *conn, char *buf, size_t size)
 {
@@ -203,10 +220,13 @@ enum MHD_Result srl__respond_error(srl_req_t *req, unsigned status, void *extra,
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     size_t len = 0;
-    char *body = error_json(msg, extra, &len);
+    char *body = req->registry_style ? registry_error_json(req, status, msg, extra, &len)
+                                     : error_json(msg, extra, &len);
     if (status >= 400)
         log_error_answer(req, status, msg);
-    return srl__respond(req, status, "application/json", body, len);
+    return srl__respond(req, status,
+                        req->registry_style ? SRL_REGISTRY_MEDIA_TYPE : "application/json", body,
+                        len);
 }
 
 void srl__ready_error(srl_req_t *req, unsigned status, const char *fmt, ...)
@@ -217,8 +237,10 @@ void srl__ready_error(srl_req_t *req, unsigned status, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     free(req->ready_body);
-    req->ready_body = error_json(msg, NULL, &req->ready_len);
-    req->ready_type = "application/json";
+    req->ready_body = req->registry_style
+                          ? registry_error_json(req, status, msg, NULL, &req->ready_len)
+                          : error_json(msg, NULL, &req->ready_len);
+    req->ready_type = req->registry_style ? SRL_REGISTRY_MEDIA_TYPE : "application/json";
     req->ready_status = status;
     req->ready_next = -1;
 }

@@ -63,6 +63,11 @@ struct srl_req {
     srl_kind_t kind;
     int32_t partition;
     char fingerprint[17];
+    int32_t schema_id;   /* {id} */
+    char subject[256];   /* {subject}, as given */
+    int32_t version;     /* {version}: 1.., or -1 for "latest" */
+    bool registry_style; /* errors in the Schema Registry's JSON form */
+    int registry_code;   /* its error_code for the next error (0: status) */
 
     /* the body, up to max_body_bytes */
     srl_framing_buf_t body;
@@ -104,11 +109,16 @@ bool srl__parse_num(const char *s, int64_t lo, int64_t hi, int64_t *out);
 enum MHD_Result srl__respond(srl_req_t *req, unsigned status, const char *content_type, char *body,
                              size_t len);
 /* {"error": "<message>"} with the status; extra: a JSON object whose fields
- * are added (ownership passes; NULL for none). */
+ * are added (ownership passes; NULL for none). With req->registry_style:
+ * {"error_code": registry_code or status, "message": "<message>"} as
+ * application/vnd.schemaregistry.v1+json (the Schema Registry's errors). */
 enum MHD_Result srl__respond_error(srl_req_t *req, unsigned status, void *extra, const char *fmt,
                                    ...) __attribute__((format(printf, 4, 5)));
 /* Queue a ready_* response computed elsewhere (after a resume). */
 enum MHD_Result srl__respond_ready(srl_req_t *req);
+/* The Schema Registry API's media type. */
+#define SRL_REGISTRY_MEDIA_TYPE "application/vnd.schemaregistry.v1+json"
+
 /* Prepare a JSON error as the ready_* response (for a worker thread). */
 void srl__ready_error(srl_req_t *req, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -345,6 +345,7 @@ int main(int argc, char **argv)
     b->max_body_bytes = (size_t)srl_config_int(b->cfg, SRL_KEY_BRIDGE_MAX_BODY_BYTES);
     b->max_batch_records = (size_t)srl_config_int(b->cfg, SRL_KEY_BRIDGE_MAX_BATCH_RECORDS);
     b->max_connections = (unsigned)srl_config_int(b->cfg, SRL_KEY_BRIDGE_MAX_CONNECTIONS);
+    b->confluent = srl_config_enum(b->cfg, SRL_KEY_VALUE_FORMAT) == SRL_VALUE_FORMAT_CONFLUENT;
     b->request_timeout_ms = srl_config_int(b->cfg, SRL_KEY_BRIDGE_REQUEST_TIMEOUT_MS);
     b->long_poll_max_ms = srl_config_int(b->cfg, SRL_KEY_BRIDGE_LONG_POLL_MAX_MS);
 

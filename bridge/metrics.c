@@ -37,8 +37,8 @@ static void *gauges_arg;
 
 const char *srl_metrics_route_name(srl_route_t route)
 {
-    static const char *const names[SRL_ROUTE_COUNT] = {"pull",   "push",    "state", "schemas",
-                                                       "health", "metrics", "other"};
+    static const char *const names[SRL_ROUTE_COUNT] = {"pull",   "push",    "state",    "schemas",
+                                                       "health", "metrics", "registry", "other"};
     return route < SRL_ROUTE_COUNT ? names[route] : "other";
 }
 

@@ -22,6 +22,7 @@ typedef enum {
     SRL_ROUTE_SCHEMAS,
     SRL_ROUTE_HEALTH,
     SRL_ROUTE_METRICS,
+    SRL_ROUTE_REGISTRY, /* the Schema Registry API (routes_registry.c) */
     SRL_ROUTE_OTHER,
     SRL_ROUTE_COUNT
 } srl_route_t;

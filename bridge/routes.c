@@ -37,22 +37,43 @@ typedef struct route_def {
     bool open;         /* no key needed */
     bool kind_schemas; /* {kind} may be "schemas": the schema topic */
     srl_http_handler_fn handler;
+    bool registry; /* the Schema Registry API: its error form */
 } route_def_t;
 
+#define RP (SRL_PERM_PULL | SRL_PERM_PUSH)
+
 static const route_def_t routes[] = {
-    {SRL_ROUTE_HEALTH, "GET", "/health", 0, true, false, srl__route_health},
-    {SRL_ROUTE_HEALTH, "GET", API "/health", 0, true, false, srl__route_health},
-    {SRL_ROUTE_METRICS, "GET", "/metrics", 0, false, false, srl__route_metrics},
-    {SRL_ROUTE_METRICS, "GET", API "/metrics", 0, false, false, srl__route_metrics},
+    {SRL_ROUTE_HEALTH, "GET", "/health", 0, true, false, srl__route_health, false},
+    {SRL_ROUTE_HEALTH, "GET", API "/health", 0, true, false, srl__route_health, false},
+    {SRL_ROUTE_METRICS, "GET", "/metrics", 0, false, false, srl__route_metrics, false},
+    {SRL_ROUTE_METRICS, "GET", API "/metrics", 0, false, false, srl__route_metrics, false},
     /* A metrics key (monitoring) reads /metrics and nothing else. */
     {SRL_ROUTE_STATE, "GET", API "/state", SRL_PERM_PULL | SRL_PERM_PUSH, false, false,
-     srl__route_state},
+     srl__route_state, false},
     {SRL_ROUTE_SCHEMAS, "GET", API "/schemas/{fingerprint}", SRL_PERM_PULL | SRL_PERM_PUSH, false,
-     false, srl__route_schemas},
+     false, srl__route_schemas, false},
     {SRL_ROUTE_PUSH, "POST", API "/topics/{kind}/records", SRL_PERM_PUSH, false, false,
-     srl__route_push},
+     srl__route_push, false},
     {SRL_ROUTE_PULL, "GET", API "/topics/{kind}/partitions/{partition}/records", SRL_PERM_PULL,
-     false, true, srl__route_pull},
+     false, true, srl__route_pull, false},
+    /* The Confluent Schema Registry API at the root (routes_registry.c),
+     * for sysrepl's own subjects. A path served with GET and POST has one
+     * row per method; the longer paths come first, as a last parameter
+     * takes the rest of the path. */
+    {SRL_ROUTE_REGISTRY, "GET", "/schemas/ids/{id}/schema", RP, false, false,
+     srl__route_registry_schema_text, true},
+    {SRL_ROUTE_REGISTRY, "GET", "/schemas/ids/{id}", RP, false, false, srl__route_registry_schema,
+     true},
+    {SRL_ROUTE_REGISTRY, "GET", "/subjects", RP, false, false, srl__route_registry_subjects, true},
+    {SRL_ROUTE_REGISTRY, "GET", "/subjects/{subject}/versions/{version}", RP, false, false,
+     srl__route_registry_version, true},
+    {SRL_ROUTE_REGISTRY, "GET", "/subjects/{subject}/versions", RP, false, false,
+     srl__route_registry_versions, true},
+    {SRL_ROUTE_REGISTRY, "POST", "/subjects/{subject}/versions", SRL_PERM_PUSH, false, false,
+     srl__route_registry_register, true},
+    {SRL_ROUTE_REGISTRY, "POST", "/subjects/{subject}", RP, false, false,
+     srl__route_registry_lookup, true},
+    {SRL_ROUTE_REGISTRY, "GET", "/config", RP, false, false, srl__route_registry_config, true},
 };
 
 /* A path parameter as found in the URL (not NUL-terminated). */
@@ -62,12 +83,21 @@ typedef struct capture {
     bool found;
 } capture_t;
 
-typedef enum { PARAM_KIND = 0, PARAM_PARTITION, PARAM_FINGERPRINT, PARAM_COUNT } param_t;
+typedef enum {
+    PARAM_KIND = 0,
+    PARAM_PARTITION,
+    PARAM_FINGERPRINT,
+    PARAM_ID,
+    PARAM_SUBJECT,
+    PARAM_VERSION,
+    PARAM_COUNT
+} param_t;
 
 static const struct {
     const char *name;
     size_t max_len; /* longest segment inside a path */
-} params[PARAM_COUNT] = {{"kind", 127}, {"partition", 31}, {"fingerprint", 127}};
+} params[PARAM_COUNT] = {{"kind", 127}, {"partition", 31}, {"fingerprint", 127},
+                         {"id", 31},    {"subject", 255},  {"version", 31}};
 
 /* Match url against a table path; captures[] get the parameters. */
 static bool match_path(const char *path, const char *url, capture_t captures[PARAM_COUNT])
@@ -107,7 +137,8 @@ static bool match_path(const char *path, const char *url, capture_t captures[PAR
 typedef struct route_match {
     const route_def_t *def; /* NULL: no route */
     unsigned status;        /* 0: parameters fine; else the error status */
-    char error[256];
+    int registry_code;      /* its Schema Registry error_code, or 0 */
+    char error[384];
     int kind; /* for authorisation: the kind asked for, or -1 */
 } route_match_t;
 
@@ -133,6 +164,62 @@ static void check_params(srl_req_t *req, const route_def_t *def, const capture_t
         for (size_t i = 0; i < 16; i++)
             req->fingerprint[i] = (char)((p[i] >= 'A' && p[i] <= 'F') ? p[i] + 32 : p[i]);
         req->fingerprint[16] = '\0';
+    }
+    if (c[PARAM_ID].found) {
+        char seg[32];
+        int64_t id = 0;
+        snprintf(seg, sizeof(seg), "%.*s", (int)c[PARAM_ID].n, c[PARAM_ID].s);
+        if (c[PARAM_ID].n >= sizeof(seg) || !srl__parse_num(seg, 1, INT32_MAX, &id)) {
+            m->status = MHD_HTTP_NOT_FOUND;
+            m->registry_code = 40403;
+            snprintf(m->error, sizeof(m->error),
+                     "Schema not found: id must be an integer from 1 to 2147483647, got \"%.40s\"",
+                     seg);
+            return;
+        }
+        req->schema_id = (int32_t)id;
+    }
+    if (c[PARAM_VERSION].found) {
+        char seg[32];
+        int64_t v = 0;
+        snprintf(seg, sizeof(seg), "%.*s", (int)c[PARAM_VERSION].n, c[PARAM_VERSION].s);
+        if (strcmp(seg, "latest") == 0 || strcmp(seg, "-1") == 0) {
+            req->version = -1;
+        } else if (c[PARAM_VERSION].n < sizeof(seg) && srl__parse_num(seg, 1, INT32_MAX, &v)) {
+            req->version = (int32_t)v;
+        } else {
+            m->status = MHD_HTTP_UNPROCESSABLE_CONTENT;
+            m->registry_code = 42202;
+            snprintf(m->error, sizeof(m->error),
+                     "Invalid version: \"%.40s\" is neither \"latest\" nor an integer from 1 to "
+                     "2147483647",
+                     seg);
+            return;
+        }
+    }
+    if (c[PARAM_SUBJECT].found) {
+        /* Our subjects are <topic>-value (TopicNameStrategy), one per
+         * replicated kind; the kind is authorised like a topic's. */
+        snprintf(req->subject, sizeof(req->subject), "%.*s", (int)c[PARAM_SUBJECT].n,
+                 c[PARAM_SUBJECT].s);
+        bool found = false;
+        for (int k = 0; k < SRL_KIND_COUNT && !found; k++) {
+            size_t n = strlen(b->topics[k]);
+            if ((b->kinds & (1u << k)) && strncmp(req->subject, b->topics[k], n) == 0 &&
+                strcmp(req->subject + n, "-value") == 0) {
+                found = true;
+                req->kind = (srl_kind_t)k;
+                m->kind = k;
+            }
+        }
+        if (!found) {
+            m->status = MHD_HTTP_NOT_FOUND;
+            m->registry_code = 40401;
+            snprintf(m->error, sizeof(m->error),
+                     "Subject '%.200s' not found (this bridge serves <topic>-value of %s.*)",
+                     req->subject, b->prefix);
+            return;
+        }
     }
     if (c[PARAM_PARTITION].found) {
         char pseg[32];
@@ -173,17 +260,32 @@ static void check_params(srl_req_t *req, const route_def_t *def, const capture_t
     }
 }
 
-static void match_route(srl_req_t *req, const char *url, route_match_t *m)
+static void match_route(srl_req_t *req, const char *url, const char *method, route_match_t *m)
 {
     capture_t c[PARAM_COUNT];
     memset(m, 0, sizeof(*m));
     m->kind = -1;
+    /* The row of this path and method; else the first row of the path (a
+     * 405 names its method). */
+    const route_def_t *first = NULL;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (match_path(routes[i].path, url, c)) {
-            m->def = &routes[i];
-            check_params(req, m->def, c, m);
-            return;
+            bool post = strcmp(routes[i].method, "POST") == 0;
+            bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+            if (post ? strcmp(method, "POST") == 0 : is_get) {
+                m->def = &routes[i];
+                break;
+            }
+            if (!first)
+                first = &routes[i];
         }
+    if (!m->def)
+        m->def = first;
+    if (m->def) {
+        match_path(m->def->path, url, c);
+        check_params(req, m->def, c, m);
+        return;
+    }
     m->status = MHD_HTTP_NOT_FOUND;
     snprintf(m->error, sizeof(m->error), "no such route: %.120s (the API is under %s)", url,
              SRL_BRIDGE_API_PREFIX);
@@ -194,9 +296,10 @@ enum MHD_Result srl_routes_on_headers(srl_req_t *req, const char *url, const cha
     srl_bridge_t *b = req->b;
     enum MHD_Result rc;
     route_match_t m;
-    match_route(req, url, &m);
+    match_route(req, url, method, &m);
     bool post = m.def && strcmp(m.def->method, "POST") == 0;
     req->route = m.def ? m.def->id : SRL_ROUTE_OTHER;
+    req->registry_style = m.def && m.def->registry;
     req->allow = post ? "POST" : "GET, HEAD";
 
     if (srl__http_refuse_busy(req, &rc))
@@ -228,8 +331,10 @@ enum MHD_Result srl_routes_on_headers(srl_req_t *req, const char *url, const cha
     }
     /* Path errors (bad partition, unknown kind) come after authorisation,
      * so an unauthenticated caller learns nothing about our kinds. */
-    if (m.status)
+    if (m.status) {
+        req->registry_code = m.registry_code;
         return srl__respond_error(req, m.status, NULL, "%s", m.error);
+    }
     if (srl__http_refuse_too_large(req, &rc))
         return rc;
     req->handler = m.def->handler;

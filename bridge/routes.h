@@ -33,6 +33,16 @@ void srl__push_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void
  * retries it; pushes get 503 until it succeeded). */
 bool srl__bridge_publish_schemas(srl_bridge_t *b, char *errstr, size_t errstr_size);
 
+/* routes_registry.c: the Confluent Schema Registry API */
+enum MHD_Result srl__route_registry_schema(srl_req_t *req);
+enum MHD_Result srl__route_registry_schema_text(srl_req_t *req);
+enum MHD_Result srl__route_registry_subjects(srl_req_t *req);
+enum MHD_Result srl__route_registry_versions(srl_req_t *req);
+enum MHD_Result srl__route_registry_version(srl_req_t *req);
+enum MHD_Result srl__route_registry_lookup(srl_req_t *req);
+enum MHD_Result srl__route_registry_register(srl_req_t *req);
+enum MHD_Result srl__route_registry_config(srl_req_t *req);
+
 /* routes_state.c */
 enum MHD_Result srl__route_state(srl_req_t *req);
 enum MHD_Result srl__route_schemas(srl_req_t *req);

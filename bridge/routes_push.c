@@ -193,6 +193,17 @@ enum MHD_Result srl__route_push(srl_req_t *req)
                                   "(broker not reachable?)",
                                   b->schemas_topic);
 
+    /* value.format = confluent: each value re-framed (00 + the id derived
+     * from its fingerprint, the same body) into frame; librdkafka copies. */
+    uint8_t *frame = NULL;
+    if (b->confluent) {
+        size_t most = 0;
+        for (size_t i = 0; i < j->batch.count; i++)
+            if (j->batch.recs[i].value && j->batch.recs[i].value_len > most)
+                most = j->batch.recs[i].value_len;
+        if (!(frame = malloc(most ? most : 1)))
+            return srl__respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "out of memory");
+    }
     /* Produce all; delivery reports (main thread) count down under j->lock,
      * held here until the request is suspended so the last report cannot
      * resume a request that is not suspended yet (the report resumes after
@@ -202,6 +213,16 @@ enum MHD_Result srl__route_push(srl_req_t *req)
     rd_kafka_resp_err_t perr = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (size_t i = 0; i < j->batch.count; i++) {
         const srl_push_rec_t *r = &j->batch.recs[i];
+        const void *value = r->value;
+        size_t value_len = r->value ? r->value_len : 0;
+        srl_value_ref_t ref;
+        char why[256];
+        /* push_decode decoded every value with our registry: its header is
+         * one of the two framings and its schema known. */
+        if (frame && r->value && srl_codec_peek(r->value, r->value_len, &ref, why, sizeof(why)) &&
+            srl_codec_to_confluent(r->value, r->value_len, srl_schema_id_derive(ref.fingerprint),
+                                   frame, &value_len, why, sizeof(why)))
+            value = frame;
         char vbuf[24];
         rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
         int vlen = snprintf(vbuf, sizeof(vbuf), "%" PRId64, r->version);
@@ -209,7 +230,7 @@ enum MHD_Result srl__route_push(srl_req_t *req)
         rd_kafka_header_add(hdrs, SRL_HDR_ORIGIN, -1, r->origin, -1);
         perr = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(b->topics[req->kind]),
                                  RD_KAFKA_V_KEY(r->key, r->key_len),
-                                 RD_KAFKA_V_VALUE((void *)r->value, r->value ? r->value_len : 0),
+                                 RD_KAFKA_V_VALUE((void *)value, value_len),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
                                  RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
         if (perr) {
@@ -218,6 +239,7 @@ enum MHD_Result srl__route_push(srl_req_t *req)
         }
         produced++;
     }
+    free(frame);
     j->pending += produced;
     if (perr) {
         /* Some records may already be on their way; the client retries the

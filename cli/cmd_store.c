@@ -17,6 +17,34 @@
 #define STALE_OUTBOX_MS (5 * 60 * 1000)
 #define STALE_CAUGHT_UP_MS (60 * 1000) /* a running spoke stamps caught_up_at every 5 s */
 
+/* A hub captures from its WAL as soon as it is made (docs/producer.md,
+ * "Capture"), so writes before the producer's first start cost writers
+ * nothing either; where that cannot be (wal_level, privileges,
+ * producer.capture = outbox) the outbox triggers stay and the producer
+ * says so when it starts. */
+static void init_capture(cli_ctx_t *ctx, srl_store_t *st)
+{
+    char errstr[512], slot[64];
+    bool available = false, created = false, lost = false;
+    PGconn *conn = srl_store_conn(st);
+    if (srl_config_enum(ctx->cfg, SRL_KEY_PRODUCER_CAPTURE) == SRL_CAPTURE_OUTBOX) {
+        fprintf(ctx->out, "capture: outbox triggers (producer.capture = outbox)\n");
+        return;
+    }
+    if (srl_store_wal_available(conn, &available, errstr, sizeof(errstr)) != SRL_STORE_OK ||
+        !available) {
+        fprintf(ctx->out, "capture: outbox triggers (the server's wal_level is not logical;"
+                          " see docs/producer.md, Capture)\n");
+        return;
+    }
+    if (srl_store_wal_engage(conn, slot, sizeof(slot), &created, &lost, errstr, sizeof(errstr)) !=
+        SRL_STORE_OK) {
+        fprintf(ctx->out, "capture: outbox triggers (WAL capture not possible: %s)\n", errstr);
+        return;
+    }
+    fprintf(ctx->out, "capture: WAL, replication slot %s%s\n", slot, created ? " (created)" : "");
+}
+
 int cli_cmd_init(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
 {
     (void)cmd;
@@ -74,6 +102,19 @@ int cli_cmd_init(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *args)
         fprintf(ctx->out, "store %s: schema version %d, nothing to migrate\n", srl_store_where(st),
                 before);
     fprintf(ctx->out, "instance \"%s\", role %s\n", id, role);
+    if (strcmp(role, "hub") == 0) {
+        init_capture(ctx, st);
+    } else {
+        bool dropped = false;
+        rc = srl_store_wal_disengage(srl_store_conn(st), &dropped, errstr, sizeof(errstr));
+        if (rc != SRL_STORE_OK) {
+            cli_error(ctx, "%s", errstr);
+            code = cli_exit_code(rc);
+            goto cleanup;
+        }
+        if (dropped)
+            fprintf(ctx->out, "capture: outbox triggers; replication slot dropped\n");
+    }
     code = CLI_EXIT_OK;
 cleanup:
     srl_store_close(st);
@@ -113,6 +154,11 @@ static void collect_warnings(cli_ctx_t *ctx, const srl_store_status_t *s, warnin
                  "%" PRId64 " local edit%s on this pull instance (role spoke) will be "
                  "overwritten by the next sync",
                  s->outbox_depth, s->outbox_depth == 1 ? "" : "s");
+    if (strcmp(s->capture_wal_status, "lost") == 0)
+        warn_add(w,
+                 "replication slot %s has lost WAL it needed: the producer publishes the"
+                 " full state at its next start",
+                 s->capture_slot);
     if (!spoke && s->outbox_oldest_age_ms > STALE_OUTBOX_MS)
         warn_add(w, "the oldest outbox change is %" PRId64 " s old: is sysrepl-producer running?",
                  s->outbox_oldest_age_ms / 1000);
@@ -181,6 +227,16 @@ static int print_status_json(cli_ctx_t *ctx, const srl_store_t *st, const srl_st
         "caught_up_at", t4, "lag_records", (json_int_t)s->consumer_lag_records, "lag_seconds",
         s->consumer_lag_seconds, "dead_letters", "count", (json_int_t)s->dead_letters, "newest_at",
         t3, "newest_reason", s->newest_dead_letter_reason, "warnings", warn ? warn : json_array());
+    json_t *cap = s->capture_slot[0]
+                      ? json_pack("{s:s, s:s, s:b, s:s, s:I}", "method", "wal", "slot",
+                                  s->capture_slot, "active", s->capture_slot_active, "wal_status",
+                                  s->capture_wal_status, "lag_bytes",
+                                  (json_int_t)s->capture_lag_bytes)
+                      : json_pack("{s:s}", "method", "outbox");
+    if (o && cap)
+        json_object_set_new(o, "capture", cap);
+    else
+        json_decref(cap);
     if (!o) {
         cli_error(ctx, "out of memory");
         return CLI_EXIT_USAGE;
@@ -213,6 +269,13 @@ static void print_status_text(cli_ctx_t *ctx, const srl_store_t *st, const srl_s
                 (double)s->outbox_oldest_age_ms / 1000.0, s->last_version);
     else
         fprintf(out, "outbox:           empty; last version %" PRId64 "\n", s->last_version);
+    if (s->capture_slot[0])
+        fprintf(out,
+                "capture:          WAL, slot %s (%s, %s), %" PRId64 " bytes not yet confirmed\n",
+                s->capture_slot, s->capture_slot_active ? "active" : "inactive",
+                s->capture_wal_status[0] ? s->capture_wal_status : "?", s->capture_lag_bytes);
+    else
+        fprintf(out, "capture:          outbox triggers\n");
     if (strcmp(s->settings.role, "spoke") != 0) {
         fmt_time(s->producer_delivered_at_ms, t, sizeof(t));
         fprintf(out,

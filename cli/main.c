@@ -111,8 +111,9 @@ static const cli_cmd_t commands[] = {
     {"export", NULL, "", 0, 0, "export content as JSON lines, streamed", export_opts,
      cli_cmd_export, NULL, 0},
     {"schemas", NULL, "", 0, 0,
-     "the Avro schemas of this build: each kind's fingerprint and canonical form", schemas_opts,
-     cli_cmd_schemas, NULL, 0},
+     "the Avro schemas of this build: each kind's fingerprint, schema id, subject (topic.prefix) "
+     "and canonical form",
+     schemas_opts, cli_cmd_schemas, NULL, 0},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0}};
 
 /* ------------------------------------------------------------------ */
@@ -347,8 +348,9 @@ static int cli_cmd_schemas(cli_ctx_t *ctx, const cli_cmd_t *cmd, cli_args_t *arg
 {
     (void)cmd;
     const char *check = cli_opt(args, "check");
-    char *argv[] = {"schemas", "--check", (char *)check, NULL};
-    return srl_schemas_command(check ? 3 : 1, argv, ctx->out, ctx->err);
+    const char *prefix = ctx->cfg ? srl_config_str(ctx->cfg, SRL_KEY_TOPIC_PREFIX) : "sysrepl";
+    char *argv[] = {"schemas", "--prefix", (char *)prefix, "--check", (char *)check, NULL};
+    return srl_schemas_command(check ? 5 : 3, argv, ctx->out, ctx->err);
 }
 
 int main(int argc, char **argv)

@@ -46,12 +46,21 @@ typedef struct reg_entry {
     srl__avro_schema_t *schema;
     srl__resolver_t *resolver; /* writer -> our schema; NULL for ours */
     char *unreadable;          /* why its records cannot be read as ours */
+    int32_t id;                /* srl_schema_id_derive(fingerprint) */
 } reg_entry_t;
+
+/* An external registry's id for a known schema. */
+typedef struct reg_alias {
+    int32_t id;
+    uint64_t fingerprint;
+} reg_alias_t;
 
 struct srl_registry {
     srl__avro_schema_t *ours[SRL_KIND_COUNT];
     reg_entry_t *entries;
     size_t count, cap;
+    reg_alias_t *aliases;
+    size_t nalias, alias_cap;
     srl__wr_t scratch; /* transcoded bodies; reused (thread-compatible) */
 };
 
@@ -76,6 +85,26 @@ static reg_entry_t *find_entry(const srl_registry_t *reg, uint64_t fp)
         if (reg->entries[i].fingerprint == fp)
             return &reg->entries[i];
     return NULL;
+}
+
+static reg_entry_t *find_entry_by_id(const srl_registry_t *reg, int32_t id)
+{
+    for (size_t i = 0; i < reg->count; i++)
+        if (reg->entries[i].id == id)
+            return &reg->entries[i];
+    for (size_t i = 0; i < reg->nalias; i++)
+        if (reg->aliases[i].id == id)
+            return find_entry(reg, reg->aliases[i].fingerprint);
+    return NULL;
+}
+
+int32_t srl_schema_id_derive(uint64_t fingerprint)
+{
+    /* 31-bit pieces xor-ed together (bits 0-30, 31-61, 62-63): every bit
+     * of the fingerprint counts; 0 is not a valid id for most clients. */
+    uint32_t v = (uint32_t)(fingerprint & 0x7fffffffu) ^
+                 (uint32_t)((fingerprint >> 31) & 0x7fffffffu) ^ (uint32_t)(fingerprint >> 62);
+    return v ? (int32_t)v : 1;
 }
 
 static reg_entry_t *append_entry(srl_registry_t *reg)
@@ -105,6 +134,7 @@ void srl_registry_free(srl_registry_t *reg)
             srl__avro_schema_free(e->schema);
     }
     free(reg->entries);
+    free(reg->aliases);
     for (int k = 0; k < SRL_KIND_COUNT; k++)
         srl__avro_schema_free(reg->ours[k]);
     free(reg->scratch.data);
@@ -135,6 +165,7 @@ srl_registry_t *srl_registry_new(char *errstr, size_t errstr_size)
             return NULL;
         }
         e->fingerprint = reg->ours[k]->fingerprint;
+        e->id = srl_schema_id_derive(e->fingerprint);
         e->kind = (srl_kind_t)k;
         e->ours = true;
         e->schema = reg->ours[k];
@@ -165,6 +196,16 @@ bool srl_registry_add(srl_registry_t *reg, const char *schema_json, uint64_t *fi
         srl__avro_schema_free(s);
         return false;
     }
+    int32_t id = srl_schema_id_derive(s->fingerprint);
+    const reg_entry_t *clash = find_entry_by_id(reg, id);
+    if (clash) {
+        snprintf(errstr, errstr_size,
+                 "schema %016" PRIx64 " has the schema id %" PRId32
+                 " of the known schema %016" PRIx64 " (derived ids collide); refused",
+                 s->fingerprint, id, clash->fingerprint);
+        srl__avro_schema_free(s);
+        return false;
+    }
     reg_entry_t *e = append_entry(reg);
     if (!e) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -172,6 +213,7 @@ bool srl_registry_add(srl_registry_t *reg, const char *schema_json, uint64_t *fi
         return false;
     }
     e->fingerprint = s->fingerprint;
+    e->id = id;
     e->kind = kind;
     e->schema = s;
     /* A writer schema we cannot resolve is still registered: its records
@@ -189,6 +231,74 @@ bool srl_registry_add(srl_registry_t *reg, const char *schema_json, uint64_t *fi
 bool srl_registry_has(const srl_registry_t *reg, uint64_t fingerprint)
 {
     return find_entry(reg, fingerprint) != NULL;
+}
+
+bool srl_registry_has_id(const srl_registry_t *reg, int32_t id)
+{
+    return find_entry_by_id(reg, id) != NULL;
+}
+
+bool srl_registry_id_fingerprint(const srl_registry_t *reg, int32_t id, uint64_t *fingerprint)
+{
+    const reg_entry_t *e = find_entry_by_id(reg, id);
+    if (e && fingerprint)
+        *fingerprint = e->fingerprint;
+    return e != NULL;
+}
+
+bool srl_registry_alias_id(srl_registry_t *reg, int32_t id, uint64_t fingerprint, char *errstr,
+                           size_t errstr_size)
+{
+    const reg_entry_t *named = find_entry_by_id(reg, id);
+    if (named) {
+        if (named->fingerprint == fingerprint)
+            return true;
+        snprintf(errstr, errstr_size,
+                 "schema id %" PRId32 " names schema %016" PRIx64 ", not %016" PRIx64, id,
+                 named->fingerprint, fingerprint);
+        return false;
+    }
+    if (!find_entry(reg, fingerprint)) {
+        snprintf(errstr, errstr_size, "unknown schema fingerprint %016" PRIx64, fingerprint);
+        return false;
+    }
+    if (reg->nalias == reg->alias_cap) {
+        size_t cap = reg->alias_cap ? reg->alias_cap * 2 : 8;
+        reg_alias_t *a = realloc(reg->aliases, cap * sizeof(*a));
+        if (!a) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return false;
+        }
+        reg->aliases = a;
+        reg->alias_cap = cap;
+    }
+    reg->aliases[reg->nalias++] = (reg_alias_t){id, fingerprint};
+    return true;
+}
+
+bool srl_registry_entry(const srl_registry_t *reg, size_t index, srl_kind_t *kind,
+                        uint64_t *fingerprint, int32_t *id, const char **json)
+{
+    if (index >= reg->count)
+        return false;
+    const reg_entry_t *e = &reg->entries[index];
+    if (kind)
+        *kind = e->kind;
+    if (fingerprint)
+        *fingerprint = e->fingerprint;
+    if (id)
+        *id = e->id;
+    if (json)
+        *json = e->schema->json;
+    return true;
+}
+
+bool srl_registry_kind(const srl_registry_t *reg, uint64_t fingerprint, srl_kind_t *kind)
+{
+    const reg_entry_t *e = find_entry(reg, fingerprint);
+    if (e && kind)
+        *kind = e->kind;
+    return e != NULL;
 }
 
 const char *srl_registry_schema_json(const srl_registry_t *reg, uint64_t fingerprint)
@@ -800,18 +910,85 @@ bool srl_codec_peek_fingerprint(const void *buf, size_t len, uint64_t *fp, char 
     return true;
 }
 
+bool srl_codec_peek(const void *buf, size_t len, srl_value_ref_t *ref, char *errstr,
+                    size_t errstr_size)
+{
+    const uint8_t *p = buf;
+    memset(ref, 0, sizeof(*ref));
+    if (buf && len > 0 && p[0] == SRL_CODEC_CONFLUENT_MAGIC) {
+        if (len < SRL_CODEC_CONFLUENT_HEADER_SIZE) {
+            snprintf(errstr, errstr_size,
+                     "value of %zu bytes is shorter than the %d-byte Confluent header", len,
+                     SRL_CODEC_CONFLUENT_HEADER_SIZE);
+            return false;
+        }
+        uint32_t id = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+        if (id > INT32_MAX) {
+            snprintf(errstr, errstr_size, "Confluent schema id %" PRIu32 " out of range", id);
+            return false;
+        }
+        ref->format = SRL_VALUE_FORMAT_CONFLUENT;
+        ref->id = (int32_t)id;
+        return true;
+    }
+    ref->format = SRL_VALUE_FORMAT_SINGLE_OBJECT;
+    if (buf && len > 0 && p[0] != SRL_CODEC_MAGIC0) {
+        snprintf(errstr, errstr_size,
+                 "neither Avro single-object encoding (c3 01) nor the Confluent framing (00): "
+                 "first byte %02x",
+                 p[0]);
+        return false;
+    }
+    return srl_codec_peek_fingerprint(buf, len, &ref->fingerprint, errstr, errstr_size);
+}
+
+bool srl_codec_to_confluent(const void *value, size_t len, int32_t id, uint8_t *out,
+                            size_t *out_len, char *errstr, size_t errstr_size)
+{
+    srl_value_ref_t ref;
+    if (!srl_codec_peek(value, len, &ref, errstr, errstr_size))
+        return false;
+    size_t header = ref.format == SRL_VALUE_FORMAT_CONFLUENT ? SRL_CODEC_CONFLUENT_HEADER_SIZE
+                                                             : SRL_CODEC_HEADER_SIZE;
+    if (ref.format == SRL_VALUE_FORMAT_CONFLUENT)
+        id = ref.id; /* already framed: keep its id */
+    out[0] = SRL_CODEC_CONFLUENT_MAGIC;
+    out[1] = (uint8_t)((uint32_t)id >> 24);
+    out[2] = (uint8_t)((uint32_t)id >> 16);
+    out[3] = (uint8_t)((uint32_t)id >> 8);
+    out[4] = (uint8_t)id;
+    memmove(out + SRL_CODEC_CONFLUENT_HEADER_SIZE, (const uint8_t *)value + header, len - header);
+    *out_len = SRL_CODEC_CONFLUENT_HEADER_SIZE + len - header;
+    return true;
+}
+
 bool srl_codec_decode(srl_registry_t *reg, const void *buf, size_t len, srl_entity_t *e,
                       char *errstr, size_t errstr_size)
 {
     uint64_t fp;
+    srl_value_ref_t ref;
     memset(e, 0, sizeof(*e));
-    if (!srl_codec_peek_fingerprint(buf, len, &fp, errstr, errstr_size))
+    if (!srl_codec_peek(buf, len, &ref, errstr, errstr_size))
         return false;
-    const reg_entry_t *entry = find_entry(reg, fp);
-    if (!entry) {
-        snprintf(errstr, errstr_size, "unknown schema fingerprint %016" PRIx64, fp);
-        return false;
+    const reg_entry_t *entry;
+    size_t header;
+    if (ref.format == SRL_VALUE_FORMAT_CONFLUENT) {
+        entry = find_entry_by_id(reg, ref.id);
+        if (!entry) {
+            snprintf(errstr, errstr_size, "unknown schema id %" PRId32, ref.id);
+            return false;
+        }
+        header = SRL_CODEC_CONFLUENT_HEADER_SIZE;
+    } else {
+        entry = find_entry(reg, ref.fingerprint);
+        if (!entry) {
+            snprintf(errstr, errstr_size, "unknown schema fingerprint %016" PRIx64,
+                     ref.fingerprint);
+            return false;
+        }
+        header = SRL_CODEC_HEADER_SIZE;
     }
+    fp = entry->fingerprint;
     if (entry->unreadable) {
         snprintf(errstr, errstr_size, "%s: writer schema %016" PRIx64 " cannot be read as ours: %s",
                  srl_kind_name(entry->kind), fp, entry->unreadable);
@@ -819,7 +996,7 @@ bool srl_codec_decode(srl_registry_t *reg, const void *buf, size_t len, srl_enti
         return false;
     }
     srl__rd_t r;
-    srl__rd_init(&r, (const uint8_t *)buf + SRL_CODEC_HEADER_SIZE, len - SRL_CODEC_HEADER_SIZE);
+    srl__rd_init(&r, (const uint8_t *)buf + header, len - header);
     if (!entry->ours) {
         reg->scratch.len = 0;
         reg->scratch.failed = false;
@@ -841,6 +1018,25 @@ bool srl_codec_decode(srl_registry_t *reg, const void *buf, size_t len, srl_enti
 
 /* ------------------------------------------------------------------ */
 /* evolution                                                            */
+
+bool srl_schema_identify(const char *schema_json, uint64_t *fingerprint, srl_kind_t *kind,
+                         char *errstr, size_t errstr_size)
+{
+    char err[512];
+    srl__avro_schema_t *s = srl__avro_schema_parse(schema_json, err, sizeof(err));
+    if (!s) {
+        snprintf(errstr, errstr_size, "invalid schema: %s", err);
+        return false;
+    }
+    bool ok = kind_of_schema(s, kind);
+    if (!ok)
+        snprintf(errstr, errstr_size, "a %s is none of our record types (%s, %s, %s)",
+                 srl__avro_type_name(s->root), kind_record_names[0], kind_record_names[1],
+                 kind_record_names[2]);
+    *fingerprint = s->fingerprint;
+    srl__avro_schema_free(s);
+    return ok;
+}
 
 bool srl_schema_check_evolution(srl_registry_t *reg, const char *candidate_json, char *errstr,
                                 size_t errstr_size)

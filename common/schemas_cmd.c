@@ -1,6 +1,7 @@
 /*
  * schemas_cmd.c - "sysrepl schemas": lists the compiled-in writer schemas
- * (kind, fingerprint as 16 lower-case hex digits, parsing canonical form),
+ * (kind, fingerprint as 16 lower-case hex digits, schema id, registry
+ * subject, parsing canonical form),
  * and checks a candidate .avsc against our evolution rules
  * (schemas/README.md) before anyone ships it.
  */
@@ -10,12 +11,13 @@
 #include <string.h>
 
 #include "sysrepl/codec.h"
+#include "sysrepl/schema_registry.h"
 #include "sysrepl/schemas_cmd.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sysrepl schemas                    show each kind's schema: fingerprint, "
-               "canonical form\n"
+               "schema id, subject, canonical form\n"
                "       sysrepl schemas --check FILE.avsc  may FILE replace our schema of its "
                "kind?\n"
                "exit: 0 ok, 1 usage or unreadable/invalid file, 2 incompatible\n");
@@ -73,6 +75,13 @@ int srl_schemas_command(int argc, char **argv, FILE *out, FILE *err)
         usage(out);
         return SRL_SCHEMAS_EXIT_OK;
     }
+    const char *prefix = "sysrepl";
+    if (argc >= 3 && strcmp(argv[1], "--prefix") == 0) {
+        prefix = argv[2];
+        argv[2] = argv[0];
+        argc -= 2;
+        argv += 2;
+    }
     if (!(argc == 1 || (argc == 3 && strcmp(argv[1], "--check") == 0))) {
         usage(err);
         return SRL_SCHEMAS_EXIT_USAGE;
@@ -83,10 +92,18 @@ int srl_schemas_command(int argc, char **argv, FILE *out, FILE *err)
         return SRL_SCHEMAS_EXIT_USAGE;
     }
     if (argc == 1) {
-        for (int k = 0; k < SRL_KIND_COUNT; k++)
-            fprintf(out, "%s %016" PRIx64 " %s\n", srl_kind_name((srl_kind_t)k),
-                    srl_registry_writer_fingerprint(reg, (srl_kind_t)k),
+        for (int k = 0; k < SRL_KIND_COUNT; k++) {
+            char subject[300];
+            uint64_t fp = srl_registry_writer_fingerprint(reg, (srl_kind_t)k);
+            if (!srl_sr_subject(prefix, (srl_kind_t)k, subject, sizeof(subject))) {
+                fprintf(err, "schemas: topic prefix \"%s\" is too long\n", prefix);
+                rc = SRL_SCHEMAS_EXIT_USAGE;
+                goto cleanup;
+            }
+            fprintf(out, "%s %016" PRIx64 " %" PRId32 " %s %s\n", srl_kind_name((srl_kind_t)k), fp,
+                    srl_schema_id_derive(fp), subject,
                     srl_registry_writer_canonical(reg, (srl_kind_t)k));
+        }
         goto cleanup;
     }
 

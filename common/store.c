@@ -56,7 +56,7 @@ bool srl_store_sqlstate_is_retriable(const char *sqlstate)
         return true; /* no SQLSTATE: the connection broke mid-command */
     return strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0 ||
            strncmp(sqlstate, "57P", 3) == 0 || strcmp(sqlstate, "40001") == 0 ||
-           strcmp(sqlstate, "40P01") == 0;
+           strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "55P03") == 0;
 }
 
 /* Copy msg into buf as one line: newlines and tabs become spaces, trailing
@@ -598,6 +598,20 @@ srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out, ch
     out->consumer_lag_records = col_i64(res, 16);
     out->consumer_lag_seconds = PQgetisnull(res, 0, 17) ? 0.0
                                                         : strtod(PQgetvalue(res, 0, 17), NULL);
+    PQclear(res);
+    /* WAL capture: the store's slot, if any (docs/producer.md). */
+    out->capture_lag_bytes = -1;
+    res = PQexec(st->conn,
+                 "SELECT slot_name, active, coalesce(wal_status, ''),"
+                 " coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint"
+                 " FROM pg_replication_slots WHERE database = current_database()"
+                 " AND slot_name LIKE 'sysrepl\\_%' ORDER BY slot_name LIMIT 1");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        col_str(res, 0, out->capture_slot, sizeof(out->capture_slot));
+        out->capture_slot_active = PQgetvalue(res, 0, 1)[0] == 't';
+        col_str(res, 2, out->capture_wal_status, sizeof(out->capture_wal_status));
+        out->capture_lag_bytes = col_i64(res, 3);
+    }
     PQclear(res);
     return SRL_STORE_OK;
 }

@@ -464,10 +464,10 @@ static srl_store_rc_t apply_txn(lane_t *ln, PGconn *conn, int items,
     rc =
         srl_store_exec(conn,
                        a->synchronous_commit
-                           ? "BEGIN; SET LOCAL sysrepl.applying = 'on';"
+                           ? "BEGIN; SET LOCAL sysrepl.applying = 'on';" SRL_STORE_APPLYING_MARK
                              " SET LOCAL enable_hashjoin = off;"
                              " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off"
-                           : "BEGIN; SET LOCAL sysrepl.applying = 'on';"
+                           : "BEGIN; SET LOCAL sysrepl.applying = 'on';" SRL_STORE_APPLYING_MARK
                              " SET LOCAL synchronous_commit = off; SET LOCAL enable_hashjoin = off;"
                              " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off",
                        "BEGIN", errstr, errstr_size);

@@ -43,11 +43,22 @@ srl_decoded_t srl_decode_record(srl_registry_t *reg, srl_schemas_loader_t *loade
         }
         return SRL_DECODED_TOMBSTONE;
     }
-    if (!srl_codec_peek_fingerprint(r->value, r->value_len, &fp, why, sizeof(why))) {
+    srl_value_ref_t ref;
+    if (!srl_codec_peek(r->value, r->value_len, &ref, why, sizeof(why))) {
         snprintf(reason, reason_size, "not a sysrepl record: %s", why);
         return SRL_DECODED_DEAD;
     }
-    if (!srl_registry_has(reg, fp)) {
+    fp = ref.fingerprint;
+    if (ref.format == SRL_VALUE_FORMAT_CONFLUENT) {
+        if (!srl_registry_has_id(reg, ref.id)) {
+            if (!loader) {
+                snprintf(reason, reason_size, "unknown schema id %" PRId32, ref.id);
+                return SRL_DECODED_DEAD;
+            }
+            if (!srl_schemas_resolve_id(loader, reg, ref.id, reason, reason_size))
+                return SRL_DECODED_DEAD;
+        }
+    } else if (!srl_registry_has(reg, fp)) {
         int added = 0;
         if (!loader) {
             snprintf(reason, reason_size, "unknown schema fingerprint %016" PRIx64, fp);

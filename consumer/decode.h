@@ -2,9 +2,10 @@
  * decode.h - private to sysrepl-consumer: one record from a topic to what
  * the store applies, or to a dead letter with the reason it cannot be.
  *
- * A record is an upsert (Avro single-object value) or a tombstone (no
- * value, version in the sysrepl.version header). It is dead-lettered when
- * its writer schema is unknown and not on <prefix>.schemas, its bytes are
+ * A record is an upsert (Avro single-object value, or the Confluent framing:
+ * 00 + schema id) or a tombstone (no value, version in the sysrepl.version
+ * header). It is dead-lettered when its writer schema is unknown and not
+ * on <prefix>.schemas (nor, for a schema id, at schema.registry.url), its bytes are
  * not our format or do not decode, its values are impossible, it is of
  * another kind than its topic, its key is not the key of its content, or
  * it is a tombstone without a version.
@@ -26,7 +27,7 @@ typedef enum srl_decoded {
     SRL_DECODED_DEAD       /* reason says why */
 } srl_decoded_t;
 
-/* Decode r. On an unknown fingerprint, asks loader (may be NULL) to read
+/* Decode r. On an unknown fingerprint or schema id, asks loader (may be NULL) to read
  * the schema topic, then tries again. The key of an upsert is written to
  * key (NUL-terminated) and checked against r->key. */
 srl_decoded_t srl_decode_record(srl_registry_t *reg, srl_schemas_loader_t *loader,

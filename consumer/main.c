@@ -342,6 +342,11 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     c.loader = srl_schemas_loader_new(c.src, schemas_topic);
+    if (c.loader && !srl_schemas_loader_use_registry(c.loader, cfg, err, sizeof(err))) {
+        fprintf(stderr, "sysrepl-consumer: %s\n", err);
+        status = EXIT_USAGE;
+        goto cleanup;
+    }
     c.apply = srl_apply_new(c.instance_id);
     if (!c.loader || !c.apply ||
         !srl_apply_set_sessions(c.apply, c.dsn,

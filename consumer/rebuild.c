@@ -402,8 +402,8 @@ srl_rebuild_rc_t srl_rebuild(srl_source_t *src, PGconn *conn, srl_registry_t *re
         rc = store_fail(conn, NULL, "escaping the instance id", errstr, errstr_size);
         goto cleanup;
     }
-    if ((rc = exec_ok(conn, "BEGIN; SET LOCAL sysrepl.applying = 'on'", "BEGIN", errstr,
-                      errstr_size)))
+    if ((rc = exec_ok(conn, "BEGIN; SET LOCAL sysrepl.applying = 'on';" SRL_STORE_APPLYING_MARK,
+                      "BEGIN", errstr, errstr_size)))
         goto cleanup;
     in_tx = true;
     for (size_t i = 0; i < n; i++) {

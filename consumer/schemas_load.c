@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "sysrepl/log.h"
+#include "sysrepl/schema_registry.h"
 
 #define LOAD_TIMEOUT_MS 10000
 
@@ -22,6 +23,7 @@ struct srl_schemas_loader {
     char *topic;
     int64_t *loaded_high; /* per partition, at the last read; NULL: never read */
     int partitions;
+    srl_sr_client_t *sr; /* schema.registry.url; NULL: none */
 };
 
 srl_schemas_loader_t *srl_schemas_loader_new(srl_source_t *src, const char *topic)
@@ -41,6 +43,7 @@ void srl_schemas_loader_free(srl_schemas_loader_t *l)
         return;
     free(l->topic);
     free(l->loaded_high);
+    srl_sr_client_free(l->sr);
     free(l);
 }
 
@@ -151,5 +154,48 @@ cleanup:
     free(high);
     if (added_out)
         *added_out = added;
+    return ok;
+}
+
+bool srl_schemas_loader_use_registry(srl_schemas_loader_t *l, const srl_config_t *cfg, char *errstr,
+                                     size_t errstr_size)
+{
+    srl_sr_client_free(l->sr);
+    l->sr = NULL;
+    return srl_sr_client_new(cfg, &l->sr, errstr, errstr_size);
+}
+
+bool srl_schemas_resolve_id(srl_schemas_loader_t *l, srl_registry_t *reg, int32_t id, char *errstr,
+                            size_t errstr_size)
+{
+    char why[512];
+    char *json = NULL;
+    uint64_t fp = 0;
+    if (srl_registry_has_id(reg, id))
+        return true;
+    if (!srl_schemas_load(l, reg, NULL, why, sizeof(why))) {
+        snprintf(errstr, errstr_size, "unknown schema id %" PRId32 "; loading schemas failed: %s",
+                 id, why);
+        return false;
+    }
+    if (srl_registry_has_id(reg, id))
+        return true;
+    if (!l->sr) {
+        snprintf(errstr, errstr_size,
+                 "unknown schema id %" PRId32 " (not on the schema topic; no schema.registry.url)",
+                 id);
+        return false;
+    }
+    srl_sr_rc_t rc = srl_sr_schema_by_id(l->sr, id, &json, why, sizeof(why));
+    bool ok = rc == SRL_SR_OK && srl_registry_add(reg, json, &fp, why, sizeof(why)) &&
+              srl_registry_alias_id(reg, id, fp, why, sizeof(why));
+    if (ok)
+        srl_log(SRL_LOG_INFO, "consumer", "writer schema resolved",
+                "registry=%s id=%" PRId32 " fingerprint=%016" PRIx64,
+                srl_log_q(srl_sr_client_url(l->sr)), id, fp);
+    else
+        snprintf(errstr, errstr_size,
+                 "unknown schema id %" PRId32 " (not on the schema topic; registry: %s)", id, why);
+    free(json);
     return ok;
 }

@@ -36,4 +36,15 @@ void srl__drain_finish(producer_t *p);
  * the next start). */
 void srl__drain_free(producer_t *p);
 
+/* WAL capture. After the sessions connect: decide where changes are read
+ * (producer.capture, wal_level), and on a WAL store make the slot and
+ * switch the outbox triggers off (srl_store_wal_engage). false: not now
+ * (retry), or never when *exit_code is set. */
+bool srl__drain_capture_prepare(producer_t *p, int *exit_code);
+/* The replication stream's descriptor while it is the source, else -1. */
+int srl__drain_wal_socket(const producer_t *p);
+/* Close the stream (confirming what is delivered); the next capture
+ * prepare and outbox drain open it again. */
+void srl__drain_wal_close(producer_t *p);
+
 #endif

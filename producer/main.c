@@ -74,7 +74,7 @@ static void reload_config(producer_t *p)
  * then serve the work session's socket (notifications, a lost session). */
 static void wait_for_work(producer_t *p, bool stopping)
 {
-    struct pollfd fds[3];
+    struct pollfd fds[4];
     int nfds = 0;
     int kfd = p->sink->ops->wait_fd ? p->sink->ops->wait_fd(p->sink) : -1;
     if (kfd >= 0)
@@ -84,7 +84,12 @@ static void wait_for_work(producer_t *p, bool stopping)
         fds[nfds++] = (struct pollfd){.fd = pfd, .events = POLLIN};
     if (p->deleting && p->store_ok)
         fds[nfds++] = (struct pollfd){.fd = PQsocket(srl_store_conn(p->lock)), .events = POLLIN};
+    int wfd = srl__drain_wal_socket(p);
+    if (wfd >= 0)
+        fds[nfds++] = (struct pollfd){.fd = wfd, .events = POLLIN};
     int64_t timeout = srl__drain_idle(p) ? p->next_poll_ms - srl_clock_mono_ms() : 100;
+    if (p->wal_streaming)
+        timeout = p->wal ? (p->once ? 50 : 1000) : 200; /* the stream wakes us */
     if (srl__drain_may_read(p, stopping))
         timeout = 0;
     if (timeout > LOCK_CHECK_MS)
@@ -131,6 +136,12 @@ static int run_loop(producer_t *p)
         if (p->once && p->idle_seen && srl__drain_idle(p))
             break;
         srl__sessions_check_lock(p);
+        if (p->snapshot_due && p->ring_count == 0 && !stop_deadline) {
+            /* the slot was lost at a reconnect (drain.c) */
+            p->snapshot_due = false;
+            if (!srl__startup_topics(p, true, &exit_code))
+                return exit_code;
+        }
         srl__drain_step(p, stop_deadline != 0);
         srl__stats_tick(p, now);
         wait_for_work(p, stop_deadline != 0);
@@ -192,6 +203,7 @@ static bool configure(producer_t *p, int argc, char **argv, bool *snapshot, int 
              srl_config_str(p->cfg, SRL_KEY_INSTANCE_ID));
     p->kind_mask = kind_mask_of(srl_config_mask(p->cfg, SRL_KEY_REPLICATE));
     p->batch_size = (int)srl_config_int(p->cfg, SRL_KEY_PRODUCER_BATCH_SIZE);
+    p->capture = srl_config_enum(p->cfg, SRL_KEY_PRODUCER_CAPTURE);
     p->poll_interval_ms = srl_config_int(p->cfg, SRL_KEY_PRODUCER_POLL_INTERVAL_MS);
     p->stats_interval_ms = srl_config_int(p->cfg, SRL_KEY_STATS_INTERVAL_MS);
     p->log_retention_ms = srl_config_int(p->cfg, SRL_KEY_LOG_RETENTION);
@@ -242,7 +254,9 @@ int main(int argc, char **argv)
             "instance=%s prefix=%s replicate=0x%x batch_size=%d version=%s",
             srl_log_q(p.instance_id), srl_log_q(srl_config_str(p.cfg, SRL_KEY_TOPIC_PREFIX)),
             p.kind_mask, p.batch_size, SRL_VERSION);
-    if (!srl__startup_sink(&p, &exit_code) || !srl__startup_topics(&p, snapshot, &exit_code))
+    bool snap = snapshot || p.snapshot_due;
+    p.snapshot_due = false;
+    if (!srl__startup_sink(&p, &exit_code) || !srl__startup_topics(&p, snap, &exit_code))
         goto cleanup;
     srl__stats_bookkeeping(&p, true);
     exit_code = run_loop(&p);

@@ -31,14 +31,17 @@ typedef struct srl_outbox_batch {
     size_t capacity;       /* of sink.records */
     int64_t *versions;     /* every outbox version to delete with the batch */
     size_t version_count;
-    int64_t min_version;   /* lowest version read */
-    int64_t max_version;   /* highest version read (the next read starts above) */
-    int64_t max_published; /* highest version published, 0 if none */
-    size_t superseded;     /* rows skipped: a later change publishes the key */
-    size_t not_replicated; /* rows of kinds this hub does not replicate */
-    size_t tombstones;     /* records with a NULL value */
-    size_t unpublishable;  /* rows left in the outbox (codec refused them) */
-    size_t rows;           /* outbox rows read */
+    int64_t min_version;     /* lowest version read */
+    int64_t max_version;     /* highest version read (the next read starts above) */
+    int64_t max_published;   /* highest version published, 0 if none */
+    size_t superseded;       /* rows skipped: a later change publishes the key */
+    size_t not_replicated;   /* rows of kinds this hub does not replicate */
+    size_t tombstones;       /* records with a NULL value */
+    size_t unpublishable;    /* rows left in the outbox (codec refused them) */
+    size_t rows;             /* outbox rows read */
+    bool wal;                /* read from the WAL (wal.c), not the outbox */
+    uint64_t wal_commit_lsn; /* WAL: every change up to here is in this
+                              * batch or an earlier one (0: none) */
 } srl_outbox_batch_t;
 
 /* Where the time went, accumulated by fetch (µs). */

@@ -22,6 +22,7 @@
 
 #include "outbox.h"
 #include "sink.h"
+#include "wal.h"
 #include "sysrepl/codec.h"
 #include "sysrepl/config.h"
 #include "sysrepl/logq.h"
@@ -73,6 +74,21 @@ typedef struct producer {
     bool more;      /* the last read was full: read again at once */
     int64_t next_poll_ms;
     bool idle_seen; /* --once: a read from the start found nothing */
+
+    /* drain.c, WAL capture (wal.h; docs/producer.md, "Capture") */
+    int capture;        /* producer.capture: SRL_CAPTURE_* */
+    bool wal_mode;      /* the store captures through the WAL */
+    bool wal_streaming; /* the outbox is drained: the WAL is the source */
+    bool wal_failed;    /* a WAL batch failed: restart the stream */
+    bool outbox_warned; /* auto without wal_level = logical: said once */
+    bool snapshot_due;  /* the slot was lost: publish the full state */
+    char slot[64];
+    srl_wal_t *wal;
+    uint64_t wal_acked; /* every change up to here is delivered */
+    uint64_t wal_mark;  /* --once: the stream has passed this mark */
+    bool wal_mark_seen;
+    int64_t wal_retry_ms; /* next attempt to open the stream (mono ms) */
+    int64_t wal_ping_ms;  /* last keepalive asked for while idle */
 
     /* stats.c: numbers for the stats line and producer_state */
     int64_t delivered, superseded, not_replicated, tombstones, batches, failed_batches;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "drain.h"
 #include "stats.h"
 #include "sysrepl/clock.h"
 #include "sysrepl/log.h"
@@ -39,6 +40,7 @@ static void on_pg_notice(void *arg, const char *message)
 
 void srl__sessions_drop(producer_t *p)
 {
+    srl__drain_wal_close(p);
     srl_store_close(p->st);
     srl_store_close(p->lock);
     p->st = p->lock = NULL;
@@ -146,6 +148,14 @@ bool srl__sessions_connect(producer_t *p, bool first, int *exit_code)
         srl_store_rc_t rc = connect_once(p, &locked, &waiting_logged, exit_code, err, sizeof(err));
         if (*exit_code)
             return false;
+        if (rc == SRL_STORE_OK && locked && !srl__drain_capture_prepare(p, exit_code)) {
+            if (*exit_code)
+                return false;
+            srl__sessions_drop(p);
+            srl__producer_nap(p, backoff);
+            backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+            continue;
+        }
         if (rc == SRL_STORE_OK && locked) {
             p->store_ok = true;
             srl_log(SRL_LOG_INFO, "producer",

@@ -75,9 +75,13 @@ typedef struct srl_sink_ops {
     /* ---- optional ---- */
 
     /* Publish a writer schema (key: fingerprint as 16 hex digits) and block
-     * until it is delivered or timeout_ms passes. */
+     * until it is delivered or timeout_ms passes. With value.format =
+     * confluent it also gets the schema's id (registered with
+     * schema.registry.url, or derived); false with *refused set when the
+     * registry refuses the schema (incompatible, invalid): retrying cannot
+     * help. */
     bool (*publish_schema)(srl_sink_t *sink, uint64_t fingerprint, const char *schema_json,
-                           int timeout_ms, char *errstr, size_t errstr_size);
+                           int timeout_ms, bool *refused, char *errstr, size_t errstr_size);
     /* Is the content topic of kind empty (never written: high watermark 0 on
      * every partition)? */
     bool (*topic_empty)(srl_sink_t *sink, srl_kind_t kind, bool *empty, char *errstr,

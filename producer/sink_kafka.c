@@ -18,6 +18,13 @@
  *
  * Reads (the start checks and the snapshot) use a second, consumer handle
  * with manual assignment; it commits nothing.
+ *
+ * value.format = confluent: the drain hands us single-object values; each
+ * is re-framed here, as it is produced (00 + schema id + the same body).
+ * The id of each writer schema is fixed by publish_schema before the
+ * first record: registered under <topic>-value with schema.registry.url,
+ * else derived from the fingerprint (srl_schema_id_derive), which every
+ * consumer and bridge derives alike from <prefix>.schemas.
  */
 #include "sink.h"
 
@@ -28,8 +35,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sysrepl/codec.h"
 #include "sysrepl/kafka.h"
 #include "sysrepl/log.h"
+#include "sysrepl/schema_registry.h"
+
+#define MAX_SCHEMA_IDS 16
 
 typedef struct kafka_sink {
     srl_sink_t base;
@@ -43,7 +54,58 @@ typedef struct kafka_sink {
     rd_kafka_queue_t *mainq;
     int wake_fd[2];
     size_t in_flight;
+
+    /* value.format = confluent */
+    bool confluent;
+    srl_registry_t *reg; /* tells a writer schema's kind */
+    srl_sr_client_t *sr; /* schema.registry.url; NULL: derived ids */
+    struct {
+        uint64_t fingerprint;
+        int32_t id;
+    } ids[MAX_SCHEMA_IDS]; /* the id of each published writer schema */
+    size_t nids;
+    uint8_t *scratch; /* a re-framed value (librdkafka copies it) */
+    size_t scratch_cap;
 } kafka_sink_t;
+
+/* The value to produce: r's own bytes, or re-framed into ks->scratch. NULL
+ * with errstr when a record cannot be framed (no id for its schema). */
+static const void *framed_value(kafka_sink_t *ks, const srl_record_t *r, size_t *len, char *errstr,
+                                size_t errstr_size)
+{
+    *len = r->value_len;
+    if (!ks->confluent || !r->value)
+        return r->value;
+    srl_value_ref_t ref;
+    if (!srl_codec_peek(r->value, r->value_len, &ref, errstr, errstr_size))
+        return NULL;
+    int32_t id = ref.id;
+    if (ref.format == SRL_VALUE_FORMAT_SINGLE_OBJECT) {
+        id = 0;
+        for (size_t i = 0; i < ks->nids; i++)
+            if (ks->ids[i].fingerprint == ref.fingerprint)
+                id = ks->ids[i].id;
+        if (!id) {
+            snprintf(errstr, errstr_size,
+                     "no schema id for writer schema %016" PRIx64 " (not published at start)",
+                     ref.fingerprint);
+            return NULL;
+        }
+    }
+    if (r->value_len > ks->scratch_cap) {
+        size_t cap = r->value_len < 4096 ? 4096 : r->value_len * 2;
+        uint8_t *p = realloc(ks->scratch, cap);
+        if (!p) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return NULL;
+        }
+        ks->scratch = p;
+        ks->scratch_cap = cap;
+    }
+    if (!srl_codec_to_confluent(r->value, r->value_len, id, ks->scratch, len, errstr, errstr_size))
+        return NULL;
+    return ks->scratch;
+}
 
 /* Delivery report: the message's opaque is its batch. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -131,10 +193,29 @@ static bool kafka_publish(srl_sink_t *sink, srl_sink_batch_t *b, char *errstr, s
         if (r->origin)
             rd_kafka_header_add(hdrs, SRL_HDR_ORIGIN, -1, r->origin, -1);
         rd_kafka_resp_err_t err;
+        char why[256];
+        size_t value_len;
+        const void *value = framed_value(ks, r, &value_len, why, sizeof(why));
+        if (r->value && !value) {
+            /* Cannot be framed: this and the rest of the batch fail, for
+             * good (a restart publishes the schemas again). */
+            rd_kafka_headers_destroy(hdrs);
+            size_t rest = b->count - i;
+            b->pending -= rest;
+            b->failed += rest;
+            b->failed_fatal = true;
+            snprintf(b->error, sizeof(b->error), "producing to %.100s: %.140s", ks->topics[r->kind],
+                     why);
+            if (i == 0) {
+                snprintf(errstr, errstr_size, "%s", b->error);
+                return false;
+            }
+            return true;
+        }
         for (;;) {
             err = rd_kafka_producev(ks->rk, RD_KAFKA_V_RKT(ks->rkt[r->kind]),
                                     RD_KAFKA_V_KEY(r->key, r->key_len),
-                                    RD_KAFKA_V_VALUE((void *)r->value, r->value_len),
+                                    RD_KAFKA_V_VALUE((void *)value, value_len),
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                     RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -207,15 +288,61 @@ static void kafka_close(srl_sink_t *sink)
         close(ks->wake_fd[0]);
     if (ks->wake_fd[1] >= 0)
         close(ks->wake_fd[1]);
+    srl_registry_free(ks->reg);
+    srl_sr_client_free(ks->sr);
+    free(ks->scratch);
     free(ks);
 }
 
+/* The schema id of a writer schema (value.format = confluent): registered
+ * under <topic>-value, or derived. */
+static bool schema_id(kafka_sink_t *ks, uint64_t fp, const char *json, bool *refused, char *errstr,
+                      size_t errstr_size)
+{
+    srl_kind_t kind;
+    int32_t id = srl_schema_id_derive(fp);
+    char subject[300];
+    for (size_t i = 0; i < ks->nids; i++)
+        if (ks->ids[i].fingerprint == fp)
+            return true;
+    if (ks->nids == MAX_SCHEMA_IDS) {
+        snprintf(errstr, errstr_size, "more than %d writer schemas", MAX_SCHEMA_IDS);
+        return false;
+    }
+    if (!srl_registry_add(ks->reg, json, NULL, errstr, errstr_size) ||
+        !srl_registry_kind(ks->reg, fp, &kind)) {
+        *refused = true;
+        return false;
+    }
+    if (ks->sr) {
+        const char *prefix = srl_config_str(ks->cfg, SRL_KEY_TOPIC_PREFIX);
+        if (!srl_sr_subject(prefix, kind, subject, sizeof(subject))) {
+            snprintf(errstr, errstr_size, "topic.prefix \"%s\" is too long", prefix);
+            *refused = true;
+            return false;
+        }
+        srl_sr_rc_t rc = srl_sr_register(ks->sr, subject, json, &id, errstr, errstr_size);
+        if (rc != SRL_SR_OK) {
+            *refused = rc != SRL_SR_RETRY;
+            return false;
+        }
+        srl_log(SRL_LOG_INFO, "producer", "writer schema registered",
+                "registry=%s subject=%s fingerprint=%016" PRIx64 " id=%" PRId32,
+                srl_log_q(srl_sr_client_url(ks->sr)), srl_log_q(subject), fp, id);
+    }
+    ks->ids[ks->nids].fingerprint = fp;
+    ks->ids[ks->nids].id = id;
+    ks->nids++;
+    return true;
+}
+
 static bool kafka_publish_schema(srl_sink_t *sink, uint64_t fp, const char *json, int timeout_ms,
-                                 char *errstr, size_t errstr_size)
+                                 bool *refused, char *errstr, size_t errstr_size)
 {
     kafka_sink_t *ks = (kafka_sink_t *)sink;
     char key[17];
     srl_sink_batch_t b = {0};
+    *refused = false;
     snprintf(key, sizeof(key), "%016" PRIx64, fp);
     b.pending = 1;
     rd_kafka_resp_err_t err = rd_kafka_producev(ks->rk, RD_KAFKA_V_RKT(ks->schemas_rkt),
@@ -247,7 +374,8 @@ static bool kafka_publish_schema(srl_sink_t *sink, uint64_t fp, const char *json
         snprintf(errstr, errstr_size, "schema %s: %s", key, b.error);
         return false;
     }
-    return true;
+    /* The schema is on <prefix>.schemas before its id is used. */
+    return !ks->confluent || schema_id(ks, fp, json, refused, errstr, errstr_size);
 }
 
 static bool ensure_reader(kafka_sink_t *ks, char *errstr, size_t errstr_size)
@@ -499,6 +627,10 @@ srl_sink_t *srl_sink_kafka_new(const srl_config_t *cfg, int timeout_ms, bool *re
     ks->base.ops = &kafka_ops;
     ks->cfg = cfg;
     ks->wake_fd[0] = ks->wake_fd[1] = -1;
+    ks->confluent = srl_config_enum(cfg, SRL_KEY_VALUE_FORMAT) == SRL_VALUE_FORMAT_CONFLUENT;
+    if (ks->confluent && (!(ks->reg = srl_registry_new(errstr, errstr_size)) ||
+                          !srl_sr_client_new(cfg, &ks->sr, errstr, errstr_size)))
+        goto fail;
     snprintf(linger, sizeof(linger), "%lld", srl_config_int(cfg, SRL_KEY_PRODUCER_LINGER_MS));
     const char *const defaults[][2] = {{"linger.ms", linger},
                                        {"batch.num.messages", "10000"},

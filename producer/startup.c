@@ -43,17 +43,21 @@ bool srl__startup_sink(producer_t *p, int *exit_code)
             p->sink = srl_sink_kafka_new(p->cfg, 30000, &retriable, err, sizeof(err));
         }
         if (p->sink) {
-            bool ok = true;
+            bool ok = true, refused = false;
             for (int k = 0; k < SRL_KIND_COUNT && ok; k++) {
                 if (!p->sink->ops->publish_schema)
                     break;
-                ok = p->sink->ops->publish_schema(
-                    p->sink, srl_registry_writer_fingerprint(p->reg, (srl_kind_t)k),
-                    srl_registry_writer_json(p->reg, (srl_kind_t)k), 30000, err, sizeof(err));
+                ok = p->sink->ops->publish_schema(p->sink,
+                                                  srl_registry_writer_fingerprint(p->reg,
+                                                                                  (srl_kind_t)k),
+                                                  srl_registry_writer_json(p->reg, (srl_kind_t)k),
+                                                  30000, &refused, err, sizeof(err));
             }
             if (ok)
                 return true;
-            retriable = true;
+            /* A schema registry that refuses our schema stops the hub:
+             * its records could not be written with an id. */
+            retriable = !refused;
             p->sink->ops->close(p->sink);
             p->sink = NULL;
         }

@@ -16,7 +16,7 @@ SRL_CACHE_DIR="${SRL_CACHE_DIR:-$SRL_STATE_DIR/cache}"
 SRL_PG_PORT="${SRL_PG_PORT:-55432}"
 SRL_KAFKA_PORT="${SRL_KAFKA_PORT:-59092}"
 SRL_KAFKA_CONTROLLER_PORT="${SRL_KAFKA_CONTROLLER_PORT:-59093}"
-SRL_VENV="$SRL_STATE_DIR/venv" # Python with fastavro (install-deps)
+SRL_VENV="$SRL_STATE_DIR/venv" # Python with fastavro and confluent-kafka (install-deps)
 export SRL_ROOT SRL_STATE_DIR SRL_CACHE_DIR SRL_PG_PORT SRL_KAFKA_PORT SRL_KAFKA_CONTROLLER_PORT SRL_VENV
 
 srl_log() { printf '%s: %s\n' "${SRL_PROG:-${0##*/}}" "$*" >&2; }

@@ -176,8 +176,23 @@ topo_same() {
         cmp -s "$TOPO_DIR/export-$1.jsonl" "$TOPO_DIR/export-$2.jsonl"
 }
 
-# topo_outbox_empty INSTANCE: nothing waits for the producer.
-topo_outbox_empty() { [[ $(topo_sql "$1" "SELECT count(*) FROM sysrepl.outbox") == 0 ]]; }
+# topo_outbox_empty INSTANCE: nothing waits for the producer: the outbox is
+# empty and, on a hub that captures through its WAL, the slot confirms
+# everything committed before the call within 5 s (the producer reports
+# its position at least once a second when idle).
+topo_outbox_empty() {
+    local lsn
+    [[ $(topo_sql "$1" "SELECT count(*) FROM sysrepl.outbox") == 0 ]] || return 1
+    lsn=$(topo_sql "$1" "SELECT pg_current_wal_lsn()")
+    srl_wait_until 5 topo_slot_confirmed "$1" "$lsn"
+}
+
+# topo_slot_confirmed INSTANCE LSN: the store's replication slot (if any)
+# has confirmed LSN.
+topo_slot_confirmed() {
+    [[ $(topo_sql "$1" "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()
+                        AND coalesce(confirmed_flush_lsn < '$2'::pg_lsn, true)") == 0 ]]
+}
 
 # topo_dead_letters INSTANCE: how many records were dead-lettered.
 topo_dead_letters() { topo_sql "$1" "SELECT count(*) FROM sysrepl.dead_letters"; }

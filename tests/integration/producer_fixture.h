@@ -195,14 +195,42 @@ PF_FN void pf_exec(pf_t *pf, const char *sql)
     PQclear(res);
 }
 
+typedef struct pf_drain_wait {
+    pf_t *pf;
+    char sql[512];
+} pf_drain_wait_t;
+
 PF_FN bool pf_outbox_empty_ready(void *arg)
 {
-    return pf_scalar(arg, "SELECT count(*) FROM outbox") == 0;
+    pf_drain_wait_t *w = arg;
+    return pf_scalar(w->pf, w->sql) == 0;
 }
 
+/* What waits for the producer: outbox rows plus, on a store that
+ * captures through its WAL, the bytes of WAL its slot has not confirmed. */
+PF_FN long long pf_undelivered(pf_t *pf)
+{
+    return pf_scalar(pf, "SELECT (SELECT count(*) FROM sysrepl.outbox) + coalesce((SELECT"
+                         " max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))::bigint"
+                         " FROM pg_replication_slots WHERE database = current_database()), 0)");
+}
+
+/* Nothing waits for the producer: the outbox is empty and, on a store
+ * that captures through its WAL, the slot has confirmed everything
+ * committed before this call. */
 PF_FN bool pf_wait_outbox_empty(pf_t *pf, int timeout_ms)
 {
-    return srl_test_wait_until(pf_outbox_empty_ready, pf, timeout_ms);
+    pf_drain_wait_t w = {.pf = pf};
+    PGresult *res = PQexec(srl_store_conn(pf->st), "SELECT pg_current_wal_lsn()::text");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("pg_current_wal_lsn: %s", PQerrorMessage(srl_store_conn(pf->st)));
+    snprintf(w.sql, sizeof(w.sql),
+             "SELECT (SELECT count(*) FROM sysrepl.outbox) + (SELECT count(*) FROM"
+             " pg_replication_slots WHERE database = current_database() AND"
+             " coalesce(confirmed_flush_lsn < '%s'::pg_lsn, true))",
+             PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return srl_test_wait_until(pf_outbox_empty_ready, &w, timeout_ms);
 }
 
 /* ---- reading topics back ---- */

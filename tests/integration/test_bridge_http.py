@@ -5,6 +5,7 @@ keys are read again on SIGHUP; pushes are all-or-nothing; pulls serve what is on
 and JSON); hostile clients (truncated, oversized, slow, 1,000 concurrent
 long polls) never stop the bridge serving others; topics with one replica are
 warned about and a min.insync.replicas above the replication factor refused."""
+import base64
 import json
 import os
 import select
@@ -92,11 +93,18 @@ def wrong_key_is_401():
     expect_error(B.request("GET", API + "/state", key="not-a-key"), 401, "unknown API key")
 
 
-def bearer_key_is_accepted_and_basic_refused():
+def bearer_and_basic_keys_are_accepted():
+    """Bearer <key>, and Basic with the key as password (any user: what
+    Schema Registry clients send); a Basic credential of no key is 401."""
     st, _, _ = B.request("GET", API + "/state", key=None,
                          headers={"Authorization": "Bearer " + KEYS["spoke"][0]})
     assert st == 200
+    basic = base64.b64encode(("anyone:" + KEYS["spoke"][0]).encode()).decode()
+    st, _, _ = B.request("GET", API + "/state", key=None, headers={"Authorization": "Basic " + basic})
+    assert st == 200
     expect_error(B.request("GET", API + "/state", key=None, headers={"Authorization": "Basic eDp5"}),
+                 401, "unknown API key")
+    expect_error(B.request("GET", API + "/state", key=None, headers={"Authorization": "Digest x"}),
                  401, "Bearer")
 
 
@@ -587,7 +595,7 @@ def topic_replication_warned_or_refused():
                                   in r.stderr + r.stdout), (r.returncode, r.stderr[-2000:])
 
 
-ORDER = [health_needs_no_key, missing_key_is_401, wrong_key_is_401, bearer_key_is_accepted_and_basic_refused,
+ORDER = [health_needs_no_key, missing_key_is_401, wrong_key_is_401, bearer_and_basic_keys_are_accepted,
          pull_key_cannot_push_403, key_limited_to_kinds_is_403_elsewhere, key_never_logged,
          keys_file_reloads_on_sighup,
          unknown_route_is_404, wrong_method_is_405_with_allow, unknown_kind_is_404,

@@ -196,6 +196,7 @@ expect 0 '"outbox": \{' "$S" status --json
 sql "INSERT INTO sysrepl.dead_letters (topic, partition, record_offset, reason) VALUES ('t', 0, 7, 'unknown schema fingerprint 9f3c')"
 expect 0 'warning: 1 dead letter; newest: unknown schema fingerprint 9f3c' "$S" status
 expect 0 "" "$S" init --role spoke
+sql "INSERT INTO policies (name) VALUES ('edited-locally')"
 expect 0 'local edits? on this pull instance \(role spoke\) will be overwritten by the next sync' "$S" status
 expect 0 'config says role hub but the store says spoke' "$S" status -X role=hub
 

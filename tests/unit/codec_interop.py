@@ -13,7 +13,6 @@ Checks, against fastavro as an independent Avro implementation:
 Prints one line per failure; exits 1 if any.
 """
 import copy
-import datetime
 import io
 import json
 import os
@@ -23,6 +22,9 @@ import tempfile
 
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from avro_forms import RULE_GROUP_ORDER, to_avro  # noqa: E402
 
 HELPER, SRC = sys.argv[1], sys.argv[2]
 KINDS = {
@@ -70,58 +72,6 @@ def fp_number(schema):
     return int.from_bytes(bytes.fromhex(le), "little")
 
 
-def ms(v):
-    if v is None or isinstance(v, int):
-        return v
-    dt = datetime.datetime.strptime(v, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc)
-    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-    return (dt - epoch) // datetime.timedelta(milliseconds=1)
-
-
-RULE_GROUP_ORDER = ["license", "deprecation", "unlisted"]
-
-
-def to_avro(kind, j):
-    """Our JSON form (json.h) -> the record as our schema shapes it."""
-    meta = {"origin": j.get("origin", ""), "version": j.get("version", 0),
-            "changed_at": ms(j.get("changed_at", 0))}
-    if kind == "assessment_type":
-        ar = j.get("auto_rule") or {"kind": "none"}
-        rec = {"name": j["name"], "description": j.get("description"),
-               "color": j.get("color"), "severity_class": j["severity_class"],
-               "emitted_severity": j.get("emitted_severity"),
-               "auto_rule": {"kind": ar["kind"], "cvss_min": ar.get("cvss_min", 0.0),
-                             "cvss_max": ar.get("cvss_max", 10.0),
-                             "pvrs_categories": ar.get("pvrs_categories", [])},
-               "default_expiry_days": j.get("default_expiry_days"),
-               "inactive": j["inactive"], "built_in": j["built_in"]}
-    elif kind == "vulnerability_assessment":
-        pf = j.get("package_filter")
-        rec = {"vulnerability_id": j["vulnerability_id"],
-               "scope": {"kind": j["scope"]["kind"], "name": j["scope"].get("name")},
-               "assessment_type": j["assessment_type"], "comment": j.get("comment"),
-               "package_filter": None if pf is None else
-               {"name": pf["name"], "version_range": pf.get("version_range")},
-               "expires_at": ms(j.get("expires_at")), "automatic": j["automatic"],
-               "assessed_by": j.get("assessed_by"), "assessed_at": ms(j.get("assessed_at", 0))}
-    else:
-        rec = {"name": j["name"], "description": j.get("description"),
-               "feeds": j.get("feeds", []), "unassessed": j["unassessed"],
-               "by_assessment_type": j.get("by_assessment_type", {}),
-               "license_undetected": j["license_undetected"],
-               "license_other": j["license_other"], "by_license": j.get("by_license", {}),
-               "deprecated": j["deprecated"], "unlisted": j["unlisted"],
-               "exceptions": [{"package": x["package"], "version_range": x.get("version_range"),
-                               "rule_groups": sorted(x.get("rule_groups", []),
-                                                     key=RULE_GROUP_ORDER.index),
-                               "expires_at": ms(x.get("expires_at"))}
-                              for x in j.get("exceptions", [])],
-               "risk_profile": j.get("risk_profile")}
-    rec.update(meta)
-    return rec
-
-
 def single_object(schema_name, record, v2=False):
     raw = schema_json(schema_name, v2)
     body = io.BytesIO()
@@ -134,7 +84,7 @@ def single_object(schema_name, record, v2=False):
 out = subprocess.run([HELPER, "schemas"], check=True, capture_output=True, text=True).stdout
 ours = {}
 for line in out.splitlines():
-    kind, fp_hex, canonical = line.split(" ", 2)
+    kind, fp_hex, _id, _subject, canonical = line.split(" ", 4)
     ours[KINDS[kind]] = (int(fp_hex, 16), canonical)
 for name in KINDS.values():
     raw = schema_json(name)

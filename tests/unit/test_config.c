@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sysrepl/codec.h"
 #include "sysrepl/config.h"
 #include "sysrepl/log.h"
 
@@ -568,6 +569,8 @@ static void config_enum_constants_match_table(void **state)
         {SRL_KEY_ROLE, "spoke", SRL_ROLE_SPOKE},
         {SRL_KEY_TRANSPORT, "kafka", SRL_TRANSPORT_KAFKA},
         {SRL_KEY_TRANSPORT, "http", SRL_TRANSPORT_HTTP},
+        {SRL_KEY_VALUE_FORMAT, "single-object", SRL_VALUE_FORMAT_SINGLE_OBJECT},
+        {SRL_KEY_VALUE_FORMAT, "confluent", SRL_VALUE_FORMAT_CONFLUENT},
         {SRL_KEY_LOG_LEVEL, "debug", SRL_LOG_DEBUG},
         {SRL_KEY_LOG_LEVEL, "info", SRL_LOG_INFO},
         {SRL_KEY_LOG_LEVEL, "warn", SRL_LOG_WARN},

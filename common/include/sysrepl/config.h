@@ -120,8 +120,10 @@ extern const size_t srl_config_key_count;
 const srl_config_key_t *srl_config_key_find(const char *name);
 
 /* Enum indices, in the order of the table's choices (a unit test checks). */
-enum { SRL_ROLE_HUB, SRL_ROLE_SPOKE };            /* role */
-enum { SRL_TRANSPORT_KAFKA, SRL_TRANSPORT_HTTP }; /* transport */
+enum { SRL_ROLE_HUB, SRL_ROLE_SPOKE };                          /* role */
+enum { SRL_TRANSPORT_KAFKA, SRL_TRANSPORT_HTTP };               /* transport */
+enum { SRL_CAPTURE_AUTO, SRL_CAPTURE_WAL, SRL_CAPTURE_OUTBOX }; /* producer.capture */
+/* value.format: srl_value_format_t (codec.h) order. */
 /* log.level is in srl_log_level_t order (log.h). */
 /* Bits of srl_config_mask(cfg, SRL_KEY_REPLICATE). */
 #define SRL_REPLICATE_ASSESSMENTS 0x1u

@@ -312,7 +312,12 @@ typedef struct srl_store_status {
     int64_t counts[SRL_KIND_COUNT];
     int64_t outbox_depth;
     int64_t outbox_oldest_age_ms; /* -1 when empty */
-    int64_t last_version;         /* sysrepl_version's last value, 0 if none */
+    /* WAL capture: the store's replication slot ("" when none) */
+    char capture_slot[64];
+    bool capture_slot_active;
+    char capture_wal_status[16]; /* reserved, extended, unreserved, lost */
+    int64_t capture_lag_bytes;   /* WAL not confirmed by the producer; -1: no slot */
+    int64_t last_version;        /* sysrepl_version's last value, 0 if none */
     /* producer (hub) */
     int64_t producer_last_delivered_version;
     int64_t producer_delivered_at_ms; /* 0: never */
@@ -350,5 +355,46 @@ srl_store_rc_t srl_store_get_status(srl_store_t *st, srl_store_status_t *out, ch
 srl_store_rc_t srl_store_purge_replication_log(srl_store_t *st, int64_t retention_ms,
                                                int64_t max_rows, int64_t *deleted, char *errstr,
                                                size_t errstr_size);
+
+/* First statement of every transaction that applies replicated records
+ * (after `SET LOCAL sysrepl.applying = 'on'`): a transactional logical
+ * message the producer's WAL capture sees first in the transaction and
+ * skips the transaction for, so rows a consumer applies are not captured
+ * (the outbox triggers skip them by the setting). One small WAL record. */
+#define SRL_STORE_APPLYING_MARK \
+    " SELECT pg_catalog.pg_logical_emit_message(true, 'sysrepl.applying', '');"
+
+/* ---- WAL capture (store_wal.c; docs/producer.md, "Capture") ---- */
+
+/* The replication slot of the store conn is connected to:
+ * "sysrepl_<database oid>" (slots are per cluster, stores per database). */
+srl_store_rc_t srl_store_wal_slot(PGconn *conn, char *name, size_t size, char *errstr,
+                                  size_t errstr_size);
+
+/* Whether the server can decode its WAL (wal_level = logical). */
+srl_store_rc_t srl_store_wal_available(PGconn *conn, bool *available, char *errstr,
+                                       size_t errstr_size);
+
+/* Make the slot if it does not exist. *created: made now; *lost: it
+ * existed but the server removed WAL it still needed
+ * (max_slot_wal_keep_size), so it was made again and changes may be
+ * missing: the caller must publish a snapshot. */
+srl_store_rc_t srl_store_wal_ensure_slot(PGconn *conn, const char *slot, bool *created, bool *lost,
+                                         char *errstr, size_t errstr_size);
+
+/* Switch a hub store to WAL capture: the slot (srl_store_wal_ensure_slot),
+ * then the outbox triggers of the content tables disabled, if they are
+ * not yet. Needs a role with REPLICATION that owns the content tables.
+ * *lost is also set when the store captured from the WAL already and its
+ * slot was gone (dropped): changes may be missing. */
+/* Back to outbox capture (a store that becomes a spoke: local edits are
+ * counted from the outbox): the outbox triggers enabled, the WAL ones
+ * disabled, the slot dropped (*dropped: there was one). Changes the slot
+ * held and no producer delivered are not published. */
+srl_store_rc_t srl_store_wal_disengage(PGconn *conn, bool *dropped, char *errstr,
+                                       size_t errstr_size);
+
+srl_store_rc_t srl_store_wal_engage(PGconn *conn, char *slot, size_t slot_size, bool *created,
+                                    bool *lost, char *errstr, size_t errstr_size);
 
 #endif
