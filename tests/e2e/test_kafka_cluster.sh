@@ -70,9 +70,10 @@ trap cluster_cleanup EXIT
 # Straight SQL on the hub store (the CLI's per-change cost would make 100,000
 # changes take many minutes): each transaction inserts new assessments and
 # updates and deletes random existing ones, so the spokes see every kind of
-# change; the capture triggers write one outbox row per change. Paced 0.3 s
-# apart, the 200 transactions last about 80 s, longer than the faults take
-# here (about 65 s), so the rolling restart happens under load too.
+# change, each captured (outbox or WAL, producer.capture) and published
+# by the producer. Paced 0.3 s apart, the 200 transactions last about 70 s,
+# longer than the faults take here (about 50-65 s), so the rolling restart
+# happens under load too.
 v0=$(topo_sql hub "SELECT last_value FROM sysrepl.sysrepl_version")
 {
     for ((tx = 0; tx < CHANGES / PER_TX; tx++)); do
