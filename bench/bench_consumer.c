@@ -102,26 +102,26 @@ static void drop_store(const char *base, const char *name)
     PQfinish(c);
 }
 
+/* The topics as the hub makes them: the hub's default settings (three
+ * replicas and min.insync.replicas 2 on a cluster of three, one on a
+ * single broker), one partition for the schemas. */
 static void make_topics(rd_kafka_t *rk, const char *prefix)
 {
     char eb[512], names[4][256];
-    rd_kafka_NewTopic_t *nt[4];
+    const char *topics[4];
+    const int parts[4] = {0, 0, 0, 1};
+    srl_topic_settings_t ts = {.partitions = 3,
+                               .replication_factor = 0,
+                               .min_insync_replicas = 0,
+                               .segment_ms = 3600000,
+                               .delete_retention_ms = 604800000};
     for (int k = 0; k < 3; k++)
         srl_topic_name(prefix, (srl_kind_t)k, names[k], sizeof(names[k]));
     srl_topic_name_schemas(prefix, names[3], sizeof(names[3]));
-    for (int i = 0; i < 4; i++) {
-        nt[i] = rd_kafka_NewTopic_new(names[i], i == 3 ? 1 : 3, 1, eb, sizeof(eb));
-        rd_kafka_NewTopic_set_config(nt[i], "cleanup.policy", "compact");
-    }
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, nt, 4, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
-    if (!ev || rd_kafka_event_error(ev))
-        die("create topics", ev ? rd_kafka_event_error_string(ev) : "timeout");
-    rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
     for (int i = 0; i < 4; i++)
-        rd_kafka_NewTopic_destroy(nt[i]);
+        topics[i] = names[i];
+    if (!srl_kafka_ensure_topics(rk, &ts, topics, parts, 4, 30000, eb, sizeof(eb)))
+        die("create topics", eb);
 }
 
 static char *dupf(const char *fmt, long a)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -72,11 +73,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    srl_topic_settings_t ts = {3, 1, 1, 3600000, 604800000};
+    srl_topic_settings_t ts = {3, 0, 0, 3600000, 604800000}; /* 0: as the hub's defaults */
     const char *topics[1] = {topic};
-    if (!srl_kafka_ensure_topics(rk, &ts, topics, NULL, 1, 30000, err, sizeof(err))) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
+    /* A topic just created may not be known yet to the broker answering
+     * the check that follows ("Unknown topic or partition"): try again. */
+    for (int tries = 0; !srl_kafka_ensure_topics(rk, &ts, topics, NULL, 1, 30000, err, sizeof(err));
+         tries++) {
+        if (tries == 10) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        sleep(1);
     }
     srl_registry_t *reg = srl_registry_new(err, sizeof(err));
 

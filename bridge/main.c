@@ -262,13 +262,16 @@ static bool prepare_topics(srl_bridge_t *b, char *errstr, size_t errstr_size)
         if (md)
             rd_kafka_metadata_destroy(md);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (srl_kafka_ensure_topics(b->rk, &s, names, parts, n, 15000, errstr, errstr_size))
+            if (srl_kafka_ensure_topics(b->rk, &s, names, parts, n, 15000, errstr, errstr_size)) {
+                /* the content topics: all but the schema topic, last */
+                srl_kafka_warn_single_replica(b->rk, "bridge", names, n - 1, 15000);
                 return true;
+            }
             /* A topic with a wrong cleanup.policy or a refused ACL stays
              * wrong: stop. Anything else (a new topic not in metadata
              * yet, a timeout) passes with time. */
             if (strstr(errstr, "cleanup.policy") || strstr(errstr, SRL_KAFKA_DENIED_MARK) ||
-                strstr(errstr, "uthoriz"))
+                strstr(errstr, "uthoriz") || strstr(errstr, "topic.min_insync_replicas"))
                 return false;
         } else {
             snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));

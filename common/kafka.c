@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sysrepl/log.h"
+
 bool srl_topic_name(const char *prefix, srl_kind_t kind, char *buf, size_t buf_size)
 {
     const char *name = srl_kind_name(kind);
@@ -184,7 +186,87 @@ static bool cleanup_policy_ok(const char *policy, const char *retention_ms)
     return true;
 }
 
-bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
+bool srl_topic_settings_resolve(srl_topic_settings_t *s, int brokers, char *errstr,
+                                size_t errstr_size)
+{
+    bool auto_rf = s->replication_factor == 0;
+    if (auto_rf)
+        s->replication_factor = brokers < SRL_TOPIC_DEFAULT_REPLICATION_FACTOR
+                                    ? (brokers > 0 ? brokers : 1)
+                                    : SRL_TOPIC_DEFAULT_REPLICATION_FACTOR;
+    if (s->min_insync_replicas == 0)
+        s->min_insync_replicas = s->replication_factor >= 3 ? SRL_TOPIC_DEFAULT_MIN_INSYNC_REPLICAS
+                                                            : 1;
+    if (s->min_insync_replicas > s->replication_factor) {
+        char rf_why[96] = "";
+        if (auto_rf)
+            snprintf(rf_why, sizeof(rf_why), " (0: the smaller of %d and the %d broker(s) listed)",
+                     SRL_TOPIC_DEFAULT_REPLICATION_FACTOR, brokers);
+        snprintf(errstr, errstr_size,
+                 "topic.min_insync_replicas = %d is greater than topic.replication_factor = %d%s: "
+                 "no write could ever be acknowledged; lower topic.min_insync_replicas or raise "
+                 "topic.replication_factor",
+                 s->min_insync_replicas, s->replication_factor, rf_why);
+        return false;
+    }
+    return true;
+}
+
+/* The number of brokers the cluster's metadata lists; -1 with errstr. */
+static int broker_count(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    if (err) {
+        snprintf(errstr, errstr_size, "metadata (brokers): %s", rd_kafka_err2str(err));
+        return -1;
+    }
+    int n = md->broker_cnt;
+    rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+int srl_kafka_topic_replicas(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
+                             size_t errstr_size)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int fewest = -1;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (err) {
+        snprintf(errstr, errstr_size, "metadata for topic %s: %s", topic, rd_kafka_err2str(err));
+        goto cleanup;
+    }
+    if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
+        snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                 md->topic_cnt == 1 && md->topics[0].err ? rd_kafka_err2str(md->topics[0].err)
+                                                         : "not in metadata");
+        goto cleanup;
+    }
+    for (int i = 0; i < md->topics[0].partition_cnt; i++)
+        if (fewest < 0 || md->topics[0].partitions[i].replica_cnt < fewest)
+            fewest = md->topics[0].partitions[i].replica_cnt;
+cleanup:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return fewest;
+}
+
+void srl_kafka_warn_single_replica(rd_kafka_t *rk, const char *component, const char *const *topics,
+                                   size_t count, int timeout_ms)
+{
+    char err[256];
+    for (size_t i = 0; i < count; i++)
+        if (srl_kafka_topic_replicas(rk, topics[i], timeout_ms, err, sizeof(err)) == 1)
+            srl_log(SRL_LOG_WARN, component, "topic has a single replica",
+                    "topic=%s replicas=1 reason=%s", topics[i],
+                    srl_log_q("one broker's loss loses the hub's published changes; on a cluster "
+                              "use topic.replication_factor=3 (the default 0 picks it from the "
+                              "broker count when the topic is created)"));
+}
+
+bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *settings,
                              const char *const *topics, const int *partitions_override,
                              size_t count, int timeout_ms, char *errstr, size_t errstr_size)
 {
@@ -194,9 +276,21 @@ bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
     rd_kafka_event_t *ev = NULL;
     bool ok = false;
     char eb[256], num[32];
+    srl_topic_settings_t resolved = *settings;
+    const srl_topic_settings_t *s = &resolved;
 
     if (!nt) {
         snprintf(errstr, errstr_size, "out of memory");
+        goto cleanup;
+    }
+    if (resolved.replication_factor == 0 || resolved.min_insync_replicas == 0) {
+        int brokers = broker_count(rk, timeout_ms, errstr, errstr_size);
+        if (brokers < 0)
+            goto cleanup;
+        if (!srl_topic_settings_resolve(&resolved, brokers, errstr, errstr_size))
+            goto cleanup;
+    } else if (!srl_topic_settings_resolve(&resolved, resolved.replication_factor, errstr,
+                                           errstr_size)) {
         goto cleanup;
     }
     rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, eb, sizeof(eb));

@@ -708,9 +708,11 @@ srl_sink_t *srl_sink_kafka_new(const srl_config_t *cfg, int timeout_ms, bool *re
     if (!srl_kafka_ensure_topics(ks->rk, &ts, names, parts, SRL_KIND_COUNT + 1, timeout_ms, errstr,
                                  errstr_size)) {
         /* A refused topic is final; a broker that did not answer is not. */
-        *retriable = !strstr(errstr, "cleanup.policy=") && !strstr(errstr, "creating topic");
+        *retriable = !strstr(errstr, "cleanup.policy=") && !strstr(errstr, "creating topic") &&
+                     !strstr(errstr, "topic.min_insync_replicas");
         goto fail;
     }
+    srl_kafka_warn_single_replica(ks->rk, "producer", names, SRL_KIND_COUNT, timeout_ms);
     for (int k = 0; k < SRL_KIND_COUNT; k++)
         ks->rkt[k] = rd_kafka_topic_new(ks->rk, ks->topics[k], NULL);
     ks->schemas_rkt = rd_kafka_topic_new(ks->rk, ks->schemas_topic, NULL);

@@ -48,6 +48,32 @@ SRL_KAFKA_CONTROLLER_PORT=$(chaos_free_port)
 CHAOS_BRIDGE_PORT=$(chaos_free_port)
 export SRL_PG_PORT SRL_KAFKA_PORT SRL_KAFKA_CONTROLLER_PORT
 
+# One broker, whatever the caller's environment says, unless the test asks
+# for the cluster.
+export SRL_KAFKA_BROKERS=1
+CHAOS_KAFKA_BOOTSTRAP="127.0.0.1:$SRL_KAFKA_PORT"
+
+# chaos_use_kafka_cluster: the run's private Kafka becomes the 3-node
+# cluster of deploy/local/kafka (SRL_KAFKA_BROKERS=3), whose nodes listen on
+# the chosen ports +0, +100, +200; call it before chaos_setup.
+chaos_use_kafka_cluster() {
+    local listening p o ok
+    listening=" $(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://' | tr '\n' ' ') "
+    for p in SRL_KAFKA_PORT SRL_KAFKA_CONTROLLER_PORT; do
+        while :; do
+            printf -v "$p" '%s' "$(chaos_free_port)"
+            ok=1
+            for o in 100 200; do
+                [[ $listening == *" $((${!p} + o)) "* || $CHAOS_PORTS == *" $((${!p} + o)) "* ]] && ok=0
+            done
+            ((ok)) && break
+        done
+        CHAOS_PORTS+="$((${!p} + 100)) $((${!p} + 200)) "
+    done
+    export SRL_KAFKA_BROKERS=3 SRL_KAFKA_PORT SRL_KAFKA_CONTROLLER_PORT
+    CHAOS_KAFKA_BOOTSTRAP="127.0.0.1:$SRL_KAFKA_PORT,127.0.0.1:$((SRL_KAFKA_PORT + 100)),127.0.0.1:$((SRL_KAFKA_PORT + 200))"
+}
+
 # shellcheck source=deploy/local/lib.sh
 source "$CHAOS_ROOT/deploy/local/lib.sh"
 # shellcheck source=deploy/local/topology.sh
@@ -98,7 +124,7 @@ chaos_start() {
 chaos_setup() {
     local n=${1:-2000} t0=$SECONDS api_key
     srl_log "run folder $CHAOS_DIR, seed $CHAOS_SEED, chaos for $CHAOS_SECONDS s"
-    srl_log "private PostgreSQL on $SRL_PG_PORT, Kafka on $SRL_KAFKA_PORT"
+    srl_log "private PostgreSQL on $SRL_PG_PORT, Kafka on $CHAOS_KAFKA_BOOTSTRAP"
     "$CHAOS_ROOT/deploy/local/postgres" start
     "$CHAOS_ROOT/deploy/local/kafka" start
     topo_setup
@@ -108,7 +134,7 @@ chaos_setup() {
 
     api_key=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
     printf '%s' "$api_key" | "$BRIDGE" --hash-key - --name spoke2 --perms pull >"$TOPO_DIR/bridge-keys"
-    local kafka="kafka.bootstrap.servers=127.0.0.1:$SRL_KAFKA_PORT"
+    local kafka="kafka.bootstrap.servers=$CHAOS_KAFKA_BOOTSTRAP"
     local common=(topic.prefix="$TOPO_TOPIC" log.level=info stats.interval_ms=5s)
     topo_conf producer instance.id=hub role=hub store.dsn="\"$(topo_dsn hub)\"" "$kafka" "${common[@]}"
     topo_conf bridge instance.id=hub role=hub "$kafka" "${common[@]}" \

@@ -3,7 +3,8 @@
 with its exact status and a JSON body naming the problem; keys are checked;
 keys are read again on SIGHUP; pushes are all-or-nothing; pulls serve what is on the topic (binary framing
 and JSON); hostile clients (truncated, oversized, slow, 1,000 concurrent
-long polls) never stop the bridge serving others."""
+long polls) never stop the bridge serving others; topics with one replica are
+warned about and a min.insync.replicas above the replication factor refused."""
 import base64
 import json
 import os
@@ -17,7 +18,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bridge_lib import (API, KEYS, MEDIA, Bridge, Checks, decode_framing, encode_framing,  # noqa: E402
-                        expect_error, kafka_or_skip, raise_fd_limit, self_signed_cert, tempdir)
+                        expect_error, free_port, kafka_or_skip, raise_fd_limit, self_signed_cert,
+                        tempdir)
 
 kafka_or_skip()
 raise_fd_limit(8192)
@@ -568,6 +570,31 @@ def tls_serves_https_and_refuses_without_config():
     assert r.returncode != 0 and "choose one" in r.stderr, r.stderr
 
 
+def topic_replication_warned_or_refused():
+    """Topics with one replica: a warning at start naming each content
+    topic. topic.min_insync_replicas above topic.replication_factor: the
+    bridge stops, the message naming both keys."""
+    prefix = PREFIX + "-rf1"
+    b4 = Bridge(tempdir(), prefix, extra=["topic.replication_factor=1"])
+    try:
+        deadline = time.time() + 30
+        want = ['msg="topic has a single replica" topic=%s.%s replicas=1' % (prefix, kind)
+                for kind in ("assessment-types", "vulnerability-assessments", "policies")]
+        while time.time() < deadline and not all(w in b4.logtext() for w in want):
+            time.sleep(0.2)
+        for w in want:
+            assert w in b4.logtext(), (w, b4.logtext()[-2000:])
+    finally:
+        b4.stop()
+    port = "bridge.port=%d" % free_port()
+    args = [port if a == "bridge.port=%d" % B.port else a.replace(PREFIX, PREFIX + "-minisr")
+            for a in B.args]
+    r = subprocess.run(args + ["-X", "topic.replication_factor=1", "-X", "topic.min_insync_replicas=2"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and ("topic.min_insync_replicas = 2 is greater than topic.replication_factor = 1"
+                                  in r.stderr + r.stdout), (r.returncode, r.stderr[-2000:])
+
+
 ORDER = [health_needs_no_key, missing_key_is_401, wrong_key_is_401, bearer_and_basic_keys_are_accepted,
          pull_key_cannot_push_403, key_limited_to_kinds_is_403_elsewhere, key_never_logged,
          keys_file_reloads_on_sighup,
@@ -580,7 +607,8 @@ ORDER = [health_needs_no_key, missing_key_is_401, wrong_key_is_401, bearer_and_b
          slow_client_is_cut_off_and_others_are_served, long_poll_times_out_empty,
          long_polls_1000_cheap_and_woken, metrics_count_requests_by_route_and_status,
          metrics_key_reads_metrics_only,
-         connection_limit_is_503_with_a_message, tls_serves_https_and_refuses_without_config]
+         connection_limit_is_503_with_a_message, tls_serves_https_and_refuses_without_config,
+         topic_replication_warned_or_refused]
 try:
     for fn in ORDER:
         C.run(fn.__name__, fn)

@@ -1,6 +1,8 @@
 /*
  * test_producer_refuse.c - what the producer refuses at start, and the one
- * producer per store: a topic whose cleanup.policy would lose state; topics
+ * producer per store: a topic whose cleanup.policy would lose state; a
+ * min.insync.replicas above the replication factor (and the warning on
+ * topics with one replica); topics
  * another hub writes (both origins named); a second producer on one store
  * waits for the lock and takes over when the first dies.
  */
@@ -57,6 +59,43 @@ static void producer_refuses_topic_with_delete_policy(void **state)
     pf_free(&pf);
 }
 
+/* topic.min_insync_replicas above topic.replication_factor: exit 2 at
+ * start, the message names both keys, and no topic was created. */
+static void producer_refuses_min_insync_above_replication_factor(void **state)
+{
+    (void)state;
+    pf_t pf;
+    pf_init(&pf, "prod-minisr", "hub-minisr", NULL);
+    pid_t pid = pf_start(&pf, (const char *const[]){"-X", "topic.replication_factor=1", "-X",
+                                                    "topic.min_insync_replicas=2", NULL});
+    int rc = pf_wait_exit(pid, 60000);
+    if (rc != 2)
+        pf_dump_log(&pf, 20);
+    assert_int_equal(rc, 2);
+    assert_true(pf_log_contains(&pf, "topic.min_insync_replicas = 2 is greater than "
+                                     "topic.replication_factor = 1: no write could ever be "
+                                     "acknowledged"));
+    pf_free(&pf);
+}
+
+/* A hub on topics with one replica says so at start, naming each topic. */
+static void producer_warns_on_single_replica_topics(void **state)
+{
+    (void)state;
+    pf_t pf;
+    pf_init(&pf, "prod-rf1", "hub-rf1", NULL);
+    pid_t pid = pf_start(&pf,
+                         (const char *const[]){"--once", "-X", "topic.replication_factor=1", NULL});
+    assert_int_equal(pf_wait_exit(pid, 60000), 0);
+    char needle[512];
+    snprintf(needle, sizeof(needle), "msg=\"topic has a single replica\" topic=%s replicas=1",
+             pf.topics[SRL_KIND_POLICY]);
+    if (!pf_log_contains(&pf, needle))
+        pf_dump_log(&pf, 20);
+    assert_true(pf_log_contains(&pf, needle));
+    pf_free(&pf);
+}
+
 /* A second hub (another instance id) on the same prefix is refused with
  * exit 2, naming both origins; the first hub's records are untouched. */
 static void producer_refuses_topics_of_another_hub(void **state)
@@ -107,6 +146,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(producer_refuses_topic_with_delete_policy),
+        cmocka_unit_test(producer_refuses_min_insync_above_replication_factor),
+        cmocka_unit_test(producer_warns_on_single_replica_topics),
         cmocka_unit_test(producer_refuses_topics_of_another_hub),
         cmocka_unit_test(producer_second_instance_waits_then_takes_over),
     };

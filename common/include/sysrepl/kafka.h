@@ -42,12 +42,29 @@ typedef struct srl_topic_settings {
     int64_t delete_retention_ms;
 } srl_topic_settings_t;
 
+/* Defaults of srl_topic_settings_t when a field is 0 ("auto"): the
+ * replication factor is the smaller of this and the brokers' number; the
+ * min.insync.replicas is this when the replication factor reaches 3, else
+ * 1 (a second replica alone must not stop the writes when one is down). */
+#define SRL_TOPIC_DEFAULT_REPLICATION_FACTOR 3
+#define SRL_TOPIC_DEFAULT_MIN_INSYNC_REPLICAS 2
+
+/* Fill the 0 ("auto") fields of s for a cluster of brokers brokers (>= 1),
+ * then check them: false with errstr naming the keys when
+ * min_insync_replicas is greater than replication_factor ("a write could
+ * never be acknowledged"). */
+bool srl_topic_settings_resolve(srl_topic_settings_t *s, int brokers, char *errstr,
+                                size_t errstr_size);
+
 /* Create each topic that is missing (compacted, with the settings above);
  * check each that exists: its cleanup.policy must include "compact", or
  * it is refused ("topic sysrepl.policies has cleanup.policy=delete: ...").
  * partitions_override: when not NULL, the schema topic and such single-
  * partition topics can pass their own count (index-aligned with topics;
- * 0 = use s->partitions). Blocks up to timeout_ms. */
+ * 0 = use s->partitions). The 0 fields of s are resolved first
+ * (srl_topic_settings_resolve) for the brokers the cluster's metadata
+ * lists; settings it refuses fail here with its message, which names
+ * topic.min_insync_replicas. Blocks up to timeout_ms. */
 bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
                              const char *const *topics, const int *partitions_override,
                              size_t count, int timeout_ms, char *errstr, size_t errstr_size);
@@ -56,6 +73,19 @@ bool srl_kafka_ensure_topics(rd_kafka_t *rk, const srl_topic_settings_t *s,
  * broker into value (NUL-terminated). */
 bool srl_kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name, char *value,
                             size_t value_size, int timeout_ms, char *errstr, size_t errstr_size);
+
+/* The fewest replicas any partition of the topic has, from metadata; -1
+ * with errstr if the topic does not exist or the broker did not answer. */
+int srl_kafka_topic_replicas(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
+                             size_t errstr_size);
+
+/* A hub whose content topics have one replica loses its published changes
+ * with that broker's disk (spokes could not rebuild): one warning line of
+ * component per such topic ("topic has a single replica"), said at every
+ * start whoever created the topics. Metadata errors stay silent here: the
+ * first publish reports a broker that is away. */
+void srl_kafka_warn_single_replica(rd_kafka_t *rk, const char *component, const char *const *topics,
+                                   size_t count, int timeout_ms);
 
 /* Number of partitions of a topic, from metadata; -1 with errstr if the
  * topic does not exist or the broker did not answer. */
