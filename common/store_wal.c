@@ -139,6 +139,15 @@ srl_store_rc_t srl_store_wal_engage(PGconn *conn, char *slot, size_t slot_size, 
                                 errstr, errstr_size);
         PQclear(res);
         PQclear(PQexec(conn, "ROLLBACK"));
+        if (rc == SRL_STORE_FATAL || rc == SRL_STORE_OK) {
+            /* The switch will not happen: a slot made for it would only
+             * keep WAL forever. */
+            const char *params[1] = {slot};
+            PQclear(PQexecParams(conn,
+                                 "SELECT pg_drop_replication_slot(slot_name)"
+                                 " FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
+                                 1, NULL, params, NULL, NULL, 0));
+        }
         return rc == SRL_STORE_OK ? SRL_STORE_FATAL : rc;
     }
     PQclear(res);
