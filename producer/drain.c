@@ -420,12 +420,25 @@ static void wal_lost(producer_t *p, srl_store_rc_t rc, const char *err)
     p->store_ok = false; /* reconnect the sessions too: the server may be gone */
 }
 
+/* Whether the stream may be read now. Batches pipeline (up to
+ * PIPELINE_DEPTH in flight) while they come full (a backlog); a small one
+ * waits until the batches in flight are delivered, and then takes all that
+ * arrived meanwhile: at a steady trickle one batch per Kafka round trip,
+ * not one per transaction, which costs the broker and this process less
+ * CPU (on a hub's own machine, CPU its writers need) for at most one round
+ * trip of latency. */
+static bool wal_may_read(const producer_t *p)
+{
+    return !p->wal_failed && !p->sink_broken && p->ring_count < PIPELINE_DEPTH &&
+           (p->ring_count == 0 || p->wal_last_full);
+}
+
 static void wal_step(producer_t *p, bool stopping)
 {
     char err[512];
     if (!p->wal && (p->wal_failed || !wal_open(p)))
         return;
-    while (!stopping && !p->wal_failed && !p->sink_broken && p->ring_count < PIPELINE_DEPTH) {
+    while (!stopping && wal_may_read(p)) {
         PGresult *res = NULL;
         uint64_t commit = 0;
         int64_t t0 = srl_clock_mono_us();
@@ -452,6 +465,7 @@ static void wal_step(producer_t *p, bool stopping)
             break;
         }
         bool full = PQntuples(res) >= p->batch_size;
+        p->wal_last_full = full;
         srl_outbox_batch_t *b = publish_batch(p, res);
         if (b) {
             b->wal = true;
@@ -485,7 +499,10 @@ static void wal_step(producer_t *p, bool stopping)
 
 int srl__drain_wal_socket(const producer_t *p)
 {
-    return p->wal_streaming && p->wal ? srl_wal_socket(p->wal) : -1;
+    /* Only while a read could be taken: with the ring full the stream's
+     * data waits in the socket, which would wake poll() at once, again
+     * and again, until a batch is delivered. */
+    return p->wal_streaming && p->wal && wal_may_read(p) ? srl_wal_socket(p->wal) : -1;
 }
 
 void srl__drain_wal_close(producer_t *p)

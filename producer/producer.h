@@ -89,6 +89,7 @@ typedef struct producer {
     bool wal_mark_seen;
     int64_t wal_retry_ms; /* next attempt to open the stream (mono ms) */
     int64_t wal_ping_ms;  /* last keepalive asked for while idle */
+    bool wal_last_full;   /* the last WAL batch was full: keep pipelining */
 
     /* stats.c: numbers for the stats line and producer_state */
     int64_t delivered, superseded, not_replicated, tombstones, batches, failed_batches;
