@@ -124,16 +124,15 @@ capture_off() {
 # --json` reports them (outbox.depth).
 # With WAL capture there is no row count: pending is the outbox plus, while
 # the store's slot has not confirmed the WAL written before the call (it
-# does within about a second once idle), the bytes it lags.
+# does within about a second once idle), 1 (sysrepl.undelivered).
 hub_pending() {
     local n lsn i
     n=$("$SYSREPL" status --json --dsn "$1" | jq -r '.outbox.depth')
     [[ $n == 0 ]] || { echo "$n"; return; }
     lsn=$(psql "$1" -qXtAc "SELECT pg_current_wal_lsn()")
     for ((i = 0; i < 30; i++)); do
-        n=$(psql "$1" -qXtAc "SELECT coalesce(max(pg_wal_lsn_diff('$lsn', confirmed_flush_lsn)), 0)::bigint
-                              FROM pg_replication_slots WHERE database = current_database()")
-        ((n <= 0)) && { echo 0; return; }
+        n=$(psql "$1" -qXtAc "SELECT sysrepl.undelivered('$lsn')")
+        ((n == 0)) && break
         sleep 0.1
     done
     echo "$n"

@@ -70,9 +70,7 @@ sleep 3
 # WAL written before this point.
 lsn=$(psql "$DSN" -Atc "SELECT pg_current_wal_lsn()")
 for _ in $(seq 100); do
-    [[ $(psql "$DSN" -Atc "SELECT (SELECT count(*) FROM sysrepl.outbox) + (SELECT count(*)
-        FROM pg_replication_slots WHERE database = current_database()
-        AND coalesce(confirmed_flush_lsn < '$lsn', true))") == 0 ]] && break
+    [[ $(psql "$DSN" -Atc "SELECT sysrepl.undelivered('$lsn')") == 0 ]] && break
     sleep 0.1
 done
 kill -TERM "$PID"

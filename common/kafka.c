@@ -142,31 +142,44 @@ cleanup:
     return ok;
 }
 
+/* The metadata of one topic (*md to destroy, also on failure): NULL with
+ * errstr when it cannot be had, the principal may not describe it, or the
+ * broker does not know it. */
+static const rd_kafka_metadata_topic_t *topic_metadata(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
+                                                       const char *topic, int timeout_ms,
+                                                       const struct rd_kafka_metadata **md,
+                                                       char *errstr, size_t errstr_size)
+{
+    *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, md, timeout_ms);
+    if (err) {
+        snprintf(errstr, errstr_size, "metadata for topic %s: %s", topic, rd_kafka_err2str(err));
+        return NULL;
+    }
+    if ((*md)->topic_cnt == 1 && srl_kafka_err_is_denied((*md)->topics[0].err)) {
+        snprintf(errstr, errstr_size,
+                 SRL_KAFKA_DENIED_MARK " to Describe topic %s (%s): this principal needs the "
+                                       "Describe (or Read) ACL on it (docs/operations.md)",
+                 topic, rd_kafka_err2name((*md)->topics[0].err));
+        return NULL;
+    }
+    if ((*md)->topic_cnt != 1 || (*md)->topics[0].err) {
+        snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                 (*md)->topic_cnt == 1 ? rd_kafka_err2str((*md)->topics[0].err)
+                                       : "not in metadata");
+        return NULL;
+    }
+    return &(*md)->topics[0];
+}
+
 int srl_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
                               size_t errstr_size)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    int count = -1;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-    if (err) {
-        snprintf(errstr, errstr_size, "metadata for topic %s: %s", topic, rd_kafka_err2str(err));
-        goto cleanup;
-    }
-    if (md->topic_cnt == 1 && srl_kafka_err_is_denied(md->topics[0].err)) {
-        snprintf(errstr, errstr_size,
-                 SRL_KAFKA_DENIED_MARK " to Describe topic %s (%s): this principal needs the "
-                                       "Describe (or Read) ACL on it (docs/operations.md)",
-                 topic, rd_kafka_err2name(md->topics[0].err));
-        goto cleanup;
-    }
-    if (md->topic_cnt != 1 || md->topics[0].err) {
-        snprintf(errstr, errstr_size, "topic %s: %s", topic,
-                 md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "not in metadata");
-        goto cleanup;
-    }
-    count = md->topics[0].partition_cnt;
-cleanup:
+    const struct rd_kafka_metadata *md;
+    const rd_kafka_metadata_topic_t *t = topic_metadata(rk, rkt, topic, timeout_ms, &md, errstr,
+                                                        errstr_size);
+    int count = t ? t->partition_cnt : -1;
     if (md)
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
@@ -230,23 +243,15 @@ int srl_kafka_topic_replicas(rd_kafka_t *rk, const char *topic, int timeout_ms, 
                              size_t errstr_size)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
+    const struct rd_kafka_metadata *md;
+    const rd_kafka_metadata_topic_t *t = topic_metadata(rk, rkt, topic, timeout_ms, &md, errstr,
+                                                        errstr_size);
     int fewest = -1;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-    if (err) {
-        snprintf(errstr, errstr_size, "metadata for topic %s: %s", topic, rd_kafka_err2str(err));
-        goto cleanup;
-    }
-    if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
-        snprintf(errstr, errstr_size, "topic %s: %s", topic,
-                 md->topic_cnt == 1 && md->topics[0].err ? rd_kafka_err2str(md->topics[0].err)
-                                                         : "not in metadata");
-        goto cleanup;
-    }
-    for (int i = 0; i < md->topics[0].partition_cnt; i++)
-        if (fewest < 0 || md->topics[0].partitions[i].replica_cnt < fewest)
-            fewest = md->topics[0].partitions[i].replica_cnt;
-cleanup:
+    if (t && t->partition_cnt < 1)
+        snprintf(errstr, errstr_size, "topic %s: not in metadata", topic);
+    for (int i = 0; t && i < t->partition_cnt; i++)
+        if (fewest < 0 || t->partitions[i].replica_cnt < fewest)
+            fewest = t->partitions[i].replica_cnt;
     if (md)
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);

@@ -9,8 +9,9 @@
 #include "store_private.h"
 #include "sysrepl/store.h"
 
-srl_store_rc_t srl_store_wal_slot(PGconn *conn, char *name, size_t size, char *errstr,
-                                  size_t errstr_size)
+/* The store's slot: "sysrepl_<database oid>". */
+static srl_store_rc_t slot_name(PGconn *conn, char *name, size_t size, char *errstr,
+                                size_t errstr_size)
 {
     PGresult *res = PQexec(
         conn, "SELECT 'sysrepl_' || oid FROM pg_database WHERE datname = current_database()");
@@ -39,8 +40,10 @@ srl_store_rc_t srl_store_wal_available(PGconn *conn, bool *available, char *errs
     return SRL_STORE_OK;
 }
 
-srl_store_rc_t srl_store_wal_ensure_slot(PGconn *conn, const char *slot, bool *created, bool *lost,
-                                         char *errstr, size_t errstr_size)
+/* Make the slot if it does not exist (*created); one the server
+ * invalidated (wal_status lost) is dropped and made again (*lost). */
+static srl_store_rc_t ensure_slot(PGconn *conn, const char *slot, bool *created, bool *lost,
+                                  char *errstr, size_t errstr_size)
 {
     const char *params[1] = {slot};
     *created = *lost = false;
@@ -101,7 +104,7 @@ static const char triggers_sql[] =
 srl_store_rc_t srl_store_wal_engage(PGconn *conn, char *slot, size_t slot_size, bool *created,
                                     bool *lost, char *errstr, size_t errstr_size)
 {
-    srl_store_rc_t rc = srl_store_wal_slot(conn, slot, slot_size, errstr, errstr_size);
+    srl_store_rc_t rc = slot_name(conn, slot, slot_size, errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         return rc;
     PGresult *res = PQexec(conn, triggers_sql);
@@ -112,7 +115,7 @@ srl_store_rc_t srl_store_wal_engage(PGconn *conn, char *slot, size_t slot_size, 
     }
     bool enabled = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
     PQclear(res);
-    rc = srl_store_wal_ensure_slot(conn, slot, created, lost, errstr, errstr_size);
+    rc = ensure_slot(conn, slot, created, lost, errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         return rc;
     /* Capturing from the WAL already, and the slot had to be made: it was
@@ -164,7 +167,7 @@ srl_store_rc_t srl_store_wal_disengage(PGconn *conn, bool *dropped, char *errstr
 {
     char slot[64];
     *dropped = false;
-    srl_store_rc_t rc = srl_store_wal_slot(conn, slot, sizeof(slot), errstr, errstr_size);
+    srl_store_rc_t rc = slot_name(conn, slot, sizeof(slot), errstr, errstr_size);
     if (rc != SRL_STORE_OK)
         return rc;
     PGresult *res = PQexec(conn,

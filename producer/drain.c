@@ -66,6 +66,16 @@ static void batch_failed(producer_t *p, const srl_outbox_batch_t *b)
     srl__stats_error(p, "delivery", b->sink.error);
 }
 
+/* --ack-log: "version wallclock_us" per record of a delivered batch. */
+static void log_acks(const producer_t *p, const srl_outbox_batch_t *b)
+{
+    if (!p->ack_log)
+        return;
+    int64_t t = srl_clock_wall_us();
+    for (size_t i = 0; i < b->sink.count; i++)
+        fprintf(p->ack_log, "%" PRId64 " %" PRId64 "\n", b->sink.records[i].version, t);
+}
+
 /* Delete a delivered batch's rows on the lock session without waiting (the
  * next batch is read meanwhile): sends the DELETE the first time, then
  * polls it. true once it finished; false while it runs or when it failed
@@ -77,11 +87,7 @@ static bool batch_deleted(producer_t *p, srl_outbox_batch_t *b)
     srl_store_rc_t rc = SRL_STORE_OK;
     bool done = false;
     if (p->deleting != b) {
-        if (p->ack_log) {
-            int64_t t = srl_clock_wall_us();
-            for (size_t i = 0; i < b->sink.count; i++)
-                fprintf(p->ack_log, "%" PRId64 " %" PRId64 "\n", b->sink.records[i].version, t);
-        }
+        log_acks(p, b);
         rc = srl_outbox_delete_send(dconn, b->versions, b->version_count, err, sizeof(err));
         p->deleting = b;
         p->delete_started_us = srl_clock_mono_us();
@@ -132,11 +138,7 @@ void srl__drain_retire(producer_t *p)
         } else if (b->sink.failed) {
             batch_failed(p, b);
         } else if (b->wal) {
-            if (p->ack_log) {
-                int64_t t = srl_clock_wall_us();
-                for (size_t i = 0; i < b->sink.count; i++)
-                    fprintf(p->ack_log, "%" PRId64 " %" PRId64 "\n", b->sink.records[i].version, t);
-            }
+            log_acks(p, b);
             count_delivered(p, b);
         } else {
             if (!p->store_ok || !batch_deleted(p, b))

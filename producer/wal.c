@@ -371,94 +371,57 @@ static bool decode_tuple(rd_t *r, tuple_t *t)
     return !r->bad;
 }
 
-/* A PostgreSQL array literal ({a,"b c",NULL}) as a JSON array: of
- * strings, or of numbers (numeric: an integer array). */
-static char *array_to_json(const char *s, int len, bool numeric)
+/* Append s[0..n) to out as the inside of a JSON string. */
+static bool json_chars(srl_buf_t *out, const char *s, int n)
 {
-    size_t cap = (size_t)len * 2 + 8, n = 0;
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    int i = 0;
-    out[n++] = '[';
-    if (len >= 2 && s[0] == '{')
-        i = 1;
-    bool first = true;
-    while (i < len && s[i] != '}') {
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            ok = srl_buf_add(out, "\\", 1) && srl_buf_add(out, &s[i], 1);
+        else if (c < 0x20)
+            ok = srl_buf_addf(out, "\\u%04x", c);
+        else
+            ok = srl_buf_add(out, &s[i], 1);
+    }
+    return ok;
+}
+
+/* A PostgreSQL array literal ({a,"b c",NULL}) as a JSON array (NUL-
+ * terminated in out): of strings, or of numbers (numeric: an integer
+ * array), as the outbox query's array_to_json() gives it. */
+static bool array_to_json(srl_buf_t *out, const char *s, int len, bool numeric)
+{
+    int i = len >= 2 && s[0] == '{' ? 1 : 0;
+    bool ok = srl_buf_add(out, "[", 1);
+    for (bool first = true; ok && i < len && s[i] != '}'; first = false) {
         if (!first)
-            out[n++] = ',';
-        first = false;
-        if (s[i] == '"') {
-            out[n++] = '"';
-            i++;
-            while (i < len && s[i] != '"') {
-                char c = s[i];
-                if (c == '\\' && i + 1 < len)
-                    c = s[++i];
-                if (c == '"' || c == '\\') {
-                    out[n++] = '\\';
-                    out[n++] = c;
-                } else if ((unsigned char)c < 0x20) {
-                    n += (size_t)snprintf(out + n, cap - n, "\\u%04x", (unsigned char)c);
-                } else {
-                    out[n++] = c;
-                }
-                if (n + 8 >= cap) {
-                    cap *= 2;
-                    char *o = realloc(out, cap);
-                    if (!o) {
-                        free(out);
-                        return NULL;
-                    }
-                    out = o;
-                }
-                i++;
+            ok = srl_buf_add(out, ",", 1);
+        if (s[i] == '"') { /* quoted: backslash escapes */
+            ok = ok && srl_buf_add(out, "\"", 1);
+            for (i++; ok && i < len && s[i] != '"'; i++) {
+                if (s[i] == '\\' && i + 1 < len)
+                    i++;
+                ok = json_chars(out, &s[i], 1);
             }
-            i++; /* closing quote */
+            i++; /* the closing quote */
+            ok = ok && srl_buf_add(out, "\"", 1);
         } else {
             int st = i;
             while (i < len && s[i] != ',' && s[i] != '}')
                 i++;
-            if (i - st == 4 && strncmp(s + st, "NULL", 4) == 0) {
-                memcpy(out + n, "null", 4);
-                n += 4;
-            } else if (numeric) {
-                for (int j = st; j < i; j++)
-                    out[n++] = s[j];
-            } else {
-                out[n++] = '"';
-                for (int j = st; j < i; j++) {
-                    if (s[j] == '"' || s[j] == '\\')
-                        out[n++] = '\\';
-                    out[n++] = s[j];
-                    if (n + 8 >= cap) {
-                        cap *= 2;
-                        char *o = realloc(out, cap);
-                        if (!o) {
-                            free(out);
-                            return NULL;
-                        }
-                        out = o;
-                    }
-                }
-                out[n++] = '"';
-            }
+            if (i - st == 4 && strncmp(s + st, "NULL", 4) == 0)
+                ok = ok && srl_buf_add(out, "null", 4);
+            else if (numeric)
+                ok = ok && srl_buf_add(out, s + st, (size_t)(i - st));
+            else
+                ok = ok && srl_buf_add(out, "\"", 1) && json_chars(out, s + st, i - st) &&
+                     srl_buf_add(out, "\"", 1);
         }
         if (i < len && s[i] == ',')
             i++;
-        if (n + 8 >= cap) {
-            cap *= 2;
-            char *o = realloc(out, cap);
-            if (!o) {
-                free(out);
-                return NULL;
-            }
-            out = o;
-        }
     }
-    out[n++] = ']';
-    out[n] = '\0';
-    return out;
+    return ok && srl_buf_add(out, "]", 2); /* with the NUL */
 }
 
 /* The record key of a tuple: the name, or the assessment key as the
@@ -513,9 +476,10 @@ static bool add_row(PGresult *res, const rel_t *rel, const char *key, const tupl
         }
         bool ok;
         if (kc->is_array[i]) {
-            char *j = array_to_json(t->val[c], t->len[c], rel->numeric_array[i]);
-            ok = j && PQsetvalue(res, row, col0 + i, j, (int)strlen(j));
-            free(j);
+            srl_buf_t j = {0};
+            ok = array_to_json(&j, t->val[c], t->len[c], rel->numeric_array[i]) &&
+                 PQsetvalue(res, row, col0 + i, j.data, (int)j.len - 1);
+            srl_buf_free(&j);
         } else {
             ok = PQsetvalue(res, row, col0 + i, (char *)t->val[c], t->len[c]);
         }
@@ -610,47 +574,34 @@ static srl_store_rc_t decode_message(srl_wal_t *w, const unsigned char *m, size_
         if (!decode_relation(w, &r, errstr, errstr_size))
             return SRL_STORE_FATAL;
         return SRL_STORE_OK;
+    case 'D':
+        /* Deletes, and the old key of an update that changed it, come as
+         * 'sysrepl.delete' messages (above) with the version the deleting
+         * transaction took (migration 007); row images are not used. */
+        return SRL_STORE_OK;
     case 'I':
-    case 'U':
-    case 'D': {
+    case 'U': {
         rel_t *rel = find_rel(w, (uint32_t)rd_u(&r, 4));
         if (!rel) {
             snprintf(errstr, errstr_size, "replication stream: change of an undescribed relation");
             return SRL_STORE_FATAL;
         }
-        tuple_t oldt = {0}, newt = {0};
-        bool has_old = false, has_new = false;
-        for (;;) {
-            char sub = (char)rd_u(&r, 1);
-            if (r.bad)
-                break;
-            if (sub == 'K' || sub == 'O') {
-                if (!decode_tuple(&r, &oldt))
-                    goto bad;
-                has_old = true;
-            } else if (sub == 'N') {
-                if (!decode_tuple(&r, &newt))
-                    goto bad;
-                has_new = true;
-                break;
-            } else {
+        tuple_t t = {0};
+        char sub = (char)rd_u(&r, 1);
+        if (sub == 'K' || sub == 'O') { /* an update's old row: skipped */
+            if (!decode_tuple(&r, &t))
                 goto bad;
-            }
-            if (m[0] == 'D')
-                break;
+            sub = (char)rd_u(&r, 1);
         }
-        /* Deletes, and the old key of an update that changed it, come
-         * as 'sysrepl.delete' messages with the version the deleting
-         * transaction took (migration 007); the row images are not used. */
-        if (rel->kind < 0 || w->skip_txn || !has_new)
+        if (r.bad || sub != 'N' || !decode_tuple(&r, &t))
+            goto bad;
+        if (rel->kind < 0 || w->skip_txn)
             return SRL_STORE_OK;
-        (void)has_old;
         if (!*res && !(*res = new_result()))
             goto oom;
-        char newkey[1024];
-        if (!tuple_key(rel, &newt, newkey, sizeof(newkey)))
+        if (!tuple_key(rel, &t, key, sizeof(key)))
             goto bad;
-        if (!add_row(*res, rel, newkey, &newt))
+        if (!add_row(*res, rel, key, &t))
             goto oom;
         return SRL_STORE_OK;
     }

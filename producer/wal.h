@@ -11,12 +11,13 @@
  * batch query's (outbox.c: version, kind, key, deleted, then each kind's
  * content columns), so one batch builder serves both sources:
  *   - an insert or update is the new row, with the version it was stamped
- *     with (a row whose unchanged TOASTed values the WAL leaves out is read
- *     from the table instead, like an outbox row);
+ *     with (unchanged TOASTed values the WAL leaves out are read from the
+ *     table: srl_wal_complete);
  *   - a delete, and the old key of an update that changed the key, is a
- *     tombstone taking a fresh version when read (srl_wal_take_versions),
- *     unless its key exists again in the table by then (the later insert
- *     publishes it, as with the outbox);
+ *     tombstone with the version the deleting transaction took, from the
+ *     logical message `sysrepl.delete` its trigger wrote (migration 007);
+ *   - of a key changed several times in one result only the last change
+ *     is published (srl_wal_complete);
  *   - a transaction that emitted the logical message `sysrepl.applying`
  *     first (the consumer's apply transactions do) is skipped: rows applied
  *     by a consumer are not captured.
@@ -52,15 +53,16 @@ int srl_wal_socket(const srl_wal_t *w);
 
 /* Decode what has arrived, up to limit rows, into *res (NULL: no row yet).
  * *commit_lsn: the end of the last transaction whose rows are all in this
- * or an earlier result (0: none completed). *deletes: rows of res that are
- * tombstones still without a version. Never blocks. */
+ * or an earlier result (0: none completed). Waits (up to 200 ms) only for
+ * the rest of a transaction already begun, so a result that is not full
+ * ends between transactions. */
 srl_store_rc_t srl_wal_read(srl_wal_t *w, int limit, PGresult **res, uint64_t *commit_lsn,
                             char *errstr, size_t errstr_size);
 
-/* Give the tombstones of res their versions (fresh values of the store's
- * version sequence) and mark as present the ones whose key exists again,
- * and fill rows the WAL sent without their TOASTed values from the table;
- * on the work session conn. */
+/* Finish a result of srl_wal_read: only a key's last change in it is
+ * published (the earlier ones count as superseded), and rows the WAL sent
+ * without their unchanged TOASTed values get them from the table, read on
+ * the work session conn. */
 srl_store_rc_t srl_wal_complete(PGconn *conn, PGresult *res, char *errstr, size_t errstr_size);
 
 /* Everything up to lsn is delivered: tell the server (at most every 100 ms

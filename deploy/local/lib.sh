@@ -51,4 +51,9 @@ srl_pid_alive() {
     [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
 }
 
+# srl_free_port: a TCP port on 127.0.0.1 nothing listens on now.
+srl_free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 srl_elapsed() { printf '%d s' $((SECONDS - ${1:-0})); }

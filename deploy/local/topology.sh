@@ -56,6 +56,15 @@ topo_store() {
         { tail -n 5 "$TOPO_DIR/cli.log" >&2; srl_die "sysrepl init of $inst failed; see $TOPO_DIR/cli.log"; }
 }
 
+# topo_stores INSTANCE...: topo_store for each, role hub for "hub", spoke
+# for the others.
+topo_stores() {
+    local inst
+    for inst in "$@"; do
+        if [[ $inst == hub ]]; then topo_store "$inst" hub; else topo_store "$inst" spoke; fi
+    done
+}
+
 # topo_conf NAME KEY=VALUE...: writes $TOPO_DIR/NAME.conf.
 topo_conf() {
     local name=$1 kv
@@ -184,15 +193,12 @@ topo_outbox_empty() {
     local lsn
     [[ $(topo_sql "$1" "SELECT count(*) FROM sysrepl.outbox") == 0 ]] || return 1
     lsn=$(topo_sql "$1" "SELECT pg_current_wal_lsn()")
-    srl_wait_until 5 topo_slot_confirmed "$1" "$lsn"
+    srl_wait_until 5 topo_delivered "$1" "$lsn"
 }
 
-# topo_slot_confirmed INSTANCE LSN: the store's replication slot (if any)
-# has confirmed LSN.
-topo_slot_confirmed() {
-    [[ $(topo_sql "$1" "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()
-                        AND coalesce(confirmed_flush_lsn < '$2'::pg_lsn, true)") == 0 ]]
-}
+# topo_delivered INSTANCE LSN: everything committed before LSN is delivered
+# (sysrepl.undelivered, migration 007).
+topo_delivered() { [[ $(topo_sql "$1" "SELECT sysrepl.undelivered('$2')") == 0 ]]; }
 
 # topo_dead_letters INSTANCE: how many records were dead-lettered.
 topo_dead_letters() { topo_sql "$1" "SELECT count(*) FROM sysrepl.dead_letters"; }

@@ -212,3 +212,18 @@ COMMENT ON FUNCTION sysrepl.sysrepl_stamp_update_assessment() IS
     'Stamps an updated assessment (origin, version, changed_at); skips an update that changes nothing';
 COMMENT ON FUNCTION sysrepl.sysrepl_restamp(text) IS
     'Sets the content tables'' origin default and stamp trigger to an instance id (called when sysrepl.settings changes)';
+
+-- Whether the producer has delivered what was committed before a point of
+-- the WAL (a caller takes pg_current_wal_lsn() after its writes, then asks
+-- until 0): the outbox rows waiting, plus 1 while the store's slot has not
+-- confirmed that point. Scripts and tests wait on it; an idle producer
+-- confirms the end of the WAL within about a second.
+CREATE OR REPLACE FUNCTION sysrepl.undelivered(since pg_lsn) RETURNS bigint
+LANGUAGE sql STABLE AS
+$$ SELECT (SELECT count(*) FROM sysrepl.outbox)
+        + (SELECT count(*) FROM pg_catalog.pg_replication_slots
+           WHERE database = current_database() AND slot_name LIKE 'sysrepl\_%'
+             AND coalesce(confirmed_flush_lsn < since, true)) $$;
+
+COMMENT ON FUNCTION sysrepl.undelivered(pg_lsn) IS
+    'Outbox rows waiting plus 1 while the store''s replication slot has not confirmed the given WAL position: 0 once everything committed before it is delivered';

@@ -224,11 +224,7 @@ PF_FN bool pf_wait_outbox_empty(pf_t *pf, int timeout_ms)
     PGresult *res = PQexec(srl_store_conn(pf->st), "SELECT pg_current_wal_lsn()::text");
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         fail_msg("pg_current_wal_lsn: %s", PQerrorMessage(srl_store_conn(pf->st)));
-    snprintf(w.sql, sizeof(w.sql),
-             "SELECT (SELECT count(*) FROM sysrepl.outbox) + (SELECT count(*) FROM"
-             " pg_replication_slots WHERE database = current_database() AND"
-             " coalesce(confirmed_flush_lsn < '%s'::pg_lsn, true))",
-             PQgetvalue(res, 0, 0));
+    snprintf(w.sql, sizeof(w.sql), "SELECT sysrepl.undelivered('%s')", PQgetvalue(res, 0, 0));
     PQclear(res);
     return srl_test_wait_until(pf_outbox_empty_ready, &w, timeout_ms);
 }

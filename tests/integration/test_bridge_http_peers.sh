@@ -74,14 +74,10 @@ fail() {
 
 t0=$SECONDS
 topo_setup
-for inst in "${INSTANCES[@]}"; do
-    role=spoke
-    [[ $inst == hub ]] && role=hub
-    topo_store "$inst" "$role"
-done
+topo_stores "${INSTANCES[@]}"
 
 # ---- keys, configs, daemons ---------------------------------------------
-bridge_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+bridge_port=$(srl_free_port)
 bridge_url=http://127.0.0.1:$bridge_port
 push_key=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 pull_key=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')

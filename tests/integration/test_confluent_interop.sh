@@ -86,14 +86,10 @@ fail() {
 
 t0=$SECONDS
 topo_setup
-for inst in "${INSTANCES[@]}"; do
-    role=spoke
-    [[ $inst == hub ]] && role=hub
-    topo_store "$inst" "$role"
-done
+topo_stores "${INSTANCES[@]}"
 
 # ---- keys, configs, daemons ---------------------------------------------
-bridge_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+bridge_port=$(srl_free_port)
 bridge_url=https://127.0.0.1:$bridge_port
 # The bridge speaks TLS with a throwaway certificate: every client, the
 # registry clients included (schema.registry.ca_file), verifies it.
@@ -215,7 +211,7 @@ echo "ok (unknown id): $(topo_sql spoke_k 'SELECT reason FROM sysrepl.dead_lette
 # A second bridge serves other topics (its own <prefix>.schemas); a schema
 # registered there is on no topic the spokes read. Pointed at it, both
 # spokes (Kafka and http) resolve the id by asking it, and apply.
-reg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+reg_port=$(srl_free_port)
 reg_url=https://127.0.0.1:$reg_port
 topo_conf registry instance.id=registry role=hub "$kafka" topic.prefix="$TOPO_TOPIC-reg" log.level=info \
     stats.interval_ms=5s bridge.listen=127.0.0.1 bridge.port="$reg_port" bridge.tls_cert="$ca" \

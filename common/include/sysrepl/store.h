@@ -366,27 +366,10 @@ srl_store_rc_t srl_store_purge_replication_log(srl_store_t *st, int64_t retentio
 
 /* ---- WAL capture (store_wal.c; docs/producer.md, "Capture") ---- */
 
-/* The replication slot of the store conn is connected to:
- * "sysrepl_<database oid>" (slots are per cluster, stores per database). */
-srl_store_rc_t srl_store_wal_slot(PGconn *conn, char *name, size_t size, char *errstr,
-                                  size_t errstr_size);
-
 /* Whether the server can decode its WAL (wal_level = logical). */
 srl_store_rc_t srl_store_wal_available(PGconn *conn, bool *available, char *errstr,
                                        size_t errstr_size);
 
-/* Make the slot if it does not exist. *created: made now; *lost: it
- * existed but the server removed WAL it still needed
- * (max_slot_wal_keep_size), so it was made again and changes may be
- * missing: the caller must publish a snapshot. */
-srl_store_rc_t srl_store_wal_ensure_slot(PGconn *conn, const char *slot, bool *created, bool *lost,
-                                         char *errstr, size_t errstr_size);
-
-/* Switch a hub store to WAL capture: the slot (srl_store_wal_ensure_slot),
- * then the outbox triggers of the content tables disabled, if they are
- * not yet. Needs a role with REPLICATION that owns the content tables.
- * *lost is also set when the store captured from the WAL already and its
- * slot was gone (dropped): changes may be missing. */
 /* Back to outbox capture (a store that becomes a spoke: local edits are
  * counted from the outbox): the outbox triggers enabled, the WAL ones
  * disabled, the slot dropped (*dropped: there was one). Changes the slot
