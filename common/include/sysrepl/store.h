@@ -380,4 +380,28 @@ srl_store_rc_t srl_store_wal_disengage(PGconn *conn, bool *dropped, char *errstr
 srl_store_rc_t srl_store_wal_engage(PGconn *conn, char *slot, size_t slot_size, bool *created,
                                     bool *lost, char *errstr, size_t errstr_size);
 
+/* ---- digest and pause (store_digest.c; docs/store.md, "Digest") ---- */
+
+/* A kind's content as kept by the store, without a table scan: rows, an
+ * order-independent digest of its (key, version) pairs, and its position
+ * (the newest hub version the content reflects). Kept in the transaction
+ * of every change (hub writes, spoke applies and rebuilds, local edits). */
+typedef struct srl_store_digest {
+    int64_t rows;
+    uint64_t digest;
+    int64_t position;
+} srl_store_digest_t;
+
+srl_store_rc_t srl_store_digests(srl_store_t *st, srl_store_digest_t out[SRL_KIND_COUNT],
+                                 char *errstr, size_t errstr_size);
+/* The same recomputed from the tables (a scan: `sysrepl verify`). */
+srl_store_rc_t srl_store_digests_recompute(srl_store_t *st, srl_store_digest_t out[SRL_KIND_COUNT],
+                                           char *errstr, size_t errstr_size);
+
+/* A spoke's pause flag (`sysrepl pause` / `resume`), obeyed by its consumer
+ * within one batch. */
+srl_store_rc_t srl_store_get_paused(srl_store_t *st, bool *paused, char *errstr,
+                                    size_t errstr_size);
+srl_store_rc_t srl_store_set_paused(srl_store_t *st, bool paused, char *errstr, size_t errstr_size);
+
 #endif
