@@ -74,7 +74,11 @@ typedef struct srl_instance {
     int64_t dead_letter_at;   /* ms; 0: none */
     char *last_error;         /* owned; NULL: none */
     int64_t last_error_at;    /* ms; 0: none */
+    char **log;               /* owned; newest first, at most SRL_INSTANCE_LOG_MAX */
+    size_t n_log;
 } srl_instance_t;
+
+#define SRL_INSTANCE_LOG_MAX 10
 
 void srl_instance_init(srl_instance_t *inst);
 void srl_instance_clear(srl_instance_t *inst); /* frees, then as init */
