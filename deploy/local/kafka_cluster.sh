@@ -195,6 +195,9 @@ cluster_start() {
     command -v java >/dev/null || srl_die "java not found; run deploy/local/install-deps"
     command -v kcat >/dev/null || srl_die "kcat not found; run deploy/local/install-deps"
     local t0=$SECONDS n
+    for ((n = 0; n < CLUSTER_NODES; n++)); do
+        srl_reserve_ports $((SRL_KAFKA_PORT + 100 * n)) $((SRL_KAFKA_CONTROLLER_PORT + 100 * n))
+    done
     fetch_jars
     mkdir -p "$CLUSTER_DIR"
     for ((n = 1; n <= CLUSTER_NODES; n++)); do

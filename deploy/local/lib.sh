@@ -56,4 +56,19 @@ srl_free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# srl_reserve_ports PORT...: keeps the kernel from giving these ports to
+# outgoing connections as their local end. Linux's ephemeral range
+# (32768-60999) holds the default service ports, and on a busy machine a
+# client socket once took a service's port just before the service bound
+# it. Needs root (writes ip_local_reserved_ports); otherwise does nothing.
+srl_reserve_ports() {
+    local f=/proc/sys/net/ipv4/ip_local_reserved_ports cur p
+    [[ -w $f ]] || return 0
+    cur=$(<"$f") || return 0
+    for p in "$@"; do
+        [[ ",$cur," == *",$p,"* ]] || cur=${cur:+$cur,}$p
+    done
+    printf '%s\n' "$cur" 2>/dev/null >"$f" || true
+}
+
 srl_elapsed() { printf '%d s' $((SECONDS - ${1:-0})); }
