@@ -7,7 +7,7 @@
 #   SRL_BUILD_DIR=build bench/bench_hub_write.sh [--seconds 15] [--clients 4]
 #       [--rate 1000] [--rounds 2] [--keys 1000000] [--bulk-rows 200000]
 #       [--latency-seconds 20] [--out DIR] [--skip-throughput] [--skip-bulk]
-#       [--skip-latency]
+#       [--skip-latency] [--producer-opt KEY=VALUE]...
 #
 #   1. throughput: two hub stores made by `sysrepl init --role hub`, one with
 #      capture off (capture_off below); pgbench (-n -c C -j 2 -T S) with
@@ -42,7 +42,7 @@ KAFKA=${SRL_TEST_KAFKA:-127.0.0.1:59092}
 SCRIPT=$ROOT/bench/pgbench/assessment_upsert.sql
 
 SECONDS_RUN=15 CLIENTS=4 RATE=1000 ROUNDS=2 KEYS=1000000 BULK_ROWS=200000 LAT_SECONDS=20
-OUT="" DO_TPS=1 DO_BULK=1 DO_LAT=1
+OUT="" DO_TPS=1 DO_BULK=1 DO_LAT=1 POPTS=()
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2
@@ -64,6 +64,7 @@ while (($#)); do
     --skip-throughput) DO_TPS=0 ;;
     --skip-bulk) DO_BULK=0 ;;
     --skip-latency) DO_LAT=0 ;;
+    --producer-opt) POPTS+=(-X "${2:?--producer-opt: expected KEY=VALUE}"); shift ;;
     -h | --help) usage ;;
     *) echo "bench_hub_write: unknown argument \"$1\" (see --help)" >&2; exit 2 ;;
     esac
@@ -155,7 +156,7 @@ new_store() {
 # own topic prefix), in PARGS.
 producer_args() {
     PARGS=(-X "instance.id=bench-$1" -X "store.dsn=$2" -X "topic.prefix=$PREFIX-$1"
-        -X "kafka.bootstrap.servers=$KAFKA" -X stats.interval_ms=5000)
+        -X "kafka.bootstrap.servers=$KAFKA" -X stats.interval_ms=5000 ${POPTS[@]+"${POPTS[@]}"})
 }
 # producer_once LOG: sysrepl-producer --once with PARGS (the first start:
 # creates the topics, publishes the seed); stops the bench if it fails.
